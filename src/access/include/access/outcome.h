@@ -1,0 +1,30 @@
+/* outcome — stored request outcomes, the memory behind "effectively once".
+ *
+ * Keyed by (account_id, request_id). A stored outcome holds the request's
+ * type, a SHA-256 of its canonical payload (computed in the database) and the
+ * response text to publish again on replay. */
+#ifndef TALLY_ACCESS_OUTCOME_H
+#define TALLY_ACCESS_OUTCOME_H
+
+#include "access/tx.h"
+
+typedef enum access_outcome_kind {
+    ACCESS_OUTCOME_NEW,      /* nothing stored: the caller now holds the key */
+    ACCESS_OUTCOME_STORED,   /* same type and payload: *response is the stored text */
+    ACCESS_OUTCOME_MISMATCH, /* the id was used with another type or payload */
+} access_outcome_kind_t;
+
+/* Looks up (and row-locks) the outcome of request_id in tx's account. While
+ * tx's session is open, another session claiming the same key waits.
+ * payload is the canonical JSON text of the request's payload.
+ * On ACCESS_OUTCOME_STORED, *response is malloc'd; the caller frees it. */
+access_status_t access_outcome_claim(access_tx_t *tx, const char *request_id, const char *type,
+                                     const char *payload, access_outcome_kind_t *kind,
+                                     char **response, access_error_t *err);
+
+/* Stores the response text for request_id (insert, or complete a claimed key). */
+access_status_t access_outcome_store(access_tx_t *tx, const char *request_id, const char *type,
+                                     const char *payload, const char *response,
+                                     access_error_t *err);
+
+#endif

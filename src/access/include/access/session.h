@@ -1,0 +1,49 @@
+/* session — one database transaction on one pooled connection, grouping one
+ * or more tenant transactions (a savepoint each) so that several ready
+ * requests of different accounts commit together.
+ *
+ * Used by the worker only; handlers never see a session or a connection.
+ *
+ *   access_session_begin        BEGIN
+ *     access_tx_begin(acct)       SAVEPOINT; set_config('app.account_id', acct, true)
+ *       …access calls…
+ *       access_tx_rollback        ROLLBACK TO SAVEPOINT (effects undone, still bound)
+ *     access_tx_end               RELEASE SAVEPOINT; frees the tx
+ *   access_session_commit       COMMIT
+ *
+ * A tenant transaction ends before the next one begins. Any function may
+ * return ACCESS_UNAVAILABLE: the connection is gone, and the caller must
+ * access_session_abort and redo the whole session elsewhere. */
+#ifndef TALLY_ACCESS_SESSION_H
+#define TALLY_ACCESS_SESSION_H
+
+#include "access/tx.h"
+
+struct pool_conn;
+typedef struct access_session access_session_t;
+
+/* Starts a transaction on a borrowed connection. The session does not own
+ * the connection; release it to the pool after commit or abort. */
+access_status_t access_session_begin(struct pool_conn *conn, access_session_t **out,
+                                     access_error_t *err);
+
+/* Opens a tenant transaction for *account (refused with ACCESS_FAILED if the
+ * account is not valid). *out is owned by the session until access_tx_end. */
+access_status_t access_tx_begin(access_session_t *s, const access_account_t *account,
+                                access_tx_t **out, access_error_t *err);
+
+/* Undoes everything done in tx since access_tx_begin; tx stays open and bound
+ * to its account, so an error outcome and an audit row can still be written. */
+access_status_t access_tx_rollback(access_tx_t *tx, access_error_t *err);
+
+/* Keeps tx's effects (RELEASE SAVEPOINT) and frees tx. */
+access_status_t access_tx_end(access_tx_t *tx, access_error_t *err);
+
+/* COMMIT and free the session. On failure the session is freed as well, and
+ * nothing of it was committed. */
+access_status_t access_session_commit(access_session_t *s, access_error_t *err);
+
+/* ROLLBACK (best effort) and free the session and any open tenant transaction. */
+void access_session_abort(access_session_t *s);
+
+#endif

@@ -1,0 +1,82 @@
+/* pool — a small, thread-safe set of libpq connections to one database.
+ *
+ * Knows nothing of tenants, jobs or Kafka. Executor threads borrow a
+ * connection with pool_acquire (which may block that thread while connecting,
+ * never the event loop), run their statements, and hand it back with
+ * pool_release. At most `max` connections exist at once; idle ones are closed
+ * after `idle_timeout_ms`; a connection that failed is closed on release and
+ * replaced by a fresh one on the next acquire.
+ *
+ * Prepared statements are tracked per connection: pool_conn_prepared tells
+ * whether `name` was already prepared on this connection, so callers prepare
+ * each statement once per connection and reuse it. */
+#ifndef TALLY_POOL_POOL_H
+#define TALLY_POOL_POOL_H
+
+#include <libpq-fe.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+typedef struct pool pool_t;
+typedef struct pool_conn pool_conn_t;
+
+typedef struct pool_config {
+    const char *conninfo;   /* libpq URL or key=value string; copied */
+    int max;                /* TALLY_POOL_MAX, default 5 */
+    int idle_timeout_ms;    /* default 20000 */
+    int connect_timeout_ms; /* default 10000 */
+    const char *application_name; /* reported in pg_stat_activity; copied; may be NULL */
+} pool_config_t;
+
+typedef struct pool_stats {
+    int idle;           /* connected, not borrowed */
+    int active;         /* borrowed by a caller */
+    int connecting;     /* being opened */
+    uint64_t opened;    /* connections opened since start */
+    uint64_t closed;    /* connections closed since start (idle, broken or shutdown) */
+    uint64_t failures;  /* failed connection attempts since start */
+} pool_stats_t;
+
+/* Creates a pool; opens no connection yet. Returns 0, or -1 with a message
+ * in err (never containing a password). */
+int pool_new(const pool_config_t *cfg, pool_t **out, char *err, size_t errlen);
+
+/* Closes every idle connection and frees the pool. All borrowed connections
+ * must have been released. */
+void pool_free(pool_t *pool);
+
+/* Borrows a connection, opening one if none is idle and fewer than max exist,
+ * waiting for a release otherwise. Blocks the calling thread; never call it on
+ * the event-loop thread. Returns 0, or -1 when a new connection could not be
+ * opened (err says why, without secrets). */
+int pool_acquire(pool_t *pool, pool_conn_t **out, char *err, size_t errlen);
+
+/* Returns a borrowed connection. A connection marked broken, not in
+ * CONNECTION_OK state or left inside a transaction is closed instead. */
+void pool_release(pool_t *pool, pool_conn_t *conn);
+
+/* Marks a borrowed connection as unusable (e.g. after a lost connection). */
+void pool_conn_mark_broken(pool_conn_t *conn);
+
+/* The libpq handle of a borrowed connection. Owned by the pool. */
+PGconn *pool_conn_pg(pool_conn_t *conn);
+
+/* Prepared-statement bookkeeping for this connection. */
+bool pool_conn_prepared(const pool_conn_t *conn, const char *name);
+void pool_conn_set_prepared(pool_conn_t *conn, const char *name);
+
+/* Closes connections idle for longer than the idle timeout. Cheap; call it
+ * periodically from any thread. */
+void pool_reap_idle(pool_t *pool);
+
+/* Runs SELECT 1 on a borrowed-and-returned connection. Returns 0 and the
+ * round-trip latency, or -1 with err. Blocks the calling thread. */
+int pool_health_check(pool_t *pool, double *latency_ms, char *err, size_t errlen);
+
+void pool_stats(pool_t *pool, pool_stats_t *out);
+
+/* Copies conninfo into out with any password replaced by "xxxxx", for logs. */
+void pool_redact_conninfo(const char *conninfo, char *out, size_t size);
+
+#endif

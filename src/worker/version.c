@@ -1,0 +1,6 @@
+#include "version.h"
+
+const char *tally_version(void)
+{
+    return TALLY_VERSION;
+}

@@ -1,0 +1,150 @@
+/* harness — real services for integration tests.
+ *
+ * A private PostgreSQL 15 (initdb in a temporary directory, as the postgres
+ * OS user when run as root, on a free loopback port, fsync off), the embedded
+ * Kafka broker (`tallyctl broker`), tally-worker processes, and small Kafka
+ * and PostgreSQL client helpers.
+ *
+ * Every child process is started with PR_SET_PDEATHSIG(SIGKILL), so nothing
+ * outlives a test that crashes or is interrupted, and is stopped by its PID.
+ * Every function fails the running cmocka test (fail_msg) instead of
+ * returning an error, and the services' logs are printed when a test fails.
+ *
+ * Paths come from the environment that CTest sets: TALLY_WORKER_BIN,
+ * TALLYCTL_BIN, TALLY_MIGRATIONS_DIR, TALLY_TEST_TMPDIR. */
+#ifndef TALLY_TESTS_HARNESS_H
+#define TALLY_TESTS_HARNESS_H
+
+#include <jansson.h>
+#include <libpq-fe.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+/* ---- PostgreSQL ------------------------------------------------------- */
+
+typedef struct th_pg th_pg_t;
+
+/* Starts a private server with a database "tally" and the login roles
+ * "postgres" (superuser, for assertions), "tally_owner" (owns the database,
+ * CREATEROLE, not a superuser: runs migrations) and "tally_worker" (no rights
+ * until th_pg_migrate). Trust authentication on 127.0.0.1 only. */
+th_pg_t *th_pg_start(void);
+
+/* Fast shutdown, then removes the data directory. NULL is ignored. */
+void th_pg_stop(th_pg_t *pg);
+
+/* Stops the server keeping its data (outage tests), and starts it again on
+ * the same port. */
+void th_pg_halt(th_pg_t *pg);
+void th_pg_resume(th_pg_t *pg);
+
+int th_pg_port(const th_pg_t *pg);
+
+/* Writes "postgresql://<role>@127.0.0.1:<port>/tally" into out. */
+void th_pg_url(const th_pg_t *pg, const char *role, char *out, size_t size);
+
+/* A new connection as role; the caller PQfinish()es it. */
+PGconn *th_pg_connect(const th_pg_t *pg, const char *role);
+
+/* Runs sql as role and fails the test on error. */
+void th_pg_exec(const th_pg_t *pg, const char *role, const char *sql);
+
+/* Runs sql as role; returns the first column of the first row as an integer
+ * (0 when NULL) or as a malloc'd string (NULL when NULL). */
+int64_t th_pg_i64(const th_pg_t *pg, const char *role, const char *sql);
+char *th_pg_text(const th_pg_t *pg, const char *role, const char *sql);
+
+/* Runs `tallyctl migrate` as tally_owner, then grants tally_app to tally_worker. */
+void th_pg_migrate(th_pg_t *pg);
+
+/* ---- Embedded Kafka broker ------------------------------------------- */
+
+typedef struct th_broker th_broker_t;
+
+/* Starts `tallyctl broker --partitions N` (3 mock brokers, the contract's four
+ * topics). */
+th_broker_t *th_broker_start(int partitions);
+void th_broker_stop(th_broker_t *b);
+const char *th_broker_bootstrap(const th_broker_t *b);
+
+/* Sends one control line to the broker (see `tallyctl broker --help`, e.g.
+ * "topic name 3", "broker-down 2", "broker-up 2", "request-errors Produce 6 6")
+ * and waits for its "ok"; fails the test on "error: …". */
+void th_broker_command(th_broker_t *b, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
+/* ---- tally-worker ----------------------------------------------------- */
+
+typedef struct th_worker th_worker_t;
+
+/* Starts tally-worker with DATABASE_URL (as tally_worker),
+ * KAFKA_BOOTSTRAP_SERVERS, test timings (fetch.wait.max.ms=10,
+ * session.timeout.ms=6000, heartbeat.interval.ms=1500), TALLY_HTTP_ADDR on a
+ * free port and stderr to a log file; env holds extra "KEY=VALUE" entries and
+ * ends with NULL (env itself may be NULL). */
+th_worker_t *th_worker_start(const th_pg_t *pg, const th_broker_t *b, const char *const *env);
+
+pid_t th_worker_pid(const th_worker_t *w);
+int th_worker_http_port(const th_worker_t *w);
+const char *th_worker_log_path(const th_worker_t *w);
+
+/* Waits until the worker's log contains needle; false on timeout. */
+bool th_worker_wait_log(th_worker_t *w, const char *needle, int timeout_ms);
+
+/* Waits until GET /readyz answers 200; false on timeout. */
+bool th_worker_wait_ready(th_worker_t *w, int timeout_ms);
+
+void th_worker_signal(th_worker_t *w, int sig);
+
+/* Waits for the process to exit; returns its waitpid status, or -1 on timeout
+ * (the process is left running). */
+int th_worker_wait(th_worker_t *w, int timeout_ms);
+
+/* SIGTERM, wait up to 30 s, then SIGKILL; frees w. NULL is ignored. */
+void th_worker_stop(th_worker_t *w);
+
+/* ---- Kafka clients ---------------------------------------------------- */
+
+typedef struct th_producer th_producer_t;
+typedef struct th_consumer th_consumer_t;
+
+typedef struct th_msg {
+    char *key;       /* NULL when the message had none */
+    char *value;     /* NUL-terminated copy */
+    size_t value_len;
+    json_t *json;    /* value parsed as JSON, or NULL */
+    json_t *headers; /* object of header name → string */
+    int32_t partition;
+    int64_t offset;
+} th_msg_t;
+
+th_producer_t *th_producer_new(const th_broker_t *b);
+void th_producer_free(th_producer_t *p);
+
+/* Produces asynchronously; partition -1 lets the key choose. */
+void th_produce(th_producer_t *p, const char *topic, int32_t partition, const char *key,
+                const void *value, size_t len);
+
+/* Waits for every delivery; fails the test if any failed. */
+void th_producer_flush(th_producer_t *p);
+
+/* Reads every partition of topic from the beginning, outside any group. */
+th_consumer_t *th_consumer_new(const th_broker_t *b, const char *topic);
+void th_consumer_free(th_consumer_t *c);
+
+/* Waits until n messages arrived or timeout_ms passed; returns how many were
+ * stored in out (the caller th_msg_clear()s each). */
+int th_consume(th_consumer_t *c, th_msg_t *out, int n, int timeout_ms);
+void th_msg_clear(th_msg_t *m);
+
+/* ---- Misc ------------------------------------------------------------- */
+
+/* A TCP port on 127.0.0.1 that was free a moment ago. */
+int th_free_port(void);
+
+/* A fresh directory under TALLY_TEST_TMPDIR, removed by th_cleanup. */
+const char *th_tmpdir(void);
+
+#endif

@@ -1,0 +1,96 @@
+/* Unit tests for src/common: error codes, time format, ids, log redaction. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include "common/clock.h"
+#include "common/errcode.h"
+#include "common/ids.h"
+#include "common/log.h"
+
+#include <string.h>
+
+static void test_errcode_strings_and_storage(void **state)
+{
+    (void)state;
+    assert_string_equal(tally_errcode_str(TALLY_ERR_INVALID_REQUEST), "invalid_request");
+    assert_string_equal(tally_errcode_str(TALLY_ERR_INSUFFICIENT_FUNDS), "insufficient_funds");
+    tally_errcode_t c;
+    assert_true(tally_errcode_parse("idempotency_conflict", &c));
+    assert_int_equal(c, TALLY_ERR_IDEMPOTENCY_CONFLICT);
+    assert_false(tally_errcode_parse("none", &c));
+    assert_false(tally_errcode_parse("bogus", &c));
+    /* CONTRACT.md §3: only not_found, conflict and insufficient_funds are stored. */
+    assert_true(tally_errcode_is_stored(TALLY_ERR_NOT_FOUND));
+    assert_true(tally_errcode_is_stored(TALLY_ERR_CONFLICT));
+    assert_true(tally_errcode_is_stored(TALLY_ERR_INSUFFICIENT_FUNDS));
+    assert_false(tally_errcode_is_stored(TALLY_ERR_INVALID_REQUEST));
+    assert_false(tally_errcode_is_stored(TALLY_ERR_IDEMPOTENCY_CONFLICT));
+    assert_false(tally_errcode_is_stored(TALLY_ERR_INTERNAL));
+}
+
+static void test_rfc3339_round_trip(void **state)
+{
+    (void)state;
+    char buf[CLOCK_RFC3339_LEN + 1];
+    assert_string_equal(clock_format_rfc3339(1795341600123, buf, sizeof(buf)),
+                        "2026-11-22T10:00:00.123Z");
+    int64_t ms;
+    assert_int_equal(clock_parse_rfc3339("2026-11-22T10:00:00.123Z", &ms), 0);
+    assert_int_equal(ms, 1795341600123);
+    assert_int_equal(clock_parse_rfc3339("2026-11-22T11:00:00.123+01:00", &ms), 0);
+    assert_int_equal(ms, 1795341600123);
+    assert_int_equal(clock_parse_rfc3339("2026-11-22T10:00:00Z", &ms), 0);
+    assert_int_equal(ms, 1795341600000);
+    assert_int_equal(clock_parse_rfc3339("1969-12-31T23:59:59.999Z", &ms), 0);
+    assert_int_equal(ms, -1);
+    assert_int_equal(clock_parse_rfc3339("2025-02-29T00:00:00Z", &ms), -1);
+    assert_int_equal(clock_parse_rfc3339("2026-11-22 10:00:00Z", &ms), -1);
+    assert_int_equal(clock_parse_rfc3339("2026-11-22T10:00:00", &ms), -1);
+    assert_int_equal(clock_parse_rfc3339("2026-11-22T10:00:00Zjunk", &ms), -1);
+}
+
+static void test_ids_shape_and_order(void **state)
+{
+    (void)state;
+    char prev[IDS_MAX] = "";
+    for (int i = 0; i < 2000; i++) {
+        char id[IDS_MAX];
+        assert_int_equal(ids_new("pay", id, sizeof(id)), 0);
+        assert_int_equal(strlen(id), 4 + IDS_BODY_LEN);
+        assert_memory_equal(id, "pay_", 4);
+        assert_true(strcmp(prev, id) < 0); /* strictly increasing within a process */
+        strcpy(prev, id);
+    }
+    char small[10];
+    assert_int_equal(ids_new("pay", small, sizeof(small)), -1);
+}
+
+static void test_log_redact(void **state)
+{
+    (void)state;
+    char out[256];
+    log_redact("postgresql://tally:s3cret@db:5432/tally?sslmode=require", out, sizeof(out));
+    assert_string_equal(out, "postgresql://tally:xxxxx@db:5432/tally?sslmode=require");
+    log_redact("host=db user=tally password=s3cret dbname=x", out, sizeof(out));
+    assert_string_equal(out, "host=db user=tally password=xxxxx dbname=x");
+    log_redact("host=db password = 'a b\\'c' dbname=x", out, sizeof(out));
+    assert_string_equal(out, "host=db password=xxxxx dbname=x");
+    log_redact("postgresql://tally@db/tally", out, sizeof(out));
+    assert_string_equal(out, "postgresql://tally@db/tally");
+    log_redact("no secrets here", out, sizeof(out));
+    assert_string_equal(out, "no secrets here");
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_errcode_strings_and_storage),
+        cmocka_unit_test(test_rfc3339_round_trip),
+        cmocka_unit_test(test_ids_shape_and_order),
+        cmocka_unit_test(test_log_redact),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
