@@ -1,4 +1,4 @@
-/* sched — fair scheduling of queued jobs across accounts.
+/* scheduler (sched_) — fair scheduling of queued jobs across accounts.
  *
  * One FIFO queue per account; a round-robin ring of the accounts that have
  * queued work and are neither running nor backing off. An account runs one
