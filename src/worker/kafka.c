@@ -30,6 +30,8 @@ static const prop_t consumer_required[] = {
 static const prop_t producer_defaults[] = {
     {"client.id", "tally-worker"},
     {"linger.ms", "5"},
+    /* Room for a 1 MiB request copied to the DLQ with its headers. */
+    {"message.max.bytes", "2097152"},
 };
 static const prop_t producer_required[] = {
     {"enable.idempotence", "true"},

@@ -6,8 +6,10 @@
 #include "envelope.h"
 #include "exec.h"
 #include "flow.h"
+#include "http.h"
 #include "job.h"
 #include "kafka.h"
+#include "metrics.h"
 #include "offsets.h"
 #include "scheduler.h"
 
@@ -44,6 +46,7 @@ typedef struct delivery {
     job_t *job;
     delivery_kind_t kind;
     bool redirected; /* reply_to failed: the result goes to the results topic */
+    bool stub;       /* the DLQ refused the original: send its headers without the value */
     char redirect_reason[128];
     int attempts;
     int64_t due_ms;
@@ -61,6 +64,8 @@ typedef struct runtime {
     uv_signal_t sigterm, sigint;
     kafka_t kafka;
     exec_t *exec;
+    http_server_t *http;
+    metrics_t *metrics;
     sched_t *sched;
 
     part_t *parts;
@@ -96,6 +101,7 @@ static void check_revoke(runtime_t *rt);
 static void check_drain(runtime_t *rt);
 static void begin_drain(runtime_t *rt, int exit_code, const char *why);
 static void produce(runtime_t *rt, delivery_t *d);
+static void delivery_failed(runtime_t *rt, delivery_t *d, rd_kafka_resp_err_t err);
 
 static int64_t now_ms(void)
 {
@@ -309,8 +315,13 @@ static void produce(runtime_t *rt, delivery_t *d)
         topic = cfg->dlq_topic;
         key = job->key;
         key_len = job->key_len;
-        value = job->value;
-        value_len = job->value_len;
+        value = d->stub ? NULL : job->value;
+        value_len = d->stub ? 0 : job->value_len;
+        if (d->stub) {
+            snprintf(num, sizeof(num), "%zu", job->value_len);
+            add_header(h, "tally-dlq-value-omitted", num);
+            add_header(h, "tally-dlq-omitted-reason", d->redirect_reason);
+        }
         add_header(
             h, "tally-error-code",
             tally_errcode_str(job->unanswerable ? TALLY_ERR_INVALID_REQUEST : TALLY_ERR_INTERNAL));
@@ -330,8 +341,41 @@ static void produce(runtime_t *rt, delivery_t *d)
     if (err == RD_KAFKA_RESP_ERR_NO_ERROR)
         return;
     rd_kafka_headers_destroy(h); /* still ours when producev fails */
-    if (kafka_classify(rt->kafka.producer, err) == KAFKA_ERR_FATAL)
+    delivery_failed(rt, d, err);
+}
+
+/* A delivery failed (synchronously or in its report): decide how to go on.
+ * Nothing is dropped: a retriable failure is produced again after a backoff
+ * (the offset stays uncommitted meanwhile); a result whose reply_to topic
+ * cannot take it goes to the results topic with tally-reply-to* headers; a
+ * DLQ copy the DLQ cannot take (too large) goes there without its value,
+ * with tally-dlq-value-omitted naming its size (the source headers still
+ * locate the original). */
+static void delivery_failed(runtime_t *rt, delivery_t *d, rd_kafka_resp_err_t err)
+{
+    kafka_err_class_t cls = kafka_classify(rt->kafka.producer, err);
+    if (cls == KAFKA_ERR_FATAL)
         begin_drain(rt, 1, "the producer failed fatally");
+    job_t *job = d->job;
+    if (cls == KAFKA_ERR_TOPIC && d->kind == DELIVERY_RESULT && !d->redirected &&
+        job->env.reply_to[0] != '\0' && strcmp(job->env.reply_to, rt->cfg->result_topic) != 0) {
+        d->redirected = true;
+        snprintf(d->redirect_reason, sizeof(d->redirect_reason), "%s", rd_kafka_err2str(err));
+        log_warn("reply_to cannot take the result: sent to the results topic",
+                 LOG_S("account_id", job->env.account.id), LOG_S("request_id", job->env.id),
+                 LOG_S("reply_to", job->env.reply_to), LOG_S("error", d->redirect_reason));
+        produce(rt, d);
+        return;
+    }
+    if (cls == KAFKA_ERR_TOPIC && d->kind == DELIVERY_DLQ && !d->stub && job->value_len > 0) {
+        d->stub = true;
+        snprintf(d->redirect_reason, sizeof(d->redirect_reason), "%s", rd_kafka_err2str(err));
+        log_error("the DLQ refused a message: sending it without its value",
+                  LOG_I("partition", job->partition), LOG_I("offset", job->offset),
+                  LOG_I("bytes", (int64_t)job->value_len), LOG_S("error", d->redirect_reason));
+        produce(rt, d);
+        return;
+    }
     redeliver_later(rt, d, rd_kafka_err2str(err));
 }
 
@@ -351,30 +395,14 @@ static void delivery_cb(rd_kafka_t *rk, const rd_kafka_message_t *msg, void *opa
 {
     runtime_t *rt = opaque;
     delivery_t *d = msg->_private;
-    if (msg->err == RD_KAFKA_RESP_ERR_NO_ERROR) {
-        job_t *job = d->job;
-        free(d);
-        if (--job->pending_acks == 0)
-            job_done(rt, job);
+    if (msg->err != RD_KAFKA_RESP_ERR_NO_ERROR) {
+        delivery_failed(rt, d, msg->err);
         return;
     }
-    kafka_err_class_t cls = kafka_classify(rk, msg->err);
-    if (cls == KAFKA_ERR_FATAL)
-        begin_drain(rt, 1, "the producer failed fatally");
-    if (cls == KAFKA_ERR_TOPIC && d->kind == DELIVERY_RESULT && !d->redirected &&
-        d->job->env.reply_to[0] != '\0' &&
-        strcmp(d->job->env.reply_to, rt->cfg->result_topic) != 0) {
-        /* reply_to names a topic we cannot produce to: answer on the results
-         * topic instead, saying so in headers, rather than never answering. */
-        d->redirected = true;
-        snprintf(d->redirect_reason, sizeof(d->redirect_reason), "%s", rd_kafka_err2str(msg->err));
-        log_warn("reply_to cannot take the result: sent to the results topic",
-                 LOG_S("account_id", d->job->env.account.id), LOG_S("request_id", d->job->env.id),
-                 LOG_S("reply_to", d->job->env.reply_to), LOG_S("error", d->redirect_reason));
-        produce(rt, d);
-        return;
-    }
-    redeliver_later(rt, d, rd_kafka_err2str(msg->err));
+    job_t *job = d->job;
+    free(d);
+    if (--job->pending_acks == 0)
+        job_done(rt, job);
 }
 
 /* ---- settle: the one place that turns an outcome into actions ----------- */
@@ -396,10 +424,16 @@ static void settle(runtime_t *rt, job_t *job)
                       LOG_S("request_id", job->env.id), LOG_S("type", job->env.type),
                       LOG_B("replayed", job->replayed), LOG_I("partition", job->partition),
                       LOG_I("offset", job->offset));
+        metrics_request_done(rt->metrics, job->env.type[0] ? job->env.type : NULL,
+                             job->ok ? "ok" : "error",
+                             job->ok ? NULL : tally_errcode_str(job->error_code),
+                             (double)(clock_mono_ns() - job->received_ns) / 1e9, job->replayed);
         publish(rt, job, DELIVERY_RESULT);
         publish(rt, job, DELIVERY_AUDIT);
-        if (job->final_internal)
+        if (job->final_internal) {
+            metrics_dlq(rt->metrics, "internal");
             publish(rt, job, DELIVERY_DLQ);
+        }
         return;
     case JOB_RETRY:
     case JOB_REQUEUE:
@@ -417,6 +451,7 @@ static void settle(runtime_t *rt, job_t *job)
             return;
         }
         job->attempts++;
+        metrics_retry(rt->metrics);
         if (job->attempts >= rt->cfg->max_retries) {
             log_error("request failed after all attempts: answering internal",
                       LOG_S("account_id", job->env.account.id), LOG_S("request_id", job->env.id),
@@ -488,6 +523,7 @@ static void consume_message(runtime_t *rt, rd_kafka_message_t *m)
         log_warn("unanswerable message sent to the DLQ", LOG_I("partition", job->partition),
                  LOG_I("offset", job->offset), LOG_S("error", job->env.error_message));
         job_set_started(rt, job, true);
+        metrics_dlq(rt->metrics, "invalid_request");
         publish(rt, job, DELIVERY_DLQ);
         return;
     }
@@ -863,6 +899,7 @@ static int stats_cb(rd_kafka_t *rk, char *json, size_t len, void *opaque)
         json_object_get(json_object_get(root, "topics"), rt->cfg->request_topic), "partitions");
     const char *key;
     json_t *v;
+    metrics_clear_consumer_lag(rt->metrics);
     json_object_foreach(parts, key, v)
     {
         char *end;
@@ -871,6 +908,9 @@ static int stats_cb(rd_kafka_t *rk, char *json, size_t len, void *opaque)
             continue;
         json_t *lag = json_object_get(v, "consumer_lag");
         rt->parts[p].lag = json_is_integer(lag) ? json_integer_value(lag) : -1;
+        if (rt->parts[p].lag >= 0)
+            metrics_set_consumer_lag(rt->metrics, rt->cfg->request_topic, (int32_t)p,
+                                     rt->parts[p].lag);
     }
     json_decref(root);
     return 0; /* librdkafka frees json */
@@ -915,6 +955,24 @@ static void close_walk_cb(uv_handle_t *h, void *arg)
         uv_close(h, NULL);
 }
 
+/* Closes the loop's handles so that uv_run returns. */
+static void close_handles(runtime_t *rt)
+{
+    uv_handle_t *own[] = {(uv_handle_t *)&rt->consumer_poll, (uv_handle_t *)&rt->producer_poll,
+                          (uv_handle_t *)&rt->wake,          (uv_handle_t *)&rt->sched_timer,
+                          (uv_handle_t *)&rt->tick_timer,    (uv_handle_t *)&rt->redeliver_timer,
+                          (uv_handle_t *)&rt->probe_timer,   (uv_handle_t *)&rt->sigterm,
+                          (uv_handle_t *)&rt->sigint};
+    for (size_t i = 0; i < sizeof(own) / sizeof(own[0]); i++) {
+        if (own[i]->loop != NULL && !uv_is_closing(own[i]))
+            uv_close(own[i], NULL);
+    }
+    if (rt->http != NULL) {
+        http_server_close(rt->http, NULL, NULL);
+        rt->http = NULL;
+    }
+}
+
 static void check_drain(runtime_t *rt)
 {
     if (!rt->draining || rt->stopped)
@@ -941,7 +999,7 @@ static void check_drain(runtime_t *rt)
     rd_kafka_resp_err_t err = rd_kafka_commit(rt->kafka.consumer, NULL, 0 /* sync */);
     if (err != RD_KAFKA_RESP_ERR_NO_ERROR && err != RD_KAFKA_RESP_ERR__NO_OFFSET)
         log_warn("final offset commit failed", LOG_S("error", rd_kafka_err2str(err)));
-    uv_walk(&rt->loop, close_walk_cb, NULL);
+    close_handles(rt);
 }
 
 static void signal_cb(uv_signal_t *h, int signum)
@@ -987,6 +1045,66 @@ static void tick_cb(uv_timer_t *t)
     check_drain(rt);
 }
 
+/* ---- HTTP ---------------------------------------------------------------- */
+
+static int paused_count(const runtime_t *rt)
+{
+    int n = 0;
+    for (int32_t p = 0; p < rt->nparts; p++)
+        n += rt->parts[p].assigned && rt->parts[p].paused;
+    return n;
+}
+
+static void set_body(http_response_t *resp, int status, const char *type, char *body)
+{
+    resp->status = status;
+    resp->content_type = type;
+    resp->body = body;
+    resp->len = body != NULL ? strlen(body) : 0;
+}
+
+static void http_cb(void *ctx, const char *method, const char *path, http_response_t *resp)
+{
+    runtime_t *rt = ctx;
+    if (strcmp(path, "/livez") == 0 || strcmp(path, "/healthz") == 0) {
+        set_body(resp, 200, "text/plain; charset=utf-8", strdup("ok\n"));
+    } else if (strcmp(path, "/readyz") == 0) {
+        bool db = !rt->db_down && now_ms() - rt->db_ok_ms <= HEALTH_STALE_MS;
+        bool ready = db && rt->assigned > 0 && !rt->draining;
+        json_t *reasons = json_array();
+        if (rt->db_down)
+            json_array_append_new(reasons, json_string("database unavailable"));
+        else if (!db)
+            json_array_append_new(reasons, json_string("database not checked recently"));
+        if (rt->assigned == 0)
+            json_array_append_new(reasons, json_string("no partitions assigned"));
+        if (rt->draining)
+            json_array_append_new(reasons, json_string("draining"));
+        json_t *o = json_pack("{s:b,s:b,s:i,s:b,s:I,s:o}", "ready", ready, "database", db,
+                              "partitions_assigned", rt->assigned, "draining", rt->draining,
+                              "in_flight", (json_int_t)rt->in_flight, "reasons", reasons);
+        char *text = json_dumps(o, JSON_COMPACT);
+        json_decref(o);
+        set_body(resp, ready ? 200 : 503, "application/json", text);
+    } else if (strcmp(path, "/metrics") == 0) {
+        pool_stats_t ps;
+        pool_stats(rt->pool, &ps);
+        metrics_set_pool(rt->metrics, ps.idle, ps.active, ps.connecting);
+        metrics_set_in_flight(rt->metrics, rt->in_flight);
+        metrics_set_paused_partitions(rt->metrics, paused_count(rt));
+        char *text = NULL;
+        size_t len = 0;
+        if (metrics_render(rt->metrics, &text, &len) == 0) {
+            resp->status = 200;
+            resp->content_type = METRICS_CONTENT_TYPE;
+            resp->body = text;
+            resp->len = len;
+        } else {
+            set_body(resp, 500, "text/plain; charset=utf-8", strdup("out of memory\n"));
+        }
+    }
+}
+
 /* ---- run ----------------------------------------------------------------- */
 
 int runtime_run(const config_t *cfg, pool_t *pool, const char *worker_name)
@@ -1003,6 +1121,7 @@ int runtime_run(const config_t *cfg, pool_t *pool, const char *worker_name)
     rt->db_ok_ms = now_ms();
     rt->prune_ms = now_ms() + PRUNE_FIRST_MS;
     rt->sched = sched_new();
+    rt->metrics = metrics_new();
     uv_loop_init(&rt->loop);
     uv_async_init(&rt->loop, &rt->wake, on_completion);
     rt->wake.data = rt;
@@ -1024,6 +1143,12 @@ int runtime_run(const config_t *cfg, pool_t *pool, const char *worker_name)
         goto out;
     }
 
+    if (http_server_start(&rt->loop, cfg->http_addr, http_cb, rt, &rt->http, err, sizeof(err)) !=
+        0) {
+        log_error("cannot start the HTTP server", LOG_S("error", err));
+        fprintf(stderr, "tally-worker: TALLY_HTTP_ADDR: %s\n", err);
+        goto out;
+    }
     uv_poll_init(&rt->loop, &rt->consumer_poll, rt->kafka.consumer_fds[0]);
     uv_poll_init(&rt->loop, &rt->producer_poll, rt->kafka.producer_fds[0]);
     rt->consumer_poll.data = rt->producer_poll.data = rt;
@@ -1087,12 +1212,15 @@ out:
         offsets_free(rt->parts[p].offsets);
     free(rt->parts);
     sched_free(rt->sched);
+    if (rt->http != NULL)
+        http_server_close(rt->http, NULL, NULL);
     uv_walk(&rt->loop, close_walk_cb, NULL);
     uv_run(&rt->loop, UV_RUN_DEFAULT);
     if (uv_loop_close(&rt->loop) != 0) {
         log_error("event loop did not close cleanly");
         rc = 1;
     }
+    metrics_free(rt->metrics);
     free(rt);
     log_info("worker stopped", LOG_I("exit_code", rc));
     return rc;
