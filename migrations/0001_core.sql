@@ -68,7 +68,7 @@ BEGIN
         RAISE EXCEPTION 'tenant table %: account_id must be part of constraint(s) %', tbl, bad;
     END IF;
     IF NOT EXISTS (SELECT 1 FROM pg_constraint WHERE conrelid = tbl AND contype = 'p') THEN
-        RAISE EXCEPTION 'tenant table %: needs a primary key starting with account_id', tbl;
+        RAISE EXCEPTION 'tenant table %: needs a primary key (that includes account_id)', tbl;
     END IF;
     SELECT string_agg(ic.relname, ', ') INTO bad
       FROM pg_index i JOIN pg_class ic ON ic.oid = i.indexrelid
@@ -89,7 +89,9 @@ BEGIN
     END IF;
     EXECUTE format('ALTER TABLE %s ENABLE ROW LEVEL SECURITY', tbl);
     EXECUTE format('ALTER TABLE %s FORCE ROW LEVEL SECURITY', tbl);
-    EXECUTE format('DROP POLICY IF EXISTS tally_tenant ON %s', tbl);
+    IF EXISTS (SELECT 1 FROM pg_policy WHERE polrelid = tbl AND polname = 'tally_tenant') THEN
+        EXECUTE format('DROP POLICY tally_tenant ON %s', tbl);
+    END IF;
     EXECUTE format('CREATE POLICY tally_tenant ON %s '
                    'USING (account_id = current_setting(''app.account_id'', true)) '
                    'WITH CHECK (account_id = current_setting(''app.account_id'', true))', tbl);

@@ -60,7 +60,7 @@ static void set_err(char *err, size_t errlen, const char *what, const char *deta
      * mask anything that looks like a password, as a last line of defence. */
     log_redact(detail != NULL ? detail : "", clean, sizeof(clean));
     for (char *p = clean; *p != '\0'; p++) {
-        if (*p == '\n' || *p == '\r')
+        if (*p == '\n' || *p == '\r' || *p == '\t')
             *p = ' ';
     }
     size_t n = strlen(clean);
@@ -153,6 +153,20 @@ void pool_free(pool_t *pool)
     free(pool);
 }
 
+/* Server notices (and the FATAL of a terminated idle backend) go to our log
+ * instead of libpq's default, raw stderr. */
+static void notice_cb(void *arg, const PGresult *r)
+{
+    (void)arg;
+    const char *sev = PQresultErrorField(r, PG_DIAG_SEVERITY_NONLOCALIZED);
+    const char *msg = PQresultErrorField(r, PG_DIAG_MESSAGE_PRIMARY);
+    const char *state = PQresultErrorField(r, PG_DIAG_SQLSTATE);
+    bool loud = sev != NULL && (strcmp(sev, "WARNING") == 0 || strcmp(sev, "FATAL") == 0 ||
+                                strcmp(sev, "PANIC") == 0);
+    log_emit(loud ? LOG_WARN : LOG_DEBUG, "database notice", LOG_S("severity", sev ? sev : ""),
+             LOG_S("sqlstate", state ? state : ""), LOG_S("message", msg ? msg : ""), LOG_END);
+}
+
 /* Opens a connection, giving up at the deadline. PQconnectStartParams +
  * PQconnectPoll rather than connect_timeout, which libpq applies per host and
  * per attempt, not to the whole call. */
@@ -176,8 +190,10 @@ static PGconn *connect_with_deadline(const pool_t *p, int64_t deadline, char *er
     }
     PostgresPollingStatusType st = PGRES_POLLING_WRITING;
     while (PQstatus(pg) != CONNECTION_BAD) {
-        if (st == PGRES_POLLING_OK)
+        if (st == PGRES_POLLING_OK) {
+            PQsetNoticeReceiver(pg, notice_cb, NULL);
             return pg;
+        }
         if (st == PGRES_POLLING_FAILED)
             break;
         int64_t left_ms = (deadline - clock_mono_ns()) / 1000000;
@@ -208,14 +224,17 @@ static PGconn *connect_with_deadline(const pool_t *p, int64_t deadline, char *er
 }
 
 /* Whether an idle connection still looks alive. A backend ended by
- * pg_terminate_backend or a server restart has sent its FATAL message and
- * closed the socket; a non-blocking read notices that without a round trip. */
+ * pg_terminate_backend or a server shutdown has sent a FATAL message and
+ * closed the socket. Non-blocking reads notice that without a round trip:
+ * the first consumes the message (which libpq, idle, treats as a notice), the
+ * second meets the end of the stream. */
 static bool idle_conn_alive(pool_conn_t *c)
 {
-    if (PQstatus(c->pg) != CONNECTION_OK)
-        return false;
-    if (PQconsumeInput(c->pg) == 0)
-        return false;
+    for (int i = 0; i < 2; i++) {
+        if (PQstatus(c->pg) != CONNECTION_OK || PQconsumeInput(c->pg) == 0)
+            return false;
+        (void)PQisBusy(c->pg); /* parses what arrived */
+    }
     PGnotify *n;
     while ((n = PQnotifies(c->pg)) != NULL)
         PQfreemem(n);
