@@ -72,8 +72,7 @@ const char *th_broker_bootstrap(const th_broker_t *b);
 /* Sends one control line to the broker (see `tallyctl broker --help`, e.g.
  * "topic name 3", "broker-down 2", "broker-up 2", "request-errors Produce 6 6")
  * and waits for its "ok"; fails the test on "error: …". */
-void th_broker_command(th_broker_t *b, const char *fmt, ...)
-    __attribute__((format(printf, 2, 3)));
+void th_broker_command(th_broker_t *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
 /* ---- tally-worker ----------------------------------------------------- */
 
@@ -111,8 +110,8 @@ typedef struct th_producer th_producer_t;
 typedef struct th_consumer th_consumer_t;
 
 typedef struct th_msg {
-    char *key;       /* NULL when the message had none */
-    char *value;     /* NUL-terminated copy */
+    char *key;   /* NULL when the message had none */
+    char *value; /* NUL-terminated copy */
     size_t value_len;
     json_t *json;    /* value parsed as JSON, or NULL */
     json_t *headers; /* object of header name → string */
@@ -144,7 +143,9 @@ void th_msg_clear(th_msg_t *m);
 /* A TCP port on 127.0.0.1 that was free a moment ago. */
 int th_free_port(void);
 
-/* A fresh directory under TALLY_TEST_TMPDIR, removed by th_cleanup. */
+/* This process's own fresh directory under TALLY_TEST_TMPDIR (service logs
+ * live there). Removed at exit; kept, and the services' log tails printed,
+ * when the process exits non-zero (a cmocka test failed). */
 const char *th_tmpdir(void);
 
 #endif
