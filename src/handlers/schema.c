@@ -194,10 +194,10 @@ static bool validate_map(const schema_field_t *f, const json_t *v, const char *p
         return schema_fail(err, prefix, name, "must have at most %zu keys", f->max_items);
     char path[PATH_MAX_LEN];
     join_path(path, sizeof(path), prefix, name);
-    const char *key;
-    const json_t *val;
-    json_object_foreach((json_t *)v, key, val)
-    {
+    for (void *it = json_object_iter((json_t *)v); it != NULL;
+         it = json_object_iter_next((json_t *)v, it)) {
+        const char *key = json_object_iter_key(it);
+        const json_t *val = json_object_iter_value(it);
         size_t klen = strlen(key);
         size_t kchars = utf8_chars(key, klen);
         if (kchars == 0)
@@ -306,15 +306,14 @@ static const schema_field_t *find_field(const schema_object_t *s, const char *na
 static bool validate_object(const schema_object_t *s, const json_t *obj, const char *path,
                             handler_error_t *err)
 {
-    const char *key;
-    const json_t *v;
-    json_object_foreach((json_t *)obj, key, v)
-    {
+    for (void *it = json_object_iter((json_t *)obj); it != NULL;
+         it = json_object_iter_next((json_t *)obj, it)) {
+        const char *key = json_object_iter_key(it);
         if (find_field(s, key) == NULL)
             return schema_fail(err, path, key, "is not a known field");
     }
     for (const schema_field_t *f = s->fields; f->name != NULL; f++) {
-        v = json_object_get(obj, f->name);
+        const json_t *v = json_object_get(obj, f->name);
         if (v == NULL) {
             if (f->required)
                 return schema_fail(err, path, f->name, "is required");

@@ -51,10 +51,8 @@ static int validate(const char *type, const char *file)
         json_decref(examples);
         return 2;
     }
-    size_t i;
-    json_t *payload;
-    json_array_foreach(examples, i, payload)
-    {
+    for (size_t i = 0; i < json_array_size(examples); i++) {
+        const json_t *payload = json_array_get(examples, i);
         handler_error_t err;
         bool valid = handler_validate(h, payload, &err);
         json_t *line = valid ? json_pack("{s:b}", "valid", 1)

@@ -27,9 +27,8 @@ static bool sum_check(const json_t *obj, const char *path, handler_error_t *err)
     if (items == NULL)
         return true;
     json_int_t sum = 0;
-    size_t i;
-    const json_t *it;
-    json_array_foreach(items, i, it) sum += json_integer_value(json_object_get(it, "bp"));
+    for (size_t i = 0; i < json_array_size(items); i++)
+        sum += json_integer_value(json_object_get(json_array_get(items, i), "bp"));
     return sum == 10000 || schema_fail(err, path, "items", "must sum to 10000");
 }
 
