@@ -66,19 +66,31 @@ static run_result_t infra(job_t *job, const char *step, const access_error_t *er
 }
 
 /* Builds the texts to publish from the stored response. */
+/* When a job was answered and how long it took: the same in the audit row,
+ * the audit event and the result. */
+typedef struct stamp {
+    int64_t at_ms;
+    double duration_ms;
+} stamp_t;
+
+static stamp_t stamp_now(int64_t t0)
+{
+    return (stamp_t){clock_wall_ms(), (double)(clock_mono_ns() - t0) / 1e6};
+}
+
 static run_result_t finish(job_t *job, const char *stored, bool ok, tally_errcode_t code,
-                           bool replayed, const char *worker, int64_t at_ms, int64_t t0)
+                           bool replayed, const char *worker, stamp_t st)
 {
     answer_audit_t a = {.env = &job->env,
                         .ok = ok,
                         .error_code = code,
                         .replayed = replayed,
-                        .at_ms = at_ms,
-                        .duration_ms = (double)(clock_mono_ns() - t0) / 1e6,
+                        .at_ms = st.at_ms,
+                        .duration_ms = st.duration_ms,
                         .worker = worker,
                         .partition = job->partition,
                         .offset = job->offset};
-    job->result_text = answer_result(&job->env, stored, replayed, at_ms);
+    job->result_text = answer_result(&job->env, stored, replayed, st.at_ms);
     job->audit_text = answer_audit_event(&a);
     job->ok = ok;
     job->error_code = code;
@@ -92,16 +104,15 @@ static run_result_t finish(job_t *job, const char *stored, bool ok, tally_errcod
 }
 
 static access_status_t audit_row(access_tx_t *tx, const job_t *job, bool ok, tally_errcode_t code,
-                                 bool replayed, const char *worker, int64_t at_ms, int64_t t0,
-                                 access_error_t *err)
+                                 bool replayed, const char *worker, stamp_t st, access_error_t *err)
 {
     access_log_entry_t e = {.request_id = job->env.id,
                             .type = job->env.type,
                             .status = ok ? "ok" : "error",
                             .error_code = ok ? NULL : tally_errcode_str(code),
                             .replayed = replayed,
-                            .at_ms = at_ms,
-                            .duration_ms = (double)(clock_mono_ns() - t0) / 1e6,
+                            .at_ms = st.at_ms,
+                            .duration_ms = st.duration_ms,
                             .worker = worker,
                             .partition = job->partition,
                             .offset = job->offset};
@@ -113,7 +124,7 @@ static run_result_t answer_internal(job_t *job, const char *worker, int64_t t0, 
 {
     char *stored = answer_stored_error(TALLY_ERR_INTERNAL, job->env.error_message, "");
     run_result_t rr = stored != NULL ? finish(job, stored, false, TALLY_ERR_INTERNAL, false, worker,
-                                              clock_wall_ms(), t0)
+                                              stamp_now(t0))
                                      : RUN_RETRY;
     free(stored);
     if (rr == RUN_ANSWERED && lost)
@@ -151,8 +162,8 @@ static run_result_t run_job(access_session_t *s, job_t *job, const char *worker)
     if (code != TALLY_ERR_NONE) {
         /* Decided without running the job: only the audit row is written. */
         stored = answer_stored_error(code, message, field);
-        int64_t at = clock_wall_ms();
-        if (audit_row(tx, job, false, code, false, worker, at, t0, &err) != ACCESS_OK ||
+        stamp_t at = stamp_now(t0);
+        if (audit_row(tx, job, false, code, false, worker, at, &err) != ACCESS_OK ||
             access_tx_end(tx, &err) != ACCESS_OK) {
             if (job->final_internal) {
                 /* `internal` is answered even when its best-effort row fails. */
@@ -169,7 +180,7 @@ static run_result_t run_job(access_session_t *s, job_t *job, const char *worker)
             goto rollback;
         }
         tx = NULL;
-        rr = finish(job, stored, false, code, false, worker, at, t0);
+        rr = finish(job, stored, false, code, false, worker, at);
         goto out;
     }
 
@@ -236,8 +247,8 @@ static run_result_t run_job(access_session_t *s, job_t *job, const char *worker)
             goto rollback;
         }
     }
-    int64_t at = clock_wall_ms();
-    if (audit_row(tx, job, ok, code, replayed, worker, at, t0, &err) != ACCESS_OK) {
+    stamp_t at = stamp_now(t0);
+    if (audit_row(tx, job, ok, code, replayed, worker, at, &err) != ACCESS_OK) {
         rr = infra(job, "audit row", &err);
         goto rollback;
     }
@@ -247,7 +258,7 @@ static run_result_t run_job(access_session_t *s, job_t *job, const char *worker)
         goto out;
     }
     tx = NULL;
-    rr = finish(job, stored, ok, code, replayed, worker, at, t0);
+    rr = finish(job, stored, ok, code, replayed, worker, at);
     goto out;
 
 rollback:

@@ -43,6 +43,10 @@ static void log_cb(const rd_kafka_t *rk, int level, const char *fac, const char 
                     : level == 4 ? LOG_WARN
                     : level <= 6 ? LOG_INFO
                                  : LOG_DEBUG;
+    /* The same user properties go to both clients; the producer's note that
+     * it ignores consumer properties is expected. */
+    if (strcmp(fac, "CONFWARN") == 0 && strstr(buf, "consumer property") != NULL)
+        l = LOG_DEBUG;
     log_emit(l, "librdkafka", LOG_S("client", rd_kafka_name(rk)), LOG_S("facility", fac),
              LOG_S("detail", buf), LOG_END);
 }

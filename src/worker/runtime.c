@@ -239,7 +239,7 @@ static void arm_redeliver(runtime_t *rt)
     for (delivery_t *d = rt->redeliver; d != NULL; d = d->next)
         due = d->due_ms < due ? d->due_ms : due;
     int64_t wait = due - now_ms();
-    uv_timer_start(&rt->redeliver_timer, redeliver_cb, (uint64_t)(wait > 0 ? wait : 0), 0);
+    uv_timer_start(&rt->redeliver_timer, redeliver_cb, (uint64_t)(wait > 1 ? wait : 1), 0);
 }
 
 static void redeliver_later(runtime_t *rt, delivery_t *d, const char *why)
@@ -413,8 +413,8 @@ static void settle(runtime_t *rt, job_t *job)
     switch (job->status) {
     case JOB_ANSWERED:
         sched_finish(rt->sched, &job->item);
-        if (job->final_internal || !job->ok)
-            log_info("request answered", LOG_S("account_id", job->env.account.id),
+        if (job->final_internal)
+            log_warn("request answered", LOG_S("account_id", job->env.account.id),
                      LOG_S("request_id", job->env.id), LOG_S("type", job->env.type),
                      LOG_S("error_code", tally_errcode_str(job->error_code)),
                      LOG_B("replayed", job->replayed), LOG_I("partition", job->partition),
@@ -653,9 +653,10 @@ static void dispatch(runtime_t *rt)
         return;
     }
     int64_t now = now_ms();
+    sched_poll(rt->sched, now);
     int idle;
     size_t ready;
-    while ((idle = exec_idle_count(rt->exec)) > 0 && (ready = sched_poll(rt->sched, now)) > 0) {
+    while ((idle = exec_idle_count(rt->exec)) > 0 && (ready = sched_ready(rt->sched)) > 0) {
         /* Spread ready accounts over idle executors: batches grow only when
          * there are more ready accounts than executors (group commit under
          * load, batches of one when quiet). */
@@ -673,10 +674,16 @@ static void dispatch(runtime_t *rt)
             job_set_started(rt, t->jobs[k], true);
         exec_post(rt->exec, exec_idle(rt->exec), t);
     }
+    /* Wake up for the next account leaving its backoff, unless every
+     * executor is busy (a completion calls dispatch anyway). At least 1 ms:
+     * a timer re-armed with 0 inside a timer callback would spin libuv's
+     * timer phase forever. */
     int64_t deadline = sched_next_deadline(rt->sched);
-    if (deadline >= 0) {
+    if (deadline >= 0 && exec_idle_count(rt->exec) > 0) {
         int64_t wait = deadline - now;
-        uv_timer_start(&rt->sched_timer, sched_timer_cb, (uint64_t)(wait > 0 ? wait : 0), 0);
+        uv_timer_start(&rt->sched_timer, sched_timer_cb, (uint64_t)(wait > 1 ? wait : 1), 0);
+    } else {
+        uv_timer_stop(&rt->sched_timer);
     }
 }
 
@@ -829,6 +836,9 @@ static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
             e = rd_kafka_incremental_assign(rk, parts);
         else
             rd_kafka_assign(rk, parts);
+        /* A partition paused while it was ours before (flow control, a
+         * revocation) keeps librdkafka's pause flag: start it flowing. */
+        rd_kafka_resume_partitions(rk, parts);
         if (e != NULL) {
             log_error("incremental assign failed", LOG_S("error", rd_kafka_error_string(e)));
             rd_kafka_error_destroy(e);

@@ -265,6 +265,54 @@ static void test_never_crashes(void **state)
     free(buf);
 }
 
+/* docs/schemas/examples/envelope.*.json: the C decoder agrees with the
+ * published schema (ctest -L schemas checks the schema's side). */
+static json_t *load_examples(const char *kind)
+{
+    char path[1024];
+    const char *file = __FILE__;
+    const char *slash = strstr(file, "tests/unit/");
+    assert_non_null(slash);
+    snprintf(path, sizeof(path), "%.*sdocs/schemas/examples/envelope.%s.json", (int)(slash - file),
+             file, kind);
+    json_error_t e;
+    json_t *a = json_load_file(path, 0, &e);
+    if (!json_is_array(a))
+        fail_msg("%s: %s", path, e.text);
+    return a;
+}
+
+static void test_schema_examples(void **state)
+{
+    (void)state;
+    json_t *valid = load_examples("valid");
+    size_t i;
+    json_t *ex;
+    json_array_foreach(valid, i, ex)
+    {
+        char *text = json_dumps(ex, JSON_COMPACT);
+        envelope_t env;
+        assert_int_equal(envelope_decode(NULL, 0, text, strlen(text), &env), ENVELOPE_ANSWER);
+        if (handler_find(env.type) != NULL)
+            assert_int_equal(env.error, TALLY_ERR_NONE);
+        envelope_clear(&env);
+        free(text);
+    }
+    json_decref(valid);
+    json_t *invalid = load_examples("invalid");
+    json_array_foreach(invalid, i, ex)
+    {
+        char *text = json_dumps(ex, JSON_COMPACT | JSON_ENCODE_ANY);
+        envelope_t env;
+        envelope_kind_t k = envelope_decode(NULL, 0, text, strlen(text), &env);
+        if (k == ENVELOPE_ANSWER && env.error == TALLY_ERR_NONE)
+            fail_msg("invalid example %zu accepted: %s", i, text);
+        envelope_clear(&env);
+        free(text);
+    }
+    json_decref(invalid);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -277,6 +325,7 @@ int main(void)
         cmocka_unit_test(test_echoed_fields_survive_errors),
         cmocka_unit_test(test_valid_request),
         cmocka_unit_test(test_never_crashes),
+        cmocka_unit_test(test_schema_examples),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
