@@ -535,11 +535,19 @@ static void consume_drain(runtime_t *rt)
     if (rt->stopped || rt->kafka.consumer == NULL)
         return;
     rd_kafka_message_t *m;
+    int since_flow = 0;
     while ((m = rd_kafka_consumer_poll(rt->kafka.consumer, 0)) != NULL) {
         consume_message(rt, m);
         rd_kafka_message_destroy(m);
         if (rt->stopped)
             return;
+        /* Over the window, pause the heavy partitions while draining, not
+         * only after: the local queue (queued.max.messages.kbytes) may hold
+         * many more messages than the window. */
+        if (rt->in_flight >= rt->cfg->max_in_flight && ++since_flow >= 64) {
+            flow_apply(rt);
+            since_flow = 0;
+        }
     }
     flow_apply(rt);
     dispatch(rt);

@@ -162,8 +162,26 @@ static void test_fairness(void **state)
                   "sent (its result seen after %lld ms), while %d of %d of the big account's "
                   "were answered\n",
                   (long long)(processed - sent_wall), (long long)delay, big_done, BIG);
+    /* Read-ahead is bounded: print the worker's window and peak memory. */
+    char *body = NULL;
+    if (th_worker_http_get(s->w, "/readyz", &body, 5000) > 0 && body != NULL) {
+        json_t *j = json_loads(body, 0, NULL);
+        print_message("fairness: %lld requests in flight in the worker (window 1000)\n",
+                      (long long)json_integer_value(json_object_get(j, "in_flight")));
+        json_decref(j);
+    }
+    free(body);
     int64_t t1 = it_now_ms();
     expect_all_answered_once(s, "big", BIG);
+    char path[64], line[256];
+    snprintf(path, sizeof(path), "/proc/%d/status", (int)th_worker_pid(s->w));
+    FILE *f = fopen(path, "r");
+    while (f != NULL && fgets(line, sizeof(line), f) != NULL) {
+        if (strncmp(line, "VmHWM:", 6) == 0)
+            print_message("fairness: worker peak RSS %s", line + 6);
+    }
+    if (f != NULL)
+        fclose(f);
     print_message("fairness: the big account's backlog took %lld ms more\n",
                   (long long)(it_now_ms() - t1));
 }
