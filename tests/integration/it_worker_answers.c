@@ -402,6 +402,31 @@ static void test_health_endpoints(void **state)
     free(body);
 }
 
+/* A role that could get around row-level security is refused at start-up
+ * with one clear line and exit status 1; a bad setting exits 2. */
+static void test_refuses_bad_role_and_settings(void **state)
+{
+    wstack_t *s = *state;
+    char url[256], env_url[300];
+    th_pg_url(s->pg, "postgres", url, sizeof(url));
+    snprintf(env_url, sizeof(env_url), "DATABASE_URL=%s", url);
+    const char *env[] = {env_url, NULL};
+    th_worker_t *w = th_worker_start(s->pg, s->b, env);
+    int st = th_worker_wait(w, 30000);
+    assert_true(st >= 0 && WIFEXITED(st));
+    assert_int_equal(WEXITSTATUS(st), 1);
+    assert_true(th_worker_wait_log(w, "refusing to run with this database role", 1000));
+    th_worker_stop(w);
+
+    const char *bad[] = {"TALLY_POOL_MAX=zero", NULL};
+    w = th_worker_start(s->pg, s->b, bad);
+    st = th_worker_wait(w, 30000);
+    assert_true(st >= 0 && WIFEXITED(st));
+    assert_int_equal(WEXITSTATUS(st), 2);
+    assert_true(th_worker_wait_log(w, "TALLY_POOL_MAX: \"zero\" is not an integer", 1000));
+    th_worker_stop(w);
+}
+
 static void test_sigterm_exits_zero(void **state)
 {
     wstack_t *s = *state;
@@ -423,6 +448,7 @@ int main(void)
         cmocka_unit_test(test_internal_after_retries),
         cmocka_unit_test(test_replay_and_idempotency),
         cmocka_unit_test(test_health_endpoints),
+        cmocka_unit_test(test_refuses_bad_role_and_settings),
         cmocka_unit_test(test_sigterm_exits_zero),
     };
     if (getenv("IT_FILTER") != NULL)
