@@ -8,6 +8,7 @@
 #   TALLY_WORKER_ROLE       the worker's login role (default tally_worker)
 #   TALLY_WORKER_PASSWORD   its password; when empty the role is left as it is
 #                           (create it yourself, e.g. with a certificate login)
+#   TALLY_MIGRATIONS_DIR    default /usr/share/tally/migrations (the image's)
 set -eu
 
 url="${MIGRATION_DATABASE_URL:-${DATABASE_URL:-}}"
@@ -17,7 +18,7 @@ if [ -z "$url" ]; then
 fi
 export MIGRATION_DATABASE_URL="$url"
 
-tallyctl migrate --dir /usr/share/tally/migrations
+tallyctl migrate --dir "${TALLY_MIGRATIONS_DIR:-/usr/share/tally/migrations}"
 
 role="${TALLY_WORKER_ROLE:-tally_worker}"
 if [ -n "${TALLY_WORKER_PASSWORD:-}" ]; then

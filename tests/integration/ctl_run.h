@@ -45,14 +45,13 @@ static inline char *ctl_slurp(const char *path)
     return s;
 }
 
-/* Starts TALLYCTL_BIN with args (NULL-terminated, without argv[0]); stdin_text
+/* Starts bin (ctl_start: TALLYCTL_BIN) with args (NULL-terminated, without argv[0]); stdin_text
  * (may be NULL: /dev/null) is its standard input; env holds extra
  * "KEY=VALUE" settings (NULL-terminated, may be NULL). */
-static inline ctl_proc_t *ctl_start(const char *stdin_text, const char *const *env,
-                                    const char *const *args)
+static inline ctl_proc_t *ctl_start_prog(const char *bin, const char *stdin_text,
+                                         const char *const *env, const char *const *args)
 {
     static int seq;
-    const char *bin = getenv("TALLYCTL_BIN");
     assert_non_null(bin);
     ctl_proc_t *p = calloc(1, sizeof(*p));
     const char *dir = th_tmpdir();
@@ -95,6 +94,12 @@ static inline ctl_proc_t *ctl_start(const char *stdin_text, const char *const *e
         _exit(127);
     }
     return p;
+}
+
+static inline ctl_proc_t *ctl_start(const char *stdin_text, const char *const *env,
+                                    const char *const *args)
+{
+    return ctl_start_prog(getenv("TALLYCTL_BIN"), stdin_text, env, args);
 }
 
 /* Waits up to timeout_ms for the command (killing it after that), fills out
