@@ -17,6 +17,7 @@
 
 #include <jansson.h>
 #include <libpq-fe.h>
+#include <librdkafka/rdkafka.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -74,6 +75,18 @@ const char *th_broker_bootstrap(const th_broker_t *b);
  * and waits for its "ok"; fails the test on "error: …". */
 void th_broker_command(th_broker_t *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
+/* Like th_broker_command, but returns whether the reply was "ok" instead of
+ * failing the test, with the reply line copied into reply (may be NULL). Fails
+ * the test only when the broker does not answer. */
+bool th_broker_try_command(th_broker_t *b, char *reply, size_t size, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+
+/* th_broker_start with extra command-line arguments for `tallyctl broker`
+ * (NULL-terminated, may be NULL), e.g. {"--brokers", "1", NULL}. */
+th_broker_t *th_broker_start_args(int partitions, const char *const *args);
+
+pid_t th_broker_pid(const th_broker_t *b);
+
 /* ---- tally-worker ----------------------------------------------------- */
 
 typedef struct th_worker th_worker_t;
@@ -94,6 +107,12 @@ bool th_worker_wait_log(th_worker_t *w, const char *needle, int timeout_ms);
 
 /* Waits until GET /readyz answers 200; false on timeout. */
 bool th_worker_wait_ready(th_worker_t *w, int timeout_ms);
+
+/* GET path from the worker's HTTP server (Connection: close). Returns the
+ * status code, or -1 without a complete answer within timeout_ms; the body
+ * (malloc'd, NUL-terminated; the caller frees it) goes to *body when body is
+ * not NULL (NULL on failure). */
+int th_worker_http_get(th_worker_t *w, const char *path, char **body, int timeout_ms);
 
 void th_worker_signal(th_worker_t *w, int sig);
 
@@ -122,6 +141,14 @@ typedef struct th_msg {
 th_producer_t *th_producer_new(const th_broker_t *b);
 void th_producer_free(th_producer_t *p);
 
+/* A producer with extra librdkafka properties ("key=value", NULL-terminated,
+ * may be NULL), e.g. {"enable.idempotence=true", NULL}. */
+th_producer_t *th_producer_new_with(const th_broker_t *b, const char *const *conf);
+
+/* The producer's librdkafka handle, for calls the harness does not wrap;
+ * owned by p. */
+rd_kafka_t *th_producer_handle(th_producer_t *p);
+
 /* Produces asynchronously; partition -1 lets the key choose. */
 void th_produce(th_producer_t *p, const char *topic, int32_t partition, const char *key,
                 const void *value, size_t len);
@@ -129,7 +156,18 @@ void th_produce(th_producer_t *p, const char *topic, int32_t partition, const ch
 /* Waits for every delivery; fails the test if any failed. */
 void th_producer_flush(th_producer_t *p);
 
-/* Reads every partition of topic from the beginning, outside any group. */
+/* Waits for every delivery (bounded by the producer's message.timeout.ms)
+ * and returns how many deliveries failed since the last flush, instead of
+ * failing the test; the last failure's text goes to err (may be NULL). */
+int th_producer_flush_failures(th_producer_t *p, char *err, size_t size);
+
+/* The broker id that leads topic's partition, from fresh metadata; -1 when
+ * there is none. */
+int32_t th_partition_leader(th_producer_t *p, const char *topic, int32_t partition);
+
+/* Reads every partition of topic from the beginning, outside any group. A
+ * topic that does not exist yet is created, with 4 partitions, by the
+ * embedded broker (see `tallyctl broker --help`). */
 th_consumer_t *th_consumer_new(const th_broker_t *b, const char *topic);
 void th_consumer_free(th_consumer_t *c);
 

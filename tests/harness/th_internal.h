@@ -57,13 +57,11 @@ bool th_postgres_ids(uid_t *uid, gid_t *gid);
  * root); what it needs inside is created for it and chowned. */
 bool th_postgres_can_use(const char *dir);
 
-/* A process-unique counter for file names. */
-int th_next_seq(void);
-
-/* Opens path for writing (O_APPEND|O_CREAT, cloexec) and registers it as a
- * log whose tail is printed if the process exits non-zero. Fails the test on
- * error. */
-int th_open_log(const char *path, const char *label);
+/* Creates th_tmpdir()/<name>-<n>.log (n unique in the process), registers
+ * it as a log whose tail is printed if the process exits non-zero, and
+ * returns a write descriptor (cloexec) with the malloc'd path in *path.
+ * Fails the test on error. */
+int th_open_log(const char *name, char **path);
 
 /* Prints the last lines of a file on stderr, framed with the label. */
 void th_print_tail(const char *label, const char *path, int lines);

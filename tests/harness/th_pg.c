@@ -67,16 +67,12 @@ static th_pg_t *instance_new(void)
     th_pg_t *pg = calloc(1, sizeof(*pg));
     if (pg == NULL)
         fail_msg("harness: out of memory");
-    int seq = th_next_seq();
-    pg->dir = th_strdupf("%s/pg-%d-%d-XXXXXX", instance_base(), (int)getpid(), seq);
+    pg->dir = th_strdupf("%s/pg-%d-XXXXXX", instance_base(), (int)getpid());
     if (mkdtemp(pg->dir) == NULL)
         fail_msg("harness: mkdtemp %s: %s", pg->dir, strerror(errno));
     give_to_postgres(pg->dir);
     pg->datadir = th_strdupf("%s/data", pg->dir);
-    pg->logpath = th_strdupf("%s/postgres-%d.log", th_tmpdir(), seq);
-    char label[64];
-    snprintf(label, sizeof(label), "postgres #%d log", seq);
-    pg->logfd = th_open_log(pg->logpath, label);
+    pg->logfd = th_open_log("postgres", &pg->logpath);
     pg->port = th_free_port();
     return pg;
 }
@@ -506,9 +502,8 @@ void th_pg_migrate(th_pg_t *pg)
     char *kv = th_strdupf("MIGRATION_DATABASE_URL=%s", url);
     const char *extra[] = {kv, NULL};
     char **env = th_env_with(extra);
-    int seq = th_next_seq();
-    char *logpath = th_strdupf("%s/migrate-%d.log", th_tmpdir(), seq);
-    int logfd = th_open_log(logpath, "tallyctl migrate output");
+    char *logpath;
+    int logfd = th_open_log("migrate", &logpath);
     char *argv[] = {(char *)ctl, "migrate", NULL};
     char err[256];
     th_spawn_t s = {.path = ctl,

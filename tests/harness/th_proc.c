@@ -72,11 +72,6 @@ void th_sleep_ms(int ms)
         ;
 }
 
-int th_next_seq(void)
-{
-    return ++g.seq;
-}
-
 const char *th_env_required(const char *name)
 {
     const char *v = getenv(name);
@@ -337,17 +332,19 @@ int th_free_port(void)
     return ntohs(sa.sin_port);
 }
 
-int th_open_log(const char *path, const char *label)
+int th_open_log(const char *name, char **path)
 {
-    init();
-    int fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+    int seq = ++g.seq;
+    char *p = th_strdupf("%s/%s-%d.log", th_tmpdir(), name, seq);
+    int fd = open(p, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
     if (fd < 0)
-        fail_msg("harness: open %s: %s", path, strerror(errno));
+        fail_msg("harness: open %s: %s", p, strerror(errno));
     if (g.nlogs < MAX_LOGS) {
-        g.logs[g.nlogs].label = strdup(label);
-        g.logs[g.nlogs].path = strdup(path);
+        g.logs[g.nlogs].label = th_strdupf("%s #%d", name, seq);
+        g.logs[g.nlogs].path = strdup(p);
         g.nlogs++;
     }
+    *path = p;
     return fd;
 }
 

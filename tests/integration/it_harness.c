@@ -5,6 +5,7 @@
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <cmocka.h>
@@ -114,6 +115,210 @@ static void test_pg_two_servers_are_independent(void **state)
     th_pg_stop(other);
 }
 
+/* ---- embedded broker ---------------------------------------------------- */
+
+static const char *topic_name(const char *env, const char *dflt)
+{
+    const char *v = getenv(env);
+    return v != NULL && *v != '\0' ? v : dflt;
+}
+
+static int setup_broker(void **state)
+{
+    *state = th_broker_start(6);
+    return 0;
+}
+
+static int teardown_broker(void **state)
+{
+    th_broker_stop(*state); /* fails unless it exits 0 on SIGTERM */
+    return 0;
+}
+
+static void test_broker_round_trip_each_topic(void **state)
+{
+    th_broker_t *b = *state;
+    const char *topics[] = {
+        topic_name("TALLY_REQUEST_TOPIC", "tally.requests"),
+        topic_name("TALLY_RESULT_TOPIC", "tally.results"),
+        topic_name("TALLY_AUDIT_TOPIC", "tally.audit"),
+        topic_name("TALLY_DLQ_TOPIC", "tally.dlq"),
+    };
+    th_producer_t *p = th_producer_new(b);
+    for (int t = 0; t < 4; t++) {
+        /* Six partitions, each led by one of the three brokers. */
+        for (int32_t part = 0; part < 6; part++) {
+            int32_t leader = th_partition_leader(p, topics[t], part);
+            assert_true(leader >= 1 && leader <= 3);
+        }
+        assert_int_equal(th_partition_leader(p, topics[t], 6), -1);
+        for (int i = 0; i < 3; i++) {
+            char value[128];
+            int n = snprintf(value, sizeof(value), "{\"topic\":\"%s\",\"n\":%d}", topics[t], i);
+            th_produce(p, topics[t], -1, "acct_42", value, (size_t)n);
+        }
+        /* One more with headers, through the raw handle. */
+        rd_kafka_resp_err_t err = rd_kafka_producev(
+            th_producer_handle(p), RD_KAFKA_V_TOPIC(topics[t]), RD_KAFKA_V_KEY("acct_42", 7),
+            RD_KAFKA_V_VALUE("not json", 8), RD_KAFKA_V_HEADER("tally-status", "ok", 2),
+            RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_END);
+        assert_int_equal(err, RD_KAFKA_RESP_ERR_NO_ERROR);
+    }
+    th_producer_flush(p);
+
+    for (int t = 0; t < 4; t++) {
+        th_consumer_t *c = th_consumer_new(b, topics[t]);
+        th_msg_t msgs[4];
+        assert_int_equal(th_consume(c, msgs, 4, 30000), 4);
+        /* One key: one partition, in order. */
+        for (int i = 0; i < 3; i++) {
+            assert_string_equal(msgs[i].key, "acct_42");
+            assert_int_equal(msgs[i].partition, msgs[0].partition);
+            assert_int_equal(msgs[i].offset, msgs[0].offset + i);
+            assert_non_null(msgs[i].json);
+            assert_int_equal(json_integer_value(json_object_get(msgs[i].json, "n")), i);
+            assert_string_equal(json_string_value(json_object_get(msgs[i].json, "topic")),
+                                topics[t]);
+        }
+        assert_null(msgs[3].json);
+        assert_string_equal(msgs[3].value, "not json");
+        assert_int_equal(msgs[3].value_len, 8);
+        assert_string_equal(json_string_value(json_object_get(msgs[3].headers, "tally-status")),
+                            "ok");
+        for (int i = 0; i < 4; i++)
+            th_msg_clear(&msgs[i]);
+        th_consumer_free(c);
+    }
+    th_producer_free(p);
+}
+
+static void test_broker_topic_command(void **state)
+{
+    th_broker_t *b = *state;
+    th_broker_command(b, "topic it.extra 2");
+    char reply[256];
+    assert_false(th_broker_try_command(b, reply, sizeof(reply), "topic it.extra 2"));
+    assert_non_null(strstr(reply, "error: "));
+    th_producer_t *p = th_producer_new(b);
+    assert_true(th_partition_leader(p, "it.extra", 1) >= 1);
+    assert_int_equal(th_partition_leader(p, "it.extra", 2), -1);
+    th_producer_free(p);
+}
+
+static void produce_one(th_producer_t *p, const char *topic, int32_t partition)
+{
+    th_produce(p, topic, partition, "acct_1", "{}", 2);
+}
+
+static void test_broker_request_errors_then_clear(void **state)
+{
+    th_broker_t *b = *state;
+    const char *topic = topic_name("TALLY_RESULT_TOPIC", "tally.results");
+    th_producer_t *p = th_producer_new(b);
+    produce_one(p, topic, 0); /* connect and learn metadata before the errors */
+    th_producer_flush(p);
+
+    char err[256];
+    th_broker_command(b, "request-errors Produce MSG_SIZE_TOO_LARGE 10 10");
+    produce_one(p, topic, 0);
+    assert_int_equal(th_producer_flush_failures(p, err, sizeof(err)), 1);
+    assert_non_null(strstr(err, "too large"));
+
+    /* Two errors are still pushed; clearing them lets the next produce through. */
+    th_broker_command(b, "clear-errors Produce");
+    produce_one(p, topic, 0);
+    assert_int_equal(th_producer_flush_failures(p, err, sizeof(err)), 0);
+
+    /* And a pushed error is really consumed by the next request, not sticky. */
+    th_broker_command(b, "request-errors 0 msg_size_too_large");
+    produce_one(p, topic, 0);
+    assert_int_equal(th_producer_flush_failures(p, err, sizeof(err)), 1);
+    produce_one(p, topic, 0);
+    assert_int_equal(th_producer_flush_failures(p, err, sizeof(err)), 0);
+    th_producer_free(p);
+}
+
+static void test_broker_down_then_up(void **state)
+{
+    th_broker_t *b = *state;
+    const char *topic = topic_name("TALLY_AUDIT_TOPIC", "tally.audit");
+    /* Short timeout: with its leader down a message can only time out. */
+    const char *conf[] = {"message.timeout.ms=3000", "reconnect.backoff.max.ms=200", NULL};
+    th_producer_t *p = th_producer_new_with(b, conf);
+    int32_t leader = th_partition_leader(p, topic, 0);
+    assert_true(leader >= 1);
+    produce_one(p, topic, 0);
+    th_producer_flush(p);
+
+    th_broker_command(b, "broker-down %d", (int)leader);
+    char err[256];
+    produce_one(p, topic, 0);
+    assert_int_equal(th_producer_flush_failures(p, err, sizeof(err)), 1);
+    assert_non_null(strstr(err, "timed out"));
+
+    th_broker_command(b, "broker-up %d", (int)leader);
+    produce_one(p, topic, 0);
+    assert_int_equal(th_producer_flush_failures(p, err, sizeof(err)), 0);
+
+    th_broker_command(b, "rtt all 5");
+    th_broker_command(b, "rtt all 0");
+    th_producer_free(p);
+}
+
+static void test_broker_malformed_lines(void **state)
+{
+    th_broker_t *b = *state;
+    const char *bad[] = {
+        "",
+        "   ",
+        "nonsense",
+        "topic",
+        "topic only-name",
+        "topic x 0",
+        "topic x many",
+        "topic bad/name 1",
+        "broker-down",
+        "broker-down 0",
+        "broker-down 4",
+        "broker-up x",
+        "broker-up 1 2",
+        "rtt 1",
+        "rtt 1 -5",
+        "rtt 9 5",
+        "request-errors Produce",
+        "request-errors Nope 6",
+        "request-errors Produce NOPE",
+        "request-errors Produce 6 NOPE",
+        "clear-errors",
+        "clear-errors Nope",
+    };
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        char reply[512] = "";
+        assert_false(th_broker_try_command(b, reply, sizeof(reply), "%s", bad[i]));
+        if (strncmp(reply, "error: ", 7) != 0)
+            fail_msg("'%s' got '%s'", bad[i], reply);
+    }
+    /* Still in step: the next good command gets its own "ok". */
+    th_broker_command(b, "rtt 1 0");
+}
+
+static void test_broker_options(void **state)
+{
+    (void)state;
+    const char *args[] = {"--brokers", "1", "--topic", "it.custom:3", "--topic=it.plain", NULL};
+    th_broker_t *b = th_broker_start_args(2, args);
+    th_producer_t *p = th_producer_new(b);
+    assert_int_equal(th_partition_leader(p, "it.custom", 2), 1);
+    assert_int_equal(th_partition_leader(p, "it.custom", 3), -1);
+    assert_int_equal(th_partition_leader(p, "it.plain", 1), 1); /* --partitions 2 */
+    assert_int_equal(th_partition_leader(p, "it.plain", 2), -1);
+    assert_int_equal(th_partition_leader(p, topic_name("TALLY_DLQ_TOPIC", "tally.dlq"), 1), 1);
+    th_producer_free(p);
+    char reply[128];
+    assert_false(th_broker_try_command(b, reply, sizeof(reply), "broker-down 2"));
+    th_broker_stop(b);
+}
+
 int main(void)
 {
     const struct CMUnitTest pg_tests[] = {
@@ -121,5 +326,15 @@ int main(void)
         cmocka_unit_test(test_pg_halt_resume_keeps_data),
         cmocka_unit_test(test_pg_two_servers_are_independent),
     };
-    return cmocka_run_group_tests_name("postgres", pg_tests, setup_pg, teardown_pg);
+    const struct CMUnitTest broker_tests[] = {
+        cmocka_unit_test(test_broker_round_trip_each_topic),
+        cmocka_unit_test(test_broker_topic_command),
+        cmocka_unit_test(test_broker_request_errors_then_clear),
+        cmocka_unit_test(test_broker_down_then_up),
+        cmocka_unit_test(test_broker_malformed_lines),
+        cmocka_unit_test(test_broker_options),
+    };
+    int failed = cmocka_run_group_tests_name("postgres", pg_tests, setup_pg, teardown_pg);
+    failed += cmocka_run_group_tests_name("broker", broker_tests, setup_broker, teardown_broker);
+    return failed;
 }
