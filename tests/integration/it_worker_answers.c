@@ -4,6 +4,8 @@
  * retry. One stack (PostgreSQL, broker, one worker) for every case. */
 #include "it_worker_common.h"
 
+#include <unistd.h>
+
 typedef struct stack {
     th_pg_t *pg;
     th_broker_t *b;
@@ -18,7 +20,7 @@ static int setup(void **state)
     s->pg = th_pg_start();
     th_pg_migrate(s->pg);
     s->b = th_broker_start(3);
-    const char *env[] = {"TALLY_MAX_RETRIES=3", NULL};
+    const char *env[] = {"TALLY_MAX_RETRIES=3", "KAFKA_STATISTICS_INTERVAL_MS=500", NULL};
     s->w = th_worker_start(s->pg, s->b, env);
     if (!th_worker_wait_ready(s->w, 60000))
         fail_msg("worker not ready");
@@ -400,6 +402,16 @@ static void test_health_endpoints(void **state)
     assert_non_null(strstr(body, "tally_dlq_messages_total"));
     assert_null(strstr(body, "acct_")); /* no per-account labels */
     free(body);
+    /* Consumer lag comes from librdkafka's statistics (every 500 ms here). */
+    bool lag = false;
+    for (int i = 0; i < 50 && !lag; i++) {
+        assert_int_equal(th_worker_http_get(s->w, "/metrics", &body, 5000), 200);
+        lag = strstr(body, "tally_consumer_lag{") != NULL;
+        free(body);
+        if (!lag)
+            usleep(200 * 1000);
+    }
+    assert_true(lag);
 }
 
 /* A role that could get around row-level security is refused at start-up
