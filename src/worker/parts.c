@@ -236,6 +236,9 @@ void parts_rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
         /* Lost partitions belong to someone else already: commit nothing.
          * At close, the drain has committed. */
         bool lost = rd_kafka_assignment_lost(rk);
+        if (lost)
+            log_warn("partitions lost: the group moved on without this member",
+                     LOG_I("count", parts->cnt));
         if (cooperative) {
             parts_finish_revoke(rt, parts, !lost && !rt->closing);
         } else {

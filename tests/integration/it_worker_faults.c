@@ -223,6 +223,30 @@ static void test_two_replicas(void **state)
     expect_all_answered_once(s, "twoc", 200);
 }
 
+static int answered_now(fstack_t *s, const char *prefix, int count);
+static void wait_some_answered(fstack_t *s, const char *prefix, int count, int some);
+
+/* A replica frozen past the session timeout (a long GC pause, a stopped
+ * VM) loses its partitions to the other; when it wakes up it must not
+ * commit offsets it no longer owns, and nothing is applied twice. */
+static void test_frozen_replica_loses_partitions(void **state)
+{
+    fstack_t *s = *state;
+    enum { N = 900 };
+    th_worker_t *w2 = th_worker_start(s->pg, s->b, worker_env);
+    /* Freeze only once the group is stable, with partitions on both. */
+    assert_true(th_worker_wait_log(w2, "\"msg\":\"partitions assigned\",\"count\":1", 60000));
+    send_many(s, "frozen", N, 30);
+    wait_some_answered(s, "frozen", N, 100);
+    kill(th_worker_pid(s->w), SIGSTOP);
+    sleep(10); /* > session.timeout.ms (6 s): the group moves on without it */
+    kill(th_worker_pid(s->w), SIGCONT);
+    expect_all_answered_once(s, "frozen", N);
+    th_worker_stop(w2);
+    send_many(s, "frozenb", 100, 10);
+    expect_all_answered_once(s, "frozenb", 100);
+}
+
 static int answered_now(fstack_t *s, const char *prefix, int count)
 {
     collector_poll(s->results, 2048, 100);
@@ -328,6 +352,7 @@ int main(void)
         cmocka_unit_test(test_fairness),
         cmocka_unit_test(test_throughput_many_accounts),
         cmocka_unit_test(test_two_replicas),
+        cmocka_unit_test(test_frozen_replica_loses_partitions),
         cmocka_unit_test(test_kill9_then_restart),
         cmocka_unit_test(test_sigterm_midstream),
         cmocka_unit_test(test_postgres_restart),
