@@ -11,7 +11,14 @@
  * returning an error, and the services' logs are printed when a test fails.
  *
  * Paths come from the environment that CTest sets: TALLY_WORKER_BIN,
- * TALLYCTL_BIN, TALLY_MIGRATIONS_DIR, TALLY_TEST_TMPDIR. */
+ * TALLYCTL_BIN, TALLY_MIGRATIONS_DIR, TALLY_TEST_TMPDIR, and
+ * TALLY_PG_TEMPLATE (the template cluster that servers are copied from,
+ * built once by the fixture test fixture.pg_template; without it, each
+ * server runs initdb). TALLY_PG_BINDIR overrides /usr/lib/postgresql/15/bin.
+ *
+ * Running one test by hand: `ctest --test-dir build -R it_name -V`, or the
+ * binary with those variables set. Logs of a failed run stay in its
+ * th_tmpdir(). */
 #ifndef TALLY_TESTS_HARNESS_H
 #define TALLY_TESTS_HARNESS_H
 

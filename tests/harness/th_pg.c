@@ -387,9 +387,9 @@ th_pg_t *th_pg_start(void)
     }
     th_register(pg, stop_cb);
     start_server(pg, true);
-    if (template == NULL) {
+    if (template == NULL)
         create_roles(pg);
-    }
+    th_hold_point("postgres");
     return pg;
 }
 
