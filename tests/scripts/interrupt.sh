@@ -18,6 +18,7 @@ ctest_dir=$2
 base=${TALLY_TEST_TMPDIR:-/tmp}
 mkdir -p "$base"
 work=$(mktemp -d "$base/interrupt-XXXXXX")
+chmod 755 "$work" # so that the postgres user keeps the run's clusters in here
 run=""
 marker=""
 
