@@ -16,6 +16,9 @@ enum { CTL_OK = 0, CTL_FAILED = 1, CTL_USAGE = 2 };
 /* `tallyctl broker`: the embedded Kafka broker (broker.c). */
 int ctl_broker(int argc, char **argv);
 
+/* `tallyctl migrate`: applies the migrations directory in order (migrate.c). */
+int ctl_migrate(int argc, char **argv);
+
 /* Parses a whole decimal integer in [min, max]; false otherwise. */
 bool ctl_parse_long(const char *s, long min, long max, long *out);
 

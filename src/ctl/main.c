@@ -16,6 +16,7 @@ typedef struct command {
 
 static const command_t commands[] = {
     {"broker", ctl_broker, "run the embedded Kafka broker (development and tests only)"},
+    {"migrate", ctl_migrate, "apply the database migrations (or --status)"},
 };
 
 #define NCOMMANDS (sizeof(commands) / sizeof(commands[0]))

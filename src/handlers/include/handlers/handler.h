@@ -45,6 +45,11 @@ const handler_t *handler_at(size_t i);
  * field naming the culprit). */
 bool handler_validate(const handler_t *h, const json_t *payload, handler_error_t *err);
 
+/* The JSON Schema (draft 2020-12) of the job type's payload, generated from
+ * the same declaration that handler_validate reads (docs/schemas/<type>.json).
+ * A new reference the caller owns, or NULL on allocation failure. */
+json_t *handler_json_schema(const handler_t *h);
+
 /* Runs a validated payload in tx. On HANDLER_OK, *result is a new reference
  * the caller owns; otherwise *result is NULL and err says why. On anything but
  * HANDLER_OK the caller rolls tx back before writing the answer. */

@@ -1,0 +1,149 @@
+/* access_internal — what every module of src/access/ shares: the structs
+ * behind access_session_t and access_tx_t, and the one way to run SQL
+ * (implemented in query.c).
+ *
+ * Private to src/access/ (never on the include path of the layers above).
+ *
+ * Writing an access function:
+ *
+ *   static const access_errmap_t ROUTE_INSERT_ERRORS[] = {
+ *       {"23505", "account_payout_routes_pkey", ACCESS_CONFLICT, "route_id",
+ *        "a route with this id already exists"},
+ *       {NULL},
+ *   };
+ *   static const access_stmt_t ROUTE_INSERT = {
+ *       .name = "routes_insert",          // unique in src/access/: "<module>_<what>"
+ *       .sql = "INSERT INTO account_payout_routes (account_id, id, kind) "
+ *              "VALUES ($1, $2, $3) RETURNING tally_epoch_ms(created_at)",
+ *       .nargs = 2,                       // the caller's values: $2 and $3
+ *       .errors = ROUTE_INSERT_ERRORS,    // may be NULL
+ *   };
+ *
+ *   access_status_t access_routes_insert(access_tx_t *tx, const char *id, const char *kind,
+ *                                        int64_t *created_ms, access_error_t *err)
+ *   {
+ *       PGresult *r = access_exec(tx, &ROUTE_INSERT, ACCESS_ARGS(id, kind), err);
+ *       if (r == NULL)
+ *           return err->status;           // classified; err says why
+ *       *created_ms = access_get_i64(r, 0, 0);
+ *       PQclear(r);
+ *       return ACCESS_OK;
+ *   }
+ *
+ * Rules:
+ * - $1 is ALWAYS the tenant: access_exec binds the tx's account id to it, and
+ *   every statement filters on (or inserts) account_id = $1. The caller's
+ *   values follow as $2…$(nargs+1), as text (NULL is SQL NULL); cast in SQL
+ *   ($2::bigint). Format integers with access_fmt_i64.
+ * - Statements are prepared on first use per connection and reused after.
+ * - A failed statement leaves err classified (see sqlstate.h): the statement's
+ *   errmap first, then RETRY / UNAVAILABLE / FAILED by SQLSTATE. After any
+ *   failure the database transaction is in error: the caller (the worker)
+ *   must access_tx_rollback before the tx can be used or ended.
+ * - Times cross the boundary as epoch milliseconds: select
+ *   tally_epoch_ms(col) and read it with access_get_i64; pass
+ *   tally_from_epoch_ms($n::bigint) for input (both defined in 0001_core.sql).
+ * - Lists fetch limit + 1 rows to compute has_more (see logs.c for a
+ *   starting_after cursor in one statement). */
+#ifndef TALLY_ACCESS_INTERNAL_H
+#define TALLY_ACCESS_INTERNAL_H
+
+#include "access/session.h"
+#include "access/status.h"
+#include "access/tx.h"
+#include "pool/pool.h"
+#include "sqlstate.h"
+
+#include <libpq-fe.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+struct access_tx {
+    access_session_t *session;
+    access_account_t account;
+    bool open;
+    bool in_error; /* a statement failed since the savepoint: rollback before anything else */
+};
+
+struct access_session {
+    pool_conn_t *conn;
+    PGconn *pg;
+    access_tx_t tx;       /* at most one tenant transaction is open at a time */
+    bool begin_pending;   /* BEGIN not sent yet: it goes out with the first tenant tx */
+    bool release_pending; /* the last tx ended: RELEASE goes out with the next one */
+    bool broken;          /* an infrastructure failure: only abort is left */
+};
+
+/* One SQLSTATE (and optionally one constraint) turned into a business outcome. */
+typedef struct access_errmap {
+    const char *sqlstate;   /* e.g. "23505"; NULL ends the list */
+    const char *constraint; /* constraint name, or NULL for any */
+    access_status_t status; /* e.g. ACCESS_CONFLICT */
+    const char *field;      /* payload field to blame, or NULL */
+    const char *message;    /* for the result */
+} access_errmap_t;
+
+typedef struct access_stmt {
+    const char *name;              /* unique across src/access/, "<module>_<what>" */
+    const char *sql;               /* $1 is the tenant's account id */
+    int nargs;                     /* values the caller passes, bound to $2…$(nargs+1) */
+    const access_errmap_t *errors; /* NULL-terminated; may be NULL */
+} access_stmt_t;
+
+#define ACCESS_MAX_ARGS 32
+
+/* A compound literal for access_exec's values: ACCESS_ARGS(id, amount_text). */
+#define ACCESS_ARGS(...) ((const char *const[]){__VA_ARGS__})
+
+/* Runs st on tx's connection with $1 = the tx's account and args as $2….
+ * Returns the result (PGRES_TUPLES_OK or PGRES_COMMAND_OK; the caller
+ * PQclear()s it), or NULL with err filled and err->status classified; an
+ * UNAVAILABLE failure also marks the pooled connection broken. args may be
+ * NULL when st->nargs is 0. */
+PGresult *access_exec(access_tx_t *tx, const access_stmt_t *st, const char *const *args,
+                      access_error_t *err);
+
+/* Fills a failure that SQLSTATE did not produce: a row that is not there
+ * (NOT_FOUND), a conditional UPDATE that matched nothing (CONFLICT), ….
+ * field may be NULL. Returns status, for `return access_fail(...)`. */
+access_status_t access_fail(access_error_t *err, access_status_t status, const char *field,
+                            const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+
+/* Resets err to "no error". */
+void access_error_clear(access_error_t *err);
+
+/* ---- Reading rows (column values of row `row`, column `col`) ---------- */
+
+/* Copies the text into buf (always NUL-terminated; "" for NULL). Returns
+ * false when it had to be truncated. */
+bool access_get_text(const PGresult *r, int row, int col, char *buf, size_t size);
+
+/* A malloc'd copy of the text, or NULL for SQL NULL (or out of memory). */
+char *access_get_dup(const PGresult *r, int row, int col);
+
+/* An int8/int4/bigint column (0 for NULL). */
+int64_t access_get_i64(const PGresult *r, int row, int col);
+
+/* A boolean column (false for NULL). */
+bool access_get_bool(const PGresult *r, int row, int col);
+
+/* A double precision column (0 for NULL). Not for money. */
+double access_get_double(const PGresult *r, int row, int col);
+
+bool access_get_null(const PGresult *r, int row, int col);
+
+#define ACCESS_I64_LEN 24
+
+/* Formats v as decimal text into buf (ACCESS_I64_LEN bytes); returns buf. */
+const char *access_fmt_i64(char buf[ACCESS_I64_LEN], int64_t v);
+
+/* ---- Failures ------------------------------------------------------- */
+
+/* Fills err from a failed libpq call on pg: r may be NULL (no result), name
+ * says what was running (a statement name). Applies errors first (may be
+ * NULL). Returns err->status. */
+access_status_t access_error_from_pg(PGconn *pg, const PGresult *r, const char *name,
+                                     const access_errmap_t *errors, access_error_t *err);
+
+#endif

@@ -1,0 +1,19 @@
+/* sqlstate — the one place that turns a PostgreSQL failure into an
+ * access_status_t. Pure; no libpq. */
+#ifndef TALLY_ACCESS_SQLSTATE_H
+#define TALLY_ACCESS_SQLSTATE_H
+
+#include "access/status.h"
+
+#include <stdbool.h>
+
+/* Maps a failure to a status:
+ *   40001 40P01 55P03 57014                   → ACCESS_RETRY
+ *   class 08, class 53, 57P01–57P05, 25006,
+ *   no SQLSTATE (NULL or ""), connection_bad  → ACCESS_UNAVAILABLE
+ *   anything else                             → ACCESS_FAILED
+ * connection_bad wins over everything: a lost connection is never retried
+ * on the same connection. */
+access_status_t access_classify(const char *sqlstate, bool connection_bad);
+
+#endif

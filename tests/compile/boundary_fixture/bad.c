@@ -1,0 +1,3 @@
+/* A deliberate violation, for checking that check_boundary.cmake catches it. */
+#include <libpq-fe.h>
+#include "../access/access_internal.h"
