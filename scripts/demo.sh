@@ -194,6 +194,17 @@ step_migrate() {
     have_schema=1
 }
 
+step_schema() {
+    [ $have_schema -eq 1 ] || return 0
+    say "tables and their row-level security (tenant tables: enabled and forced):"
+    psql_as postgres -d tally -P footer=off -c "
+        SELECT c.relname AS table, c.relrowsecurity AS rls, c.relforcerowsecurity AS forced,
+               count(p.polname) AS policies
+        FROM pg_class c LEFT JOIN pg_policy p ON p.polrelid = c.oid
+        WHERE c.relnamespace = 'public'::regnamespace AND c.relkind IN ('r', 'p')
+        GROUP BY 1, 2, 3 ORDER BY 1" || die "reading the catalog failed"
+}
+
 step_worker() {
     if not_built "$worker_bin"; then
         skip "tally-worker is not built yet"
@@ -250,6 +261,7 @@ step_build
 step_postgres
 step_broker
 step_migrate
+step_schema
 step_worker
 step_send
 step_results

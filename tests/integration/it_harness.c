@@ -115,6 +115,25 @@ static void test_pg_two_servers_are_independent(void **state)
     th_pg_stop(other);
 }
 
+/* th_pg_migrate: `tallyctl migrate` as tally_owner, then tally_app granted to
+ * tally_worker; running it again changes nothing. */
+static void test_pg_migrate(void **state)
+{
+    fixture_t *f = *state;
+    th_pg_migrate(f->pg);
+    assert_int_equal(
+        th_pg_i64(f->pg, "postgres",
+                  "SELECT (NOT rolcanlogin)::int FROM pg_roles WHERE rolname = 'tally_app'"),
+        1);
+    assert_int_equal(
+        th_pg_i64(f->pg, "tally_worker", "SELECT pg_has_role('tally_app', 'MEMBER')::int"), 1);
+    int64_t applied = th_pg_i64(f->pg, "postgres", "SELECT count(*) FROM tally_schema_migrations");
+    assert_true(applied >= 1);
+    th_pg_migrate(f->pg);
+    assert_int_equal(th_pg_i64(f->pg, "postgres", "SELECT count(*) FROM tally_schema_migrations"),
+                     applied);
+}
+
 /* ---- embedded broker ---------------------------------------------------- */
 
 static const char *topic_name(const char *env, const char *dflt)
@@ -327,6 +346,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_pg_roles),
         cmocka_unit_test(test_pg_halt_resume_keeps_data),
         cmocka_unit_test(test_pg_two_servers_are_independent),
+        cmocka_unit_test(test_pg_migrate),
     };
     const struct CMUnitTest broker_tests[] = {
         cmocka_unit_test(test_broker_round_trip_each_topic),
