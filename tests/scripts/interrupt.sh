@@ -133,6 +133,11 @@ interrupt_round() {
     done
     [ -z "$left" ] || fail "still running 20 s after SIG$sig:$left"
     echo "all gone after SIG$sig"
+    # A killed test cannot remove its cluster; when the postgres user could
+    # not reach $work, the harness put it in /tmp (it sweeps those later too).
+    while read -r pid _ comm; do
+        [ "$comm" = it_harness ] && rm -rf /tmp/tally-pg-"$pid"-*
+    done <<<"$procs"
 }
 
 interrupt_round TERM postgres postgres 143
