@@ -19,6 +19,18 @@ int ctl_broker(int argc, char **argv);
 /* `tallyctl migrate`: applies the migrations directory in order (migrate.c). */
 int ctl_migrate(int argc, char **argv);
 
+/* `tallyctl enqueue`: sends requests, waits for acknowledgements and results (enqueue.c). */
+int ctl_enqueue(int argc, char **argv);
+
+/* `tallyctl results`: follows a results topic with filters (results.c). */
+int ctl_results(int argc, char **argv);
+
+/* `tallyctl dlq list|redrive`: shows dead letters, sends chosen ones back (dlq.c). */
+int ctl_dlq(int argc, char **argv);
+
+/* `tallyctl health`: a worker's /readyz (health.c). */
+int ctl_health(int argc, char **argv);
+
 /* Parses a whole decimal integer in [min, max]; false otherwise. */
 bool ctl_parse_long(const char *s, long min, long max, long *out);
 

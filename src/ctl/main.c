@@ -17,6 +17,10 @@ typedef struct command {
 static const command_t commands[] = {
     {"broker", ctl_broker, "run the embedded Kafka broker (development and tests only)"},
     {"migrate", ctl_migrate, "apply the database migrations (or --status)"},
+    {"enqueue", ctl_enqueue, "send requests (JSON lines or flags); --wait prints the results"},
+    {"results", ctl_results, "follow a results topic, filtered by account, correlation or id"},
+    {"dlq", ctl_dlq, "list dead letters with their reasons; redrive chosen ones"},
+    {"health", ctl_health, "ask a worker whether it is ready (/readyz)"},
 };
 
 #define NCOMMANDS (sizeof(commands) / sizeof(commands[0]))

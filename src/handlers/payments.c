@@ -1,6 +1,12 @@
 /* payments — the payment.* job types (CONTRACT.md §6, stripe_payments). */
 #include "handler_internal.h"
 
+#include "access/payments.h"
+#include "access/shares.h"
+#include "alloc.h"
+
+#include <stdlib.h>
+
 /* ---- Payload schemas ---------------------------------------------------- */
 
 static const char *const record_statuses[] = {"pending", "succeeded", "failed", NULL};
@@ -66,36 +72,181 @@ static const schema_field_t list_fields[] = {
 };
 static const schema_object_t list_schema = {.fields = list_fields};
 
+/* ---- Results ------------------------------------------------------------- */
+
+/* The contract's Payment object. */
+static json_t *payment_json(const access_payment_t *p)
+{
+    return json_pack("{s:s, s:s, s:I, s:s, s:s, s:I, s:s?, s:O, s:s, s:s}", "id", p->id,
+                     "external_id", p->external_id, "amount", (json_int_t)p->amount, "currency",
+                     p->currency, "status", access_payment_status_str(p->status), "amount_refunded",
+                     (json_int_t)p->amount_refunded, "description", p->description, "metadata",
+                     p->metadata, "created_at", handler_time(p->created_at_ms).s, "updated_at",
+                     handler_time(p->updated_at_ms).s);
+}
+
+/* {"payment": Payment}; clears *p. */
+static handler_status_t answer_payment(access_payment_t *p, json_t **result, handler_error_t *err)
+{
+    *result = json_pack("{s:o}", "payment", payment_json(p));
+    access_payment_clear(p);
+    return *result != NULL ? HANDLER_OK : handler_oom(err);
+}
+
 /* ---- Job types ------------------------------------------------------------ */
 
-/* Execution lands with the access layer's payments module. */
-static handler_status_t not_yet(access_tx_t *tx, const json_t *payload, json_t **result,
-                                handler_error_t *err)
+static handler_status_t record(access_tx_t *tx, const json_t *p, json_t **result,
+                               handler_error_t *err)
 {
-    handler_reject(err, TALLY_ERR_INTERNAL, NULL, "%s", "not implemented yet");
-    return HANDLER_FAILED;
+    access_payment_new_t in = {
+        .external_id = handler_arg_str(p, "external_id"),
+        .amount = handler_arg_int(p, "amount", 0),
+        .currency = handler_arg_str(p, "currency"),
+        .description = handler_arg_str(p, "description"),
+        .metadata = json_object_get(p, "metadata"),
+    };
+    access_payment_status_parse(handler_arg_str(p, "status"), &in.status);
+    access_payment_t pay;
+    access_error_t aerr;
+    if (access_payments_record(tx, &in, &pay, &aerr) != ACCESS_OK)
+        return handler_access_error(&aerr, err);
+    return answer_payment(&pay, result, err);
+}
+
+static handler_status_t update_status(access_tx_t *tx, const json_t *p, json_t **result,
+                                      handler_error_t *err)
+{
+    access_payment_status_t status;
+    access_payment_status_parse(handler_arg_str(p, "status"), &status);
+    access_payment_t pay;
+    access_error_t aerr;
+    if (access_payments_update_status(tx, handler_arg_str(p, "payment_id"), status, &pay, &aerr) !=
+        ACCESS_OK)
+        return handler_access_error(&aerr, err);
+    return answer_payment(&pay, result, err);
+}
+
+/* Appends the reversal of refund to an allocated payment's shares: the
+ * negated refund split by the allocation's basis points (alloc.h), so the
+ * payment's share rows keep summing to its net amount. */
+static handler_status_t reverse_allocation(access_tx_t *tx, const access_refund_t *refund,
+                                           handler_error_t *err)
+{
+    handler_status_t st = HANDLER_OK;
+    access_error_t aerr;
+    access_share_row_t *plan = calloc(ACCESS_SHARES_MAX, sizeof(*plan));
+    if (plan == NULL)
+        return handler_oom(err);
+    size_t n = 0;
+    if (access_shares_allocation(tx, refund->payment_id, plan, &n, &aerr) != ACCESS_OK) {
+        st = handler_access_error(&aerr, err);
+        goto out;
+    }
+    int32_t bp[ACCESS_SHARES_MAX];
+    int64_t parts[ACCESS_SHARES_MAX];
+    access_share_new_t rows[ACCESS_SHARES_MAX];
+    for (size_t i = 0; i < n; i++)
+        bp[i] = plan[i].basis_points;
+    if (alloc_split(-refund->amount, bp, n, parts) != 0) {
+        /* Stored shares that break the rules: data damage, not the caller's fault. */
+        handler_reject(err, TALLY_ERR_INTERNAL, NULL, "payment %s has an unusable allocation",
+                       refund->payment_id);
+        st = HANDLER_FAILED;
+        goto out;
+    }
+    for (size_t i = 0; i < n; i++)
+        rows[i] = (access_share_new_t){plan[i].party, bp[i], parts[i]};
+    if (access_shares_insert(tx, refund->payment_id, refund->id, rows, n, &aerr) != ACCESS_OK)
+        st = handler_access_error(&aerr, err);
+out:
+    free(plan);
+    return st;
+}
+
+static handler_status_t refund(access_tx_t *tx, const json_t *p, json_t **result,
+                               handler_error_t *err)
+{
+    access_payment_t pay;
+    access_refund_t re;
+    access_error_t aerr;
+    /* amount absent: 0 asks for the whole unrefunded rest. */
+    if (access_payments_refund(tx, handler_arg_str(p, "payment_id"),
+                               handler_arg_int(p, "amount", 0), &pay, &re, &aerr) != ACCESS_OK)
+        return handler_access_error(&aerr, err);
+    if (pay.allocated) {
+        handler_status_t st = reverse_allocation(tx, &re, err);
+        if (st != HANDLER_OK) {
+            access_payment_clear(&pay);
+            return st;
+        }
+    }
+    *result = json_pack("{s:o, s:{s:s, s:s, s:I, s:s}}", "payment", payment_json(&pay), "refund",
+                        "id", re.id, "payment_id", re.payment_id, "amount", (json_int_t)re.amount,
+                        "created_at", handler_time(re.created_at_ms).s);
+    access_payment_clear(&pay);
+    return *result != NULL ? HANDLER_OK : handler_oom(err);
+}
+
+static handler_status_t get(access_tx_t *tx, const json_t *p, json_t **result, handler_error_t *err)
+{
+    access_payment_t pay;
+    access_error_t aerr;
+    if (access_payments_get(tx, handler_arg_str(p, "payment_id"), &pay, &aerr) != ACCESS_OK)
+        return handler_access_error(&aerr, err);
+    return answer_payment(&pay, result, err);
+}
+
+static handler_status_t list(access_tx_t *tx, const json_t *p, json_t **result,
+                             handler_error_t *err)
+{
+    access_page_t page;
+    handler_page(p, &page);
+    access_payment_status_t status;
+    bool filter = access_payment_status_parse(handler_arg_str(p, "status"), &status);
+    access_payment_t *rows = calloc((size_t)page.limit, sizeof(*rows));
+    if (rows == NULL)
+        return handler_oom(err);
+    int n = 0;
+    bool has_more = false;
+    access_error_t aerr;
+    if (access_payments_list(tx, filter ? &status : NULL, &page, rows, &n, &has_more, &aerr) !=
+        ACCESS_OK) {
+        free(rows);
+        return handler_access_error(&aerr, err);
+    }
+    json_t *data = json_array();
+    for (int i = 0; i < n; i++) {
+        if (data != NULL && json_array_append_new(data, payment_json(&rows[i])) != 0) {
+            json_decref(data);
+            data = NULL;
+        }
+        access_payment_clear(&rows[i]);
+    }
+    free(rows);
+    *result = handler_list_result(data, has_more);
+    return *result != NULL ? HANDLER_OK : handler_oom(err);
 }
 
 const handler_t handlers_payments[] = {
     {.name = "payment.record",
      .summary = "Records a payment; a second one with the same external_id is a conflict.",
      .schema = &record_schema,
-     .execute = not_yet},
+     .execute = record},
     {.name = "payment.update_status",
      .summary = "Moves a pending payment to succeeded or failed.",
      .schema = &update_status_schema,
-     .execute = not_yet},
+     .execute = update_status},
     {.name = "payment.refund",
      .summary = "Refunds part or all of a succeeded payment; never beyond its unrefunded amount.",
      .schema = &refund_schema,
-     .execute = not_yet},
+     .execute = refund},
     {.name = "payment.get",
      .summary = "One payment of the account.",
      .schema = &get_schema,
-     .execute = not_yet},
+     .execute = get},
     {.name = "payment.list",
      .summary = "The account's payments, newest first.",
      .schema = &list_schema,
-     .execute = not_yet},
+     .execute = list},
     {0},
 };

@@ -1,9 +1,11 @@
 /* shares — the share.* job types (CONTRACT.md §6, payment_share_tracking). */
 #include "handler_internal.h"
 
+#include "access/shares.h"
 #include "alloc.h"
 
 #include <inttypes.h>
+#include <stdlib.h>
 
 /* ---- Payload schemas ---------------------------------------------------- */
 
@@ -29,9 +31,8 @@ static bool shares_sum_check(const json_t *obj, const char *path, handler_error_
 {
     const json_t *shares = json_object_get(obj, "shares");
     int64_t sum = 0;
-    size_t i;
-    const json_t *s;
-    json_array_foreach(shares, i, s) sum += json_integer_value(json_object_get(s, "basis_points"));
+    for (size_t i = 0; i < json_array_size(shares); i++)
+        sum += json_integer_value(json_object_get(json_array_get(shares, i), "basis_points"));
     if (sum != ALLOC_BP_TOTAL)
         return schema_fail(err, path, "shares",
                            "must have basis_points summing to exactly 10000, not %" PRId64, sum);
@@ -73,22 +74,97 @@ static const schema_object_t list_schema = {.fields = list_fields};
 
 /* ---- Job types ------------------------------------------------------------ */
 
-/* Execution lands with the access layer's shares module. */
-static handler_status_t not_yet(access_tx_t *tx, const json_t *payload, json_t **result,
-                                handler_error_t *err)
+static handler_status_t allocate(access_tx_t *tx, const json_t *p, json_t **result,
+                                 handler_error_t *err)
 {
-    handler_reject(err, TALLY_ERR_INTERNAL, NULL, "%s", "not implemented yet");
-    return HANDLER_FAILED;
+    const char *payment_id = handler_arg_str(p, "payment_id");
+    const json_t *shares = json_object_get(p, "shares");
+    size_t n = json_array_size(shares);
+    int32_t bp[ALLOC_MAX_SHARES];
+    int64_t parts[ALLOC_MAX_SHARES];
+    access_share_new_t rows[ALLOC_MAX_SHARES];
+    for (size_t i = 0; i < n; i++) {
+        const json_t *s = json_array_get(shares, i);
+        bp[i] = (int32_t)handler_arg_int(s, "basis_points", 0);
+        rows[i].party = handler_arg_str(s, "party");
+        rows[i].basis_points = bp[i];
+    }
+
+    access_share_claim_t claim;
+    access_error_t aerr;
+    if (access_shares_claim(tx, payment_id, &claim, &aerr) != ACCESS_OK)
+        return handler_access_error(&aerr, err);
+    /* The schema already checked count, bounds and sum: a failure here is a bug. */
+    if (alloc_split(claim.net_amount, bp, n, parts) != 0) {
+        handler_reject(err, TALLY_ERR_INTERNAL, NULL, "allocation rules broken after validation");
+        return HANDLER_FAILED;
+    }
+    for (size_t i = 0; i < n; i++)
+        rows[i].amount = parts[i];
+    if (access_shares_insert(tx, payment_id, NULL, rows, n, &aerr) != ACCESS_OK)
+        return handler_access_error(&aerr, err);
+
+    json_t *allocations = json_array();
+    for (size_t i = 0; i < n && allocations != NULL; i++) {
+        if (json_array_append_new(allocations, json_pack("{s:s, s:i, s:I}", "party", rows[i].party,
+                                                         "basis_points", (int)bp[i], "amount",
+                                                         (json_int_t)parts[i])) != 0) {
+            json_decref(allocations);
+            allocations = NULL;
+        }
+    }
+    *result =
+        json_pack("{s:s, s:s, s:I, s:o}", "payment_id", payment_id, "currency", claim.currency,
+                  "net_amount", (json_int_t)claim.net_amount, "allocations", allocations);
+    return *result != NULL ? HANDLER_OK : handler_oom(err);
+}
+
+/* One row of payment_share_tracking as share.list shows it. */
+static json_t *share_json(const access_share_row_t *r)
+{
+    return json_pack("{s:s, s:s, s:s, s:s?, s:s, s:i, s:I, s:s, s:s}", "id", r->id, "payment_id",
+                     r->payment_id, "kind", access_share_kind_str(r->kind), "refund_id",
+                     handler_nonempty(r->refund_id), "party", r->party, "basis_points",
+                     (int)r->basis_points, "amount", (json_int_t)r->amount, "currency", r->currency,
+                     "created_at", handler_time(r->created_at_ms).s);
+}
+
+static handler_status_t list(access_tx_t *tx, const json_t *p, json_t **result,
+                             handler_error_t *err)
+{
+    access_page_t page;
+    handler_page(p, &page);
+    access_share_row_t *rows = calloc((size_t)page.limit, sizeof(*rows));
+    if (rows == NULL)
+        return handler_oom(err);
+    int n = 0;
+    bool has_more = false;
+    access_error_t aerr;
+    if (access_shares_list(tx, handler_arg_str(p, "payment_id"), handler_arg_str(p, "party"), &page,
+                           rows, &n, &has_more, &aerr) != ACCESS_OK) {
+        free(rows);
+        return handler_access_error(&aerr, err);
+    }
+    json_t *data = json_array();
+    for (int i = 0; i < n && data != NULL; i++) {
+        if (json_array_append_new(data, share_json(&rows[i])) != 0) {
+            json_decref(data);
+            data = NULL;
+        }
+    }
+    free(rows);
+    *result = handler_list_result(data, has_more);
+    return *result != NULL ? HANDLER_OK : handler_oom(err);
 }
 
 const handler_t handlers_shares[] = {
     {.name = "share.allocate",
      .summary = "Splits a succeeded payment's net amount among parties by basis points.",
      .schema = &allocate_schema,
-     .execute = not_yet},
+     .execute = allocate},
     {.name = "share.list",
      .summary = "The account's allocations and refund reversals, newest first.",
      .schema = &list_schema,
-     .execute = not_yet},
+     .execute = list},
     {0},
 };

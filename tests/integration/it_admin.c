@@ -57,8 +57,9 @@ static access_status_t check_as(fixture_t *f, const char *role, char *problem, s
         fail_msg("pool_acquire as %s: %s", role, err);
     access_error_t aerr;
     access_status_t st = access_admin_check_worker_role(c, problem, size, &aerr);
+    /* err->message is bounded (256): it holds the start of the problem line. */
     if (st == ACCESS_INVALID)
-        assert_string_equal(aerr.message, problem);
+        assert_int_equal(strncmp(aerr.message, problem, sizeof(aerr.message) - 1), 0);
     pool_release(p, c);
     pool_free(p);
     printf("%-16s -> %s%s%s\n", role, access_status_str(st), problem[0] ? ": " : "", problem);

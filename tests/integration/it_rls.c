@@ -228,7 +228,11 @@ static int load_columns(PGconn *c, const char *table, column_t *cols)
             add_cand(col, "DEFAULT");
         if (!notnull)
             add_cand(col, "NULL");
-        if (!PQgetisnull(r, i, 5)) {
+        /* A CHECK's literals fit text columns only: one over several columns
+         * (status = 'refunded' … amount_refunded = amount) names values of
+         * its text column, not of the others. */
+        bool textual = strcmp(type, "text") == 0 || strstr(type, "char") != NULL;
+        if (textual && !PQgetisnull(r, i, 5)) {
             char *lits = strdup(PQgetvalue(r, i, 5));
             for (char *save = NULL, *lit = strtok_r(lits, "\n", &save); lit != NULL;
                  lit = strtok_r(NULL, "\n", &save)) {

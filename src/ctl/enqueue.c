@@ -1,0 +1,698 @@
+#include "ctl.h"
+
+#include "common/ids.h"
+#include "kafka_client.h"
+#include "results.h"
+
+#include <errno.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#define MAX_VALUE       (1024 * 1024) /* CONTRACT.md §2 */
+#define PROGRESS_EVERY  10000         /* lines between progress lines when stderr is no TTY */
+#define PROGRESS_TTY_MS 250
+
+static const char usage[] =
+    "Usage: tallyctl enqueue [OPTIONS] [--file PATH]\n"
+    "       tallyctl enqueue [OPTIONS] --account ID --type TYPE [--payload JSON] …\n"
+    "\n"
+    "Sends requests (CONTRACT.md §2) to the request topic, keyed by account_id, and\n"
+    "waits until the broker acknowledged every one. Requests come from JSON lines\n"
+    "(one envelope per line, from --file or standard input; blank lines are skipped),\n"
+    "or one is built from the flags. A line that is not a valid envelope is reported\n"
+    "with its number and not sent; the others are sent.\n"
+    "\n"
+    "Input:\n"
+    "  -f, --file PATH          read JSON lines from PATH ('-': standard input, the default)\n"
+    "  --account ID             build one request for this account_id …\n"
+    "  --type TYPE              … of this job type …\n"
+    "  --payload JSON           … with this payload object (default {})\n"
+    "  --id ID                  its id (default: a new req_… id, printed)\n"
+    "  --correlation-id ID      echoed in the result\n"
+    "  --reply-to TOPIC         where the result goes (default: the results topic)\n"
+    "\n"
+    "Sending:\n"
+    "  --topic NAME             request topic (default: $TALLY_REQUEST_TOPIC or tally.requests)\n"
+    "  --raw                    send lines as they are, unchecked (to test the worker's DLQ)\n"
+    "  --dry-run                check the input and send nothing\n"
+    "  -q, --quiet              no progress lines\n"
+    "\n"
+    "Waiting for results:\n"
+    "  -w, --wait               then wait for the result of every acknowledged request and\n"
+    "                           print each as it arrives\n"
+    "  --results-topic NAME     where to wait (default: --reply-to, else $TALLY_RESULT_TOPIC\n"
+    "                           or tally.results); requests replying elsewhere are not awaited\n"
+    "  --timeout DURATION       how long to wait for results (default 30s)\n"
+    "\n"
+    "Output:\n"
+    "  --json                   a JSON summary object (with --wait: one result per line,\n"
+    "                           the summary on standard error)\n" KC_HELP_COMMON
+    "  -h, --help               this text\n"
+    "\n"
+    "Exit status: 0 when every request was valid and acknowledged (and, with --wait,\n"
+    "answered \"ok\" in time); 1 otherwise; 2 on a usage error.\n";
+
+/* ---- a set of "account_id\x1fid" strings (the results --wait expects) --- */
+
+typedef struct strset {
+    char **slots;
+    size_t cap, n;
+} strset_t;
+
+static uint64_t hash(const char *s)
+{
+    uint64_t h = 1469598103934665603ULL; /* FNV-1a */
+    for (; *s != '\0'; s++)
+        h = (h ^ (unsigned char)*s) * 1099511628211ULL;
+    return h;
+}
+
+static char **strset_slot(const strset_t *set, const char *s)
+{
+    size_t i = hash(s) & (set->cap - 1);
+    while (set->slots[i] != NULL && strcmp(set->slots[i], s) != 0)
+        i = (i + 1) & (set->cap - 1);
+    return &set->slots[i];
+}
+
+/* Adds a copy of s; returns 1 when added, 0 when present, -1 out of memory. */
+static int strset_add(strset_t *set, const char *s)
+{
+    if ((set->n + 1) * 2 > set->cap) {
+        strset_t bigger = {calloc(set->cap ? set->cap * 2 : 64, sizeof(char *)),
+                           set->cap ? set->cap * 2 : 64, set->n};
+        if (bigger.slots == NULL)
+            return -1;
+        for (size_t i = 0; i < set->cap; i++) {
+            if (set->slots[i] != NULL)
+                *strset_slot(&bigger, set->slots[i]) = set->slots[i];
+        }
+        free(set->slots);
+        *set = bigger;
+    }
+    char **slot = strset_slot(set, s);
+    if (*slot != NULL)
+        return 0;
+    *slot = strdup(s);
+    if (*slot == NULL)
+        return -1;
+    set->n++;
+    return 1;
+}
+
+static bool strset_has(const strset_t *set, const char *s)
+{
+    return set->cap > 0 && *strset_slot(set, s) != NULL;
+}
+
+static void strset_free(strset_t *set)
+{
+    for (size_t i = 0; i < set->cap; i++)
+        free(set->slots[i]);
+    free(set->slots);
+    memset(set, 0, sizeof(*set));
+}
+
+/* ---- state ------------------------------------------------------------ */
+
+typedef struct enqueue {
+    const char *topic;
+    const char *wait_topic; /* NULL without --wait */
+    bool json, quiet, tty;
+    long sent, acked, failed, invalid;
+    strset_t awaited; /* acknowledged requests whose result --wait expects */
+    bool oom;
+    int32_t last_partition; /* of the last acknowledged message */
+    int64_t last_offset;
+    int64_t last_progress_ms;
+} enqueue_t;
+
+/* What a delivery report needs to know about its message. */
+typedef struct sent {
+    long line;
+    bool awaited;
+    char wait_key[]; /* "account_id\x1fid" */
+} sent_t;
+
+static void on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque)
+{
+    enqueue_t *q = opaque;
+    sent_t *s = m->_private;
+    (void)rk;
+    if (m->err != RD_KAFKA_RESP_ERR_NO_ERROR) {
+        q->failed++;
+        if (s->line > 0)
+            fprintf(stderr, "tallyctl enqueue: line %ld: not delivered: %s\n", s->line,
+                    rd_kafka_err2str(m->err));
+        else
+            fprintf(stderr, "tallyctl enqueue: not delivered: %s\n", rd_kafka_err2str(m->err));
+    } else {
+        q->acked++;
+        q->last_partition = m->partition;
+        q->last_offset = m->offset;
+        if (s->awaited && strset_add(&q->awaited, s->wait_key) < 0)
+            q->oom = true;
+    }
+    free(s);
+}
+
+static void progress(enqueue_t *q, bool final)
+{
+    if (q->quiet)
+        return;
+    if (q->tty) {
+        int64_t now = kc_now_ms();
+        if (!final && now - q->last_progress_ms < PROGRESS_TTY_MS)
+            return;
+        q->last_progress_ms = now;
+        fprintf(stderr, "\r%ld sent, %ld acknowledged, %ld failed, %ld invalid%s", q->sent,
+                q->acked, q->failed, q->invalid, final ? "\n" : "");
+    } else if (!final && q->sent > 0 && q->sent % PROGRESS_EVERY == 0) {
+        fprintf(stderr, "tallyctl enqueue: %ld sent, %ld acknowledged\n", q->sent, q->acked);
+    }
+}
+
+/* ---- envelope checks ----------------------------------------------------- */
+
+static bool valid_account(const char *s)
+{
+    size_t n = strlen(s);
+    if (n < 1 || n > 64)
+        return false;
+    for (size_t i = 0; i < n; i++) {
+        char c = s[i];
+        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+              c == '_' || c == '-'))
+            return false;
+    }
+    return true;
+}
+
+static bool valid_id(const char *s)
+{
+    size_t n = strlen(s);
+    if (n < 1 || n > 128)
+        return false;
+    for (size_t i = 0; i < n; i++) {
+        if ((unsigned char)s[i] < 0x20 || (unsigned char)s[i] > 0x7e)
+            return false;
+    }
+    return true;
+}
+
+static bool valid_topic(const char *s)
+{
+    size_t n = strlen(s);
+    if (n < 1 || n > 249 || strcmp(s, ".") == 0 || strcmp(s, "..") == 0)
+        return false;
+    for (size_t i = 0; i < n; i++) {
+        char c = s[i];
+        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+              c == '_' || c == '-' || c == '.'))
+            return false;
+    }
+    return true;
+}
+
+/* Checks the envelope's shape (CONTRACT.md §2); the job type and the payload's
+ * fields are the worker's to judge. Returns the parsed object, or NULL with
+ * the reason in why. */
+static json_t *check_envelope(const char *line, size_t len, char *why, size_t whylen)
+{
+    if (len > MAX_VALUE) {
+        snprintf(why, whylen, "larger than 1 MiB");
+        return NULL;
+    }
+    json_error_t je;
+    json_t *o = json_loadb(line, len, JSON_REJECT_DUPLICATES, &je);
+    if (o == NULL) {
+        snprintf(why, whylen, "not JSON: %s (column %d)", je.text, je.column);
+        return NULL;
+    }
+    const char *s;
+    const json_t *v;
+    if (!json_is_object(o))
+        snprintf(why, whylen, "not a JSON object");
+    else if ((v = json_object_get(o, "v")) != NULL && !json_is_null(v) &&
+             !(json_is_integer(v) && json_integer_value(v) == 1))
+        snprintf(why, whylen, "v: only version 1 exists");
+    else if ((s = json_string_value(json_object_get(o, "id"))) == NULL || !valid_id(s))
+        snprintf(why, whylen, "id: required, 1-128 printable ASCII characters");
+    else if ((s = json_string_value(json_object_get(o, "account_id"))) == NULL || !valid_account(s))
+        snprintf(why, whylen, "account_id: required, 1-64 characters of [A-Za-z0-9_-]");
+    else if ((s = json_string_value(json_object_get(o, "type"))) == NULL || *s == '\0')
+        snprintf(why, whylen, "type: required, a job type name");
+    else if (!json_is_object(json_object_get(o, "payload")))
+        snprintf(why, whylen, "payload: required, a JSON object");
+    else if ((v = json_object_get(o, "reply_to")) != NULL && !json_is_null(v) &&
+             (!json_is_string(v) || !valid_topic(json_string_value(v))))
+        snprintf(why, whylen, "reply_to: not a topic name");
+    else if ((v = json_object_get(o, "correlation_id")) != NULL && !json_is_null(v) &&
+             (!json_is_string(v) || json_string_length(v) > 128))
+        snprintf(why, whylen, "correlation_id: a string of at most 128 characters");
+    else
+        return o;
+    json_decref(o);
+    return NULL;
+}
+
+/* ---- sending ------------------------------------------------------------ */
+
+/* Produces one message, waiting while the local queue is full. */
+static int produce(rd_kafka_t *rk, enqueue_t *q, const char *key, const char *value, size_t len,
+                   long line, const char *wait_key)
+{
+    size_t wl = wait_key != NULL ? strlen(wait_key) : 0;
+    sent_t *s = malloc(sizeof(*s) + wl + 1);
+    if (s == NULL)
+        return -1;
+    s->line = line;
+    s->awaited = wait_key != NULL;
+    memcpy(s->wait_key, wait_key != NULL ? wait_key : "", wl + 1);
+    size_t key_len = key != NULL ? strlen(key) : 0;
+    for (;;) {
+        rd_kafka_resp_err_t e = rd_kafka_producev(
+            rk, RD_KAFKA_V_TOPIC(q->topic), RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
+            RD_KAFKA_V_KEY(key, key_len), RD_KAFKA_V_VALUE((void *)value, len),
+            RD_KAFKA_V_OPAQUE(s), RD_KAFKA_V_END);
+        if (e == RD_KAFKA_RESP_ERR_NO_ERROR) {
+            q->sent++;
+            rd_kafka_poll(rk, 0);
+            return 0;
+        }
+        if (e != RD_KAFKA_RESP_ERR__QUEUE_FULL) {
+            q->failed++;
+            fprintf(stderr, "tallyctl enqueue: line %ld: not sent: %s\n", line,
+                    rd_kafka_err2str(e));
+            free(s);
+            return 0;
+        }
+        rd_kafka_poll(rk, 100); /* deliveries free room */
+    }
+}
+
+/* The key a result is awaited under, or NULL when its reply goes elsewhere. */
+static char *wait_key_of(const enqueue_t *q, const json_t *env)
+{
+    if (q->wait_topic == NULL)
+        return NULL;
+    const char *reply = json_string_value(json_object_get(env, "reply_to"));
+    const char *to = reply != NULL ? reply : kc_topic_default("result");
+    if (strcmp(to, q->wait_topic) != 0)
+        return NULL;
+    char *k = NULL;
+    if (asprintf(&k, "%s\x1f%s", json_string_value(json_object_get(env, "account_id")),
+                 json_string_value(json_object_get(env, "id"))) < 0)
+        return NULL;
+    return k;
+}
+
+/* Sends every line of in; returns -1 when sending must stop (out of memory). */
+static int send_lines(rd_kafka_t *rk, enqueue_t *q, FILE *in, bool raw, bool dry_run)
+{
+    char *line = NULL;
+    size_t cap = 0;
+    ssize_t len;
+    long no = 0;
+    bool warned_elsewhere = false;
+    int rc = 0;
+    while (rc == 0 && !kc_interrupted() && (len = getline(&line, &cap, in)) >= 0) {
+        no++;
+        while (len > 0 && (line[len - 1] == '\n' || line[len - 1] == '\r'))
+            line[--len] = '\0';
+        if (strspn(line, " \t") == (size_t)len)
+            continue;
+        char why[256];
+        json_t *env = raw ? json_loadb(line, (size_t)len, 0, NULL)
+                          : check_envelope(line, (size_t)len, why, sizeof(why));
+        if (env == NULL && !raw) {
+            q->invalid++;
+            fprintf(stderr, "tallyctl enqueue: line %ld: %s\n", no, why);
+            continue;
+        }
+        if (!dry_run) {
+            const char *key = json_string_value(json_object_get(env, "account_id"));
+            char *wk = raw ? NULL : wait_key_of(q, env);
+            if (q->wait_topic != NULL && wk == NULL && !raw && !warned_elsewhere) {
+                fprintf(stderr,
+                        "tallyctl enqueue: line %ld: its reply goes elsewhere than %s; "
+                        "not waiting for such results\n",
+                        no, q->wait_topic);
+                warned_elsewhere = true;
+            }
+            if (produce(rk, q, key, line, (size_t)len, no, wk) != 0)
+                rc = -1;
+            free(wk);
+            progress(q, false);
+        } else {
+            q->sent++; /* counted as "would send" */
+        }
+        json_decref(env);
+    }
+    free(line);
+    return rc;
+}
+
+/* ---- waiting ------------------------------------------------------------ */
+
+/* Prints awaited results as they arrive; returns how many arrived, and how
+ * many of those were errors in *errors. */
+static long wait_results(kc_reader_t *r, enqueue_t *q, int64_t timeout_ms, long *errors)
+{
+    strset_t seen = {0};
+    int64_t deadline = kc_now_ms() + timeout_ms;
+    *errors = 0;
+    while ((long)seen.n < (long)q->awaited.n && !kc_interrupted()) {
+        int64_t left = deadline - kc_now_ms();
+        if (left <= 0)
+            break;
+        bool fatal;
+        char err[256];
+        rd_kafka_message_t *m =
+            kc_reader_poll(r, left < 200 ? (int)left : 200, &fatal, err, sizeof(err));
+        if (fatal) {
+            fprintf(stderr, "tallyctl enqueue: %s\n", err);
+            break;
+        }
+        if (m == NULL)
+            continue;
+        json_t *res = json_loadb(m->payload, m->len, 0, NULL);
+        const char *acct = json_string_value(json_object_get(res, "account_id"));
+        const char *id = json_string_value(json_object_get(res, "id"));
+        char *k = NULL;
+        if (acct != NULL && id != NULL && asprintf(&k, "%s\x1f%s", acct, id) >= 0 &&
+            strset_has(&q->awaited, k) && strset_add(&seen, k) == 1) {
+            results_print(stdout, res, q->json);
+            fflush(stdout);
+            const char *status = json_string_value(json_object_get(res, "status"));
+            if (status == NULL || strcmp(status, "ok") != 0)
+                (*errors)++;
+        }
+        free(k);
+        json_decref(res);
+        rd_kafka_message_destroy(m);
+    }
+    long n = (long)seen.n;
+    strset_free(&seen);
+    return n;
+}
+
+/* ---- the command --------------------------------------------------------- */
+
+typedef struct flags {
+    const char *file, *account, *type, *payload, *id, *corr, *reply_to, *results_topic;
+    bool raw, dry_run, wait;
+    int64_t timeout_ms;
+} flags_t;
+
+/* The envelope built from --account/--type/…; NULL with a usage message. */
+static char *build_envelope(const flags_t *f, char *id_out, size_t idlen, char *why, size_t whylen)
+{
+    json_error_t je;
+    json_t *payload = json_loads(f->payload != NULL ? f->payload : "{}", 0, &je);
+    if (!json_is_object(payload)) {
+        snprintf(why, whylen, "--payload must be a JSON object%s%s", payload == NULL ? ": " : "",
+                 payload == NULL ? je.text : "");
+        json_decref(payload);
+        return NULL;
+    }
+    if (f->id != NULL)
+        snprintf(id_out, idlen, "%s", f->id);
+    else
+        ids_new("req", id_out, idlen);
+    json_t *env = json_pack("{s:i, s:s, s:s, s:s, s:o}", "v", 1, "id", id_out, "account_id",
+                            f->account, "type", f->type, "payload", payload);
+    if (env == NULL) {
+        snprintf(why, whylen, "--account, --type and --id must be UTF-8");
+        return NULL;
+    }
+    if (f->reply_to != NULL)
+        json_object_set_new(env, "reply_to", json_string(f->reply_to));
+    if (f->corr != NULL)
+        json_object_set_new(env, "correlation_id", json_string(f->corr));
+    char *s = json_dumps(env, JSON_COMPACT);
+    json_decref(env);
+    json_t *ok = check_envelope(s, strlen(s), why, whylen);
+    if (ok == NULL) {
+        free(s);
+        return NULL;
+    }
+    json_decref(ok);
+    return s;
+}
+
+static int parse_flags(int argc, char **argv, flags_t *f, enqueue_t *q, kc_opts_t *ko)
+{
+    enum {
+        O_ACCOUNT = 1,
+        O_TYPE,
+        O_PAYLOAD,
+        O_ID,
+        O_CORR,
+        O_REPLY,
+        O_TOPIC,
+        O_RAW,
+        O_DRY,
+        O_RESULTS,
+        O_TIMEOUT,
+        O_JSON
+    };
+    static const struct option longopts[] = {
+        {"file", required_argument, NULL, 'f'},
+        {"account", required_argument, NULL, O_ACCOUNT},
+        {"type", required_argument, NULL, O_TYPE},
+        {"payload", required_argument, NULL, O_PAYLOAD},
+        {"id", required_argument, NULL, O_ID},
+        {"correlation-id", required_argument, NULL, O_CORR},
+        {"reply-to", required_argument, NULL, O_REPLY},
+        {"topic", required_argument, NULL, O_TOPIC},
+        {"raw", no_argument, NULL, O_RAW},
+        {"dry-run", no_argument, NULL, O_DRY},
+        {"quiet", no_argument, NULL, 'q'},
+        {"wait", no_argument, NULL, 'w'},
+        {"results-topic", required_argument, NULL, O_RESULTS},
+        {"timeout", required_argument, NULL, O_TIMEOUT},
+        {"json", no_argument, NULL, O_JSON},
+        {"help", no_argument, NULL, 'h'},
+        KC_LONG_OPTIONS,
+        {NULL, 0, NULL, 0},
+    };
+    char err[256];
+    int c;
+    optind = 0;
+    opterr = 0;
+    while ((c = getopt_long(argc, argv, "f:qwh" KC_SHORT_OPTIONS, longopts, NULL)) != -1) {
+        int h = kc_handle_opt(ko, c, optarg, err, sizeof(err));
+        if (h < 0)
+            return ctl_usage_error("enqueue", "%s", err);
+        if (h > 0)
+            continue;
+        switch (c) {
+        case 'f':
+            f->file = optarg;
+            break;
+        case O_ACCOUNT:
+            f->account = optarg;
+            break;
+        case O_TYPE:
+            f->type = optarg;
+            break;
+        case O_PAYLOAD:
+            f->payload = optarg;
+            break;
+        case O_ID:
+            f->id = optarg;
+            break;
+        case O_CORR:
+            f->corr = optarg;
+            break;
+        case O_REPLY:
+            f->reply_to = optarg;
+            break;
+        case O_TOPIC:
+            q->topic = optarg;
+            break;
+        case O_RAW:
+            f->raw = true;
+            break;
+        case O_DRY:
+            f->dry_run = true;
+            break;
+        case 'q':
+            q->quiet = true;
+            break;
+        case 'w':
+            f->wait = true;
+            break;
+        case O_RESULTS:
+            f->results_topic = optarg;
+            break;
+        case O_JSON:
+            q->json = true;
+            break;
+        case O_TIMEOUT:
+            if (kc_parse_duration_ms(optarg, &f->timeout_ms) != 0)
+                return ctl_usage_error("enqueue", "--timeout: \"%s\" is not a duration (e.g. 30s)",
+                                       optarg);
+            break;
+        case 'h':
+            fputs(usage, stdout);
+            return -1;
+        default:
+            return ctl_usage_error("enqueue", "unknown or incomplete option %s", argv[optind - 1]);
+        }
+    }
+    if (optind < argc)
+        return ctl_usage_error("enqueue", "unexpected argument \"%s\"", argv[optind]);
+    bool built = f->account || f->type || f->payload || f->id || f->corr || f->reply_to;
+    if (built && (f->account == NULL || f->type == NULL))
+        return ctl_usage_error("enqueue", "a request built from flags needs --account and --type");
+    if (built && f->file != NULL)
+        return ctl_usage_error("enqueue", "--file and --account/--type exclude each other");
+    if (f->raw && f->wait)
+        return ctl_usage_error("enqueue", "--raw and --wait exclude each other");
+    if (!f->dry_run && kc_opts_check(ko, err, sizeof(err)) != 0)
+        return ctl_usage_error("enqueue", "%s", err);
+    return 0;
+}
+
+static void print_summary(const enqueue_t *q, const char *one_id, const json_t *one, bool dry_run,
+                          FILE *out, bool json)
+{
+    if (json) {
+        json_t *o =
+            json_pack("{s:s, s:I, s:I, s:I, s:I, s:b}", "topic", q->topic, "sent",
+                      (json_int_t)q->sent, "acknowledged", (json_int_t)q->acked, "failed",
+                      (json_int_t)q->failed, "invalid", (json_int_t)q->invalid, "dry_run", dry_run);
+        if (one_id != NULL && q->acked == 1) {
+            json_object_set_new(o, "id", json_string(one_id));
+            json_object_set(o, "account_id", json_object_get(one, "account_id"));
+            json_object_set_new(o, "partition", json_integer(q->last_partition));
+            json_object_set_new(o, "offset", json_integer(q->last_offset));
+        }
+        kc_print_json(out, o);
+        json_decref(o);
+    } else if (dry_run) {
+        fprintf(out, "%ld valid, %ld invalid; nothing sent (--dry-run)\n", q->sent, q->invalid);
+    } else if (one_id != NULL && q->acked == 1) {
+        fprintf(out, "enqueued %s for %s (%s) on %s [%d] at offset %lld\n", one_id,
+                json_string_value(json_object_get(one, "account_id")),
+                json_string_value(json_object_get(one, "type")), q->topic, (int)q->last_partition,
+                (long long)q->last_offset);
+    } else {
+        fprintf(out, "enqueued %ld of %ld requests on %s: %ld acknowledged, %ld failed", q->acked,
+                q->sent, q->topic, q->acked, q->failed);
+        if (q->invalid > 0)
+            fprintf(out, "; %ld invalid line%s not sent", q->invalid, q->invalid == 1 ? "" : "s");
+        fputc('\n', out);
+    }
+}
+
+int ctl_enqueue(int argc, char **argv)
+{
+    flags_t f = {.timeout_ms = 30000};
+    enqueue_t q = {.topic = kc_topic_default("request"), .tty = isatty(2) == 1};
+    kc_opts_t ko = {0};
+    rd_kafka_t *rk = NULL;
+    kc_reader_t reader = {0};
+    FILE *in = NULL;
+    char *one = NULL;
+    json_t *one_json = NULL;
+    char one_id[IDS_MAX + 129];
+    char err[512];
+    int rc = parse_flags(argc, argv, &f, &q, &ko);
+    if (rc != 0) {
+        rc = rc < 0 ? CTL_OK : rc;
+        goto out;
+    }
+    rc = CTL_FAILED;
+    if (f.account != NULL) {
+        one = build_envelope(&f, one_id, sizeof(one_id), err, sizeof(err));
+        if (one == NULL) {
+            rc = ctl_usage_error("enqueue", "%s", err);
+            goto out;
+        }
+        one_json = json_loads(one, 0, NULL);
+        q.quiet = true;
+    } else if (f.file != NULL && strcmp(f.file, "-") != 0) {
+        in = fopen(f.file, "r");
+        if (in == NULL) {
+            fprintf(stderr, "tallyctl enqueue: %s: %s\n", f.file, strerror(errno));
+            goto out;
+        }
+    } else if (!f.dry_run && isatty(0) == 1) {
+        fprintf(stderr, "tallyctl enqueue: reading JSON lines from the terminal "
+                        "(Ctrl-D to end; --help for flags)\n");
+    }
+
+    if (f.wait) {
+        q.wait_topic = f.results_topic      ? f.results_topic
+                       : f.reply_to != NULL ? f.reply_to
+                                            : kc_topic_default("result");
+        /* Opened first, at the current end: no result can slip past. */
+        const char *topics[] = {q.wait_topic};
+        if (kc_reader_open(&reader, &ko, topics, 1, KC_FROM_END, err, sizeof(err)) != 0) {
+            fprintf(stderr, "tallyctl enqueue: %s\n", err);
+            goto out;
+        }
+    }
+    if (!f.dry_run) {
+        rk = kc_producer_new(&ko, on_delivery, &q, err, sizeof(err));
+        if (rk == NULL) {
+            fprintf(stderr, "tallyctl enqueue: %s\n", err);
+            goto out;
+        }
+    }
+    if (one != NULL && f.dry_run) { /* show what would be sent */
+        puts(one);
+        rc = CTL_OK;
+        goto out;
+    }
+    kc_install_sigint();
+    int send_rc;
+    if (one != NULL) {
+        char *wk = wait_key_of(&q, one_json);
+        send_rc = produce(rk, &q, f.account, one, strlen(one), 0, wk);
+        free(wk);
+    } else {
+        send_rc = send_lines(rk, &q, in != NULL ? in : stdin, f.raw, f.dry_run);
+    }
+    if (send_rc != 0)
+        fprintf(stderr, "tallyctl enqueue: out of memory; stopped reading\n");
+    if (rk != NULL) {
+        /* Every message ends acknowledged or failed within message.timeout.ms. */
+        while (rd_kafka_outq_len(rk) > 0) {
+            rd_kafka_flush(rk, 500);
+            progress(&q, false);
+        }
+        if (q.tty && one == NULL && q.sent > 0)
+            progress(&q, true);
+    }
+    bool all_sent = send_rc == 0 && q.failed == 0 && q.invalid == 0 && !q.oom && !kc_interrupted();
+    print_summary(&q, one != NULL ? one_id : NULL, one_json, f.dry_run, f.wait ? stderr : stdout,
+                  f.wait ? false : q.json);
+    rc = all_sent ? CTL_OK : CTL_FAILED;
+
+    if (f.wait && q.awaited.n > 0) {
+        long errors = 0;
+        long got = wait_results(&reader, &q, f.timeout_ms, &errors);
+        fprintf(stderr, "%ld of %zu results arrived (%ld ok, %ld error)\n", got, q.awaited.n,
+                got - errors, errors);
+        if (got < (long)q.awaited.n || errors > 0)
+            rc = CTL_FAILED;
+    }
+out:
+    if (rk != NULL)
+        rd_kafka_destroy(rk);
+    if (reader.rk != NULL)
+        kc_reader_close(&reader);
+    if (in != NULL)
+        fclose(in);
+    strset_free(&q.awaited);
+    json_decref(one_json);
+    free(one);
+    kc_opts_free(&ko);
+    return rc;
+}
