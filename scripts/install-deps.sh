@@ -10,8 +10,8 @@ packages=(
     libpq-dev librdkafka-dev libjansson-dev libuv1-dev libcmocka-dev
     # run and test: a private PostgreSQL per test, valgrind, clang's sanitizer runtime
     postgresql-15 postgresql-client-15 valgrind clang libclang-rt-14-dev
-    # tests/schemas: the payload schemas checked with Debian's jsonschema
-    python3 python3-jsonschema
+    # tests/schemas (jsonschema) and tests/deploy (YAML), with Debian's python3
+    python3 python3-jsonschema python3-yaml
 )
 
 missing=()
