@@ -7,8 +7,7 @@
 /* The registry: every domain's table of job types, in listing order. A new
  * domain adds one line here and one HANDLER_DOMAIN line in handler_internal.h. */
 static const handler_t *const domains[] = {
-    handlers_payments,
-    handlers_shares,
+    handlers_payments, handlers_shares, handlers_payouts, handlers_routes, handlers_settings,
 };
 
 #define DOMAIN_COUNT (sizeof(domains) / sizeof(domains[0]))
