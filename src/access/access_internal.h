@@ -9,7 +9,7 @@
  *   static const access_errmap_t ROUTE_INSERT_ERRORS[] = {
  *       {"23505", "account_payout_routes_pkey", ACCESS_CONFLICT, "route_id",
  *        "a route with this id already exists"},
- *       {NULL},
+ *       {0},
  *   };
  *   static const access_stmt_t ROUTE_INSERT = {
  *       .name = "routes_insert",          // unique in src/access/: "<module>_<what>"

@@ -18,7 +18,7 @@
 static const access_errmap_t RECORD_ERRORS[] = {
     {"23505", "stripe_payments_external_id_key", ACCESS_CONFLICT, "external_id",
      "a payment with this external_id already exists in the account"},
-    {NULL},
+    {0},
 };
 
 static const access_stmt_t RECORD = {

@@ -23,7 +23,7 @@ static const access_errmap_t CREATE_ERRORS[] = {
      "currency must be a three-letter ISO 4217 code"},
     {"23514", "pay_out_description_check", ACCESS_INVALID, "description",
      "description must be at most 1000 characters long"},
-    {NULL},
+    {0},
 };
 
 /* One statement. `rt` resolves the route (the given one, else the default)

@@ -31,7 +31,7 @@ static const access_errmap_t UPSERT_ERRORS[] = {
      "currency must be a three-letter ISO 4217 code"},
     {"23505", "account_payout_routes_one_default", ACCESS_RETRY, NULL,
      "another default route was set at the same time"},
-    {NULL},
+    {0},
 };
 
 /* $6 (is_default): the old default is demoted first; the INSERT reads the

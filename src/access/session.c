@@ -154,7 +154,9 @@ access_status_t access_tx_begin(access_session_t *s, const access_account_t *acc
     cmds[n++] = (ctl_cmd_t){.sql = SQL_SET_TENANT, .arg = account->id};
     access_status_t st = run_ctl(s, cmds, n, err);
     if (st != ACCESS_OK) {
-        /* Whatever was pending is now in an unknown state: the session is over. */
+        /* Whatever was pending is now in an unknown state: the session is
+         * over, and abort rolls back whatever BEGIN started. */
+        s->begin_pending = false;
         s->broken = true;
         return st;
     }

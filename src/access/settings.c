@@ -29,7 +29,7 @@ static const access_errmap_t UPDATE_ERRORS[] = {
     {"23514", "account_payment_settings_descriptor", ACCESS_INVALID, "statement_descriptor",
      "statement_descriptor must be 5 to 22 printable ASCII characters with at least one letter "
      "and none of < > \\ ' \" *"},
-    {NULL},
+    {0},
 };
 
 /* Insert-or-update in one statement: $2–$4 are NULL for "unchanged", $5 says

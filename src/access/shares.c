@@ -38,7 +38,7 @@ static const access_errmap_t INSERT_ERRORS[] = {
     {"23505", "payment_share_tracking_reversal_once", ACCESS_CONFLICT, NULL,
      "the refund is already reversed"},
     {"23503", NULL, ACCESS_NOT_FOUND, "payment_id", "no payment with this id in the account"},
-    {NULL},
+    {0},
 };
 
 /* All rows in one statement from a JSON array; ordered by position so that

@@ -128,7 +128,8 @@ static size_t put_json_string(char *buf, size_t o, size_t cap, const char *s)
     return o;
 }
 
-static size_t put(char *buf, size_t o, size_t cap, const char *fmt, ...)
+__attribute__((format(printf, 4, 5))) static size_t put(char *buf, size_t o, size_t cap,
+                                                     const char *fmt, ...)
 {
     if (o >= cap)
         return o;

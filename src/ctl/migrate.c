@@ -49,36 +49,28 @@ int ctl_migrate(int argc, char **argv)
         if (strcmp(a, "--status") == 0) {
             status = true;
         } else if (strcmp(a, "--dir") == 0) {
-            if (i + 1 >= argc) {
-                fprintf(stderr, "tallyctl migrate: --dir needs a directory\n");
-                return 2;
-            }
+            if (i + 1 >= argc)
+                return ctl_usage_error("migrate", "--dir needs a directory");
             dir = argv[++i];
         } else if (strncmp(a, "--dir=", 6) == 0) {
             dir = a + 6;
         } else if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
             usage(stdout);
-            return 0;
+            return CTL_OK;
         } else {
-            fprintf(stderr, "tallyctl migrate: unknown argument '%s'\n\n", a);
-            usage(stderr);
-            return 2;
+            return ctl_usage_error("migrate", "unknown argument '%s'", a);
         }
     }
-    if (dir != NULL && dir[0] == '\0') {
-        fprintf(stderr, "tallyctl migrate: --dir needs a directory\n");
-        return 2;
-    }
+    if (dir != NULL && dir[0] == '\0')
+        return ctl_usage_error("migrate", "--dir needs a directory");
     if (dir == NULL)
         dir = is_dir("migrations") ? "migrations" : TALLY_MIGRATIONS_DIR_DEFAULT;
 
     const char *url = getenv("MIGRATION_DATABASE_URL");
     if (url == NULL || url[0] == '\0')
         url = getenv("DATABASE_URL");
-    if (url == NULL || url[0] == '\0') {
-        fprintf(stderr, "tallyctl migrate: set MIGRATION_DATABASE_URL or DATABASE_URL\n");
-        return 2;
-    }
+    if (url == NULL || url[0] == '\0')
+        return ctl_usage_error("migrate", "set MIGRATION_DATABASE_URL or DATABASE_URL");
 
     char err[1024];
     int rc = status ? access_migrate_status(url, dir, stdout, err, sizeof(err))
@@ -86,7 +78,7 @@ int ctl_migrate(int argc, char **argv)
     fflush(stdout);
     if (rc != 0) {
         fprintf(stderr, "tallyctl migrate: error: %s\n", err);
-        return 1;
+        return CTL_FAILED;
     }
-    return 0;
+    return CTL_OK;
 }

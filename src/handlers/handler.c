@@ -5,10 +5,20 @@
 #include <string.h>
 
 /* The registry: every domain's table of job types, in listing order. A new
- * domain adds one line here and one HANDLER_DOMAIN line in handler_internal.h. */
+ * domain adds one line here and one HANDLER_DOMAIN line in handler_internal.h
+ * (one per line, kept so by clang-format off, so that new domains merge cleanly). */
+// clang-format off
 static const handler_t *const domains[] = {
-    handlers_payments, handlers_shares, handlers_payouts, handlers_routes, handlers_settings,
+    handlers_payments,
+    handlers_shares,
+    handlers_payouts,
+    handlers_routes,
+    handlers_settings,
+    handlers_codes,
+    handlers_agents,
+    handlers_audit,
 };
+// clang-format on
 
 #define DOMAIN_COUNT (sizeof(domains) / sizeof(domains[0]))
 

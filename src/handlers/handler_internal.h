@@ -69,6 +69,9 @@ HANDLER_DOMAIN(shares);
 HANDLER_DOMAIN(payouts);
 HANDLER_DOMAIN(routes);
 HANDLER_DOMAIN(settings);
+HANDLER_DOMAIN(codes);
+HANDLER_DOMAIN(agents);
+HANDLER_DOMAIN(audit);
 
 /* ---- Reading a validated payload ------------------------------------------ */
 

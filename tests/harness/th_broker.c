@@ -157,7 +157,8 @@ pid_t th_broker_pid(const th_broker_t *b)
     return b->pid;
 }
 
-static bool vcommand(th_broker_t *b, char *reply, size_t size, const char *fmt, va_list ap)
+__attribute__((format(printf, 4, 0))) static bool vcommand(th_broker_t *b, char *reply, size_t size,
+                                                       const char *fmt, va_list ap)
 {
     char line[1024];
     int n = vsnprintf(line, sizeof(line) - 1, fmt, ap);

@@ -21,21 +21,24 @@
 typedef struct pool pool_t;
 typedef struct pool_conn pool_conn_t;
 
+/* Sizes and timeouts left at 0 take the defaults (negative ones are refused). The
+ * pool adds TCP keepalives and application_name as defaults that conninfo may
+ * override. */
 typedef struct pool_config {
-    const char *conninfo;   /* libpq URL or key=value string; copied */
-    int max;                /* TALLY_POOL_MAX, default 5 */
-    int idle_timeout_ms;    /* default 20000 */
-    int connect_timeout_ms; /* default 10000 */
+    const char *conninfo;         /* libpq URL or key=value string; copied */
+    int max;                      /* TALLY_POOL_MAX, default 5 */
+    int idle_timeout_ms;          /* default 20000 */
+    int connect_timeout_ms;       /* default 10000 */
     const char *application_name; /* reported in pg_stat_activity; copied; may be NULL */
 } pool_config_t;
 
 typedef struct pool_stats {
-    int idle;           /* connected, not borrowed */
-    int active;         /* borrowed by a caller */
-    int connecting;     /* being opened */
-    uint64_t opened;    /* connections opened since start */
-    uint64_t closed;    /* connections closed since start (idle, broken or shutdown) */
-    uint64_t failures;  /* failed connection attempts since start */
+    int idle;          /* connected, not borrowed */
+    int active;        /* borrowed by a caller */
+    int connecting;    /* being opened */
+    uint64_t opened;   /* connections opened since start */
+    uint64_t closed;   /* connections closed since start (idle, broken or shutdown) */
+    uint64_t failures; /* failed connection attempts since start */
 } pool_stats_t;
 
 /* Creates a pool; opens no connection yet. Returns 0, or -1 with a message
@@ -47,9 +50,11 @@ int pool_new(const pool_config_t *cfg, pool_t **out, char *err, size_t errlen);
 void pool_free(pool_t *pool);
 
 /* Borrows a connection, opening one if none is idle and fewer than max exist,
- * waiting for a release otherwise. Blocks the calling thread; never call it on
- * the event-loop thread. Returns 0, or -1 when a new connection could not be
- * opened (err says why, without secrets). */
+ * waiting for a release otherwise. An idle connection whose backend is gone
+ * (terminated, server restarted) is noticed here and replaced. Blocks the
+ * calling thread, waiting and connecting together at most connect_timeout_ms;
+ * never call it on the event-loop thread. Returns 0, or -1 when no connection
+ * could be had in time (err says why, without secrets). */
 int pool_acquire(pool_t *pool, pool_conn_t **out, char *err, size_t errlen);
 
 /* Returns a borrowed connection. A connection marked broken, not in
@@ -71,7 +76,9 @@ void pool_conn_set_prepared(pool_conn_t *conn, const char *name);
 void pool_reap_idle(pool_t *pool);
 
 /* Runs SELECT 1 on a borrowed-and-returned connection. Returns 0 and the
- * round-trip latency, or -1 with err. Blocks the calling thread. */
+ * round-trip latency of the query, or -1 with err. A failure on a reused
+ * connection is tried once more on a fresh one, so one dead connection does
+ * not report the database down. Blocks the calling thread. */
 int pool_health_check(pool_t *pool, double *latency_ms, char *err, size_t errlen);
 
 void pool_stats(pool_t *pool, pool_stats_t *out);

@@ -1,0 +1,377 @@
+#include "config.h"
+
+#include "envelope.h"
+#include "version.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <getopt.h>
+#include <librdkafka/rdkafka.h>
+#include <limits.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+
+typedef enum kind { K_STR, K_INT, K_TOPIC, K_ADDR, K_LEVEL, K_FORMAT } kind_t;
+
+/* One row per setting: its variable, its flag, its default and its range. */
+typedef struct setting {
+    const char *env;
+    const char *flag;
+    kind_t kind;
+    const char *def; /* NULL: required */
+    long min, max;
+    size_t offset;
+    const char *help;
+} setting_t;
+
+#define OFF(f) offsetof(config_t, f)
+
+static const setting_t settings[] = {
+    {"DATABASE_URL", "database-url", K_STR, NULL, 0, 0, OFF(database_url),
+     "PostgreSQL connection URL of the worker's login role (member of tally_app)"},
+    {"KAFKA_BOOTSTRAP_SERVERS", "bootstrap-servers", K_STR, NULL, 0, 0, OFF(bootstrap_servers),
+     "Kafka bootstrap servers, host:port[,host:port…]"},
+    {"TALLY_GROUP_ID", "group-id", K_STR, "tally-workers", 0, 0, OFF(group_id),
+     "consumer group shared by all replicas"},
+    {"TALLY_REQUEST_TOPIC", "request-topic", K_TOPIC, "tally.requests", 0, 0, OFF(request_topic),
+     "topic of requests (consumed)"},
+    {"TALLY_RESULT_TOPIC", "result-topic", K_TOPIC, "tally.results", 0, 0, OFF(result_topic),
+     "default topic of results"},
+    {"TALLY_AUDIT_TOPIC", "audit-topic", K_TOPIC, "tally.audit", 0, 0, OFF(audit_topic),
+     "topic of audit events"},
+    {"TALLY_DLQ_TOPIC", "dlq-topic", K_TOPIC, "tally.dlq", 0, 0, OFF(dlq_topic),
+     "dead-letter topic"},
+    {"TALLY_POOL_MAX", "pool-max", K_INT, "5", 1, 256, OFF(pool_max),
+     "database connections, and executor threads"},
+    {"TALLY_MAX_IN_FLIGHT", "max-in-flight", K_INT, "1000", 1, 1000000, OFF(max_in_flight),
+     "requests read ahead and not yet finished, across partitions"},
+    {"TALLY_MAX_RETRIES", "max-retries", K_INT, "5", 1, 1000, OFF(max_retries),
+     "attempts before a request is answered internal and copied to the DLQ"},
+    {"TALLY_SHUTDOWN_TIMEOUT_MS", "shutdown-timeout-ms", K_INT, "25000", 0, 3600000,
+     OFF(shutdown_timeout_ms), "time to finish started requests on shutdown or revocation"},
+    {"TALLY_OUTCOME_RETENTION_DAYS", "outcome-retention-days", K_INT, "30", 1, 36500,
+     OFF(outcome_retention_days), "days stored outcomes are kept for replay"},
+    {"TALLY_BATCH_MAX", "batch-max", K_INT, "8", 1, 1000, OFF(batch_max),
+     "requests of different accounts committed in one transaction (group commit)"},
+    {"TALLY_HTTP_ADDR", "http-addr", K_ADDR, "127.0.0.1:8080", 0, 0, OFF(http_addr),
+     "host:port of /livez, /readyz and /metrics"},
+    {"TALLY_LOG_LEVEL", "log-level", K_LEVEL, "info", 0, 0, OFF(log_level),
+     "debug, info, warn or error"},
+    {"TALLY_LOG_FORMAT", "log-format", K_FORMAT, "json", 0, 0, OFF(log_text), "json or text"},
+};
+
+#define NSETTINGS (sizeof(settings) / sizeof(settings[0]))
+
+static void errf(char *err, size_t errlen, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+static void errf(char *err, size_t errlen, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(err, errlen, fmt, ap);
+    va_end(ap);
+}
+
+int config_split_addr(const char *addr, char *host, size_t hostlen, int *port)
+{
+    const char *colon = strrchr(addr, ':');
+    if (colon == NULL || colon == addr)
+        return -1;
+    const char *h = addr;
+    size_t hl = (size_t)(colon - addr);
+    if (h[0] == '[') {
+        if (hl < 3 || h[hl - 1] != ']')
+            return -1;
+        h++;
+        hl -= 2;
+    }
+    if (hl + 1 > hostlen)
+        return -1;
+    const char *p = colon + 1;
+    if (*p == '\0' || strlen(p) > 5)
+        return -1;
+    long v = 0;
+    for (; *p != '\0'; p++) {
+        if (!isdigit((unsigned char)*p))
+            return -1;
+        v = v * 10 + (*p - '0');
+    }
+    if (v < 1 || v > 65535)
+        return -1;
+    memcpy(host, h, hl);
+    host[hl] = '\0';
+    *port = (int)v;
+    return 0;
+}
+
+/* Validates value for setting s and stores it in cfg. The message names the
+ * setting by its variable; the value is echoed except for DATABASE_URL. */
+static int apply(const setting_t *s, const char *value, config_t *cfg, char *err, size_t errlen)
+{
+    char *base = (char *)cfg + s->offset;
+    switch (s->kind) {
+    case K_STR:
+        if (value[0] == '\0') {
+            errf(err, errlen, "%s: must not be empty", s->env);
+            return -1;
+        }
+        break;
+    case K_TOPIC:
+        if (!envelope_topic_valid(value, strlen(value))) {
+            errf(err, errlen,
+                 "%s: \"%.64s\" is not a Kafka topic name (1-249 chars of [A-Za-z0-9._-])", s->env,
+                 value);
+            return -1;
+        }
+        break;
+    case K_ADDR: {
+        char host[256];
+        int port;
+        if (config_split_addr(value, host, sizeof(host), &port) != 0 || host[0] == '\0') {
+            errf(err, errlen, "%s: \"%.64s\" is not host:port with a port in 1-65535", s->env,
+                 value);
+            return -1;
+        }
+        break;
+    }
+    case K_INT: {
+        char *end = NULL;
+        errno = 0;
+        long v = strtol(value, &end, 10);
+        if (value[0] == '\0' || isspace((unsigned char)value[0]) || *end != '\0' || errno != 0) {
+            errf(err, errlen, "%s: \"%.32s\" is not an integer", s->env, value);
+            return -1;
+        }
+        if (v < s->min || v > s->max) {
+            errf(err, errlen, "%s: %ld is out of range (%ld-%ld)", s->env, v, s->min, s->max);
+            return -1;
+        }
+        *(int *)(void *)base = (int)v;
+        return 0;
+    }
+    case K_LEVEL:
+        if (!log_level_parse(value, (log_level_t *)(void *)base)) {
+            errf(err, errlen, "%s: \"%.32s\" is not one of debug, info, warn, error", s->env,
+                 value);
+            return -1;
+        }
+        return 0;
+    case K_FORMAT:
+        if (strcmp(value, "json") != 0 && strcmp(value, "text") != 0) {
+            errf(err, errlen, "%s: \"%.32s\" is not json or text", s->env, value);
+            return -1;
+        }
+        *(bool *)(void *)base = strcmp(value, "text") == 0;
+        return 0;
+    }
+    char **slot = (char **)(void *)base;
+    free(*slot);
+    *slot = strdup(value);
+    return 0;
+}
+
+static int kafka_add(config_t *cfg, const char *key, const char *value, const char *origin,
+                     rd_kafka_conf_t *probe, char *err, size_t errlen)
+{
+    char why[512];
+    rd_kafka_conf_res_t r = rd_kafka_conf_set(probe, key, value, why, sizeof(why));
+    if (r != RD_KAFKA_CONF_OK) {
+        /* librdkafka's own message names the property; values of secrets
+         * (sasl.password, …) are not echoed by it. */
+        errf(err, errlen, "%s: %s", origin, why);
+        return -1;
+    }
+    config_kv_t *kv = realloc(cfg->kafka, (cfg->n_kafka + 1) * sizeof(*kv));
+    if (kv == NULL) {
+        errf(err, errlen, "%s: out of memory", origin);
+        return -1;
+    }
+    cfg->kafka = kv;
+    kv[cfg->n_kafka].key = strdup(key);
+    kv[cfg->n_kafka].value = strdup(value);
+    cfg->n_kafka++;
+    return 0;
+}
+
+/* Settings with an explicit meaning in Tally are not librdkafka properties. */
+static bool env_is_setting(const char *name, size_t len)
+{
+    for (size_t i = 0; i < NSETTINGS; i++) {
+        if (strlen(settings[i].env) == len && strncmp(settings[i].env, name, len) == 0)
+            return true;
+    }
+    return false;
+}
+
+static void usage(FILE *out)
+{
+    fprintf(out, "Usage: tally-worker [options]\n"
+                 "\n"
+                 "Consumes tenant requests from Kafka, runs them on PostgreSQL and publishes a\n"
+                 "result and an audit event for each (see CONTRACT.md).\n"
+                 "\n"
+                 "Options (each also read from the environment variable shown; flags win):\n");
+    for (size_t i = 0; i < NSETTINGS; i++) {
+        const setting_t *s = &settings[i];
+        char flag[64];
+        snprintf(flag, sizeof(flag), "--%s=V", s->flag);
+        fprintf(out, "  %-28s %-29s %s", flag, s->env, s->help);
+        if (s->def != NULL)
+            fprintf(out, " (default %s)", s->def);
+        else
+            fprintf(out, " (required)");
+        if (s->kind == K_INT)
+            fprintf(out, " [%ld-%ld]", s->min, s->max);
+        fputc('\n', out);
+    }
+    fprintf(out,
+            "  %-28s %-29s any librdkafka property, for the consumer and the producer\n"
+            "  %-28s %-29s\n"
+            "  %-28s %s\n"
+            "  %-28s %s\n"
+            "\n"
+            "Signals: SIGTERM or SIGINT finish started requests, commit and exit 0.\n"
+            "Exit status: 0 after a clean shutdown, 1 on a fatal error, 2 on a bad setting.\n",
+            "-X key=value", "KAFKA_<PROPERTY>", "", "(dots as underscores)", "-h, --help",
+            "this text", "-V, --version", "the version");
+}
+
+static const char *env_get(char **envp, const char *name)
+{
+    size_t n = strlen(name);
+    for (char **e = envp; e != NULL && *e != NULL; e++) {
+        if (strncmp(*e, name, n) == 0 && (*e)[n] == '=')
+            return *e + n + 1;
+    }
+    return NULL;
+}
+
+config_result_t config_load(int argc, char **argv, char **envp, FILE *out, config_t *cfg, char *err,
+                            size_t errlen)
+{
+    memset(cfg, 0, sizeof(*cfg));
+    err[0] = '\0';
+    config_result_t result = CONFIG_ERROR;
+    rd_kafka_conf_t *probe = rd_kafka_conf_new();
+    const char *flag_value[NSETTINGS] = {0};
+
+    struct option longopts[NSETTINGS + 3];
+    for (size_t i = 0; i < NSETTINGS; i++)
+        longopts[i] = (struct option){settings[i].flag, required_argument, NULL, 1000 + (int)i};
+    longopts[NSETTINGS] = (struct option){"help", no_argument, NULL, 'h'};
+    longopts[NSETTINGS + 1] = (struct option){"version", no_argument, NULL, 'V'};
+    longopts[NSETTINGS + 2] = (struct option){NULL, 0, NULL, 0};
+
+    /* -X properties are applied after the environment's KAFKA_*, so collect them. */
+    const char **xprops = calloc((size_t)argc + 1, sizeof(*xprops));
+    size_t nx = 0;
+    optind = 0;
+    opterr = 0;
+    int c;
+    while ((c = getopt_long(argc, argv, ":hVX:", longopts, NULL)) != -1) {
+        if (c == 'h') {
+            usage(out);
+            result = CONFIG_EXIT;
+            goto done;
+        } else if (c == 'V') {
+            fprintf(out, "tally-worker %s\n", tally_version());
+            result = CONFIG_EXIT;
+            goto done;
+        } else if (c == 'X') {
+            xprops[nx++] = optarg;
+        } else if (c >= 1000 && c < 1000 + (int)NSETTINGS) {
+            flag_value[c - 1000] = optarg;
+        } else if (c == ':') {
+            errf(err, errlen, "%s: needs a value", argv[optind - 1]);
+            goto done;
+        } else {
+            errf(err, errlen, "%s: unknown option (see --help)", argv[optind - 1]);
+            goto done;
+        }
+    }
+    if (optind < argc) {
+        errf(err, errlen, "%.64s: unexpected argument (see --help)", argv[optind]);
+        goto done;
+    }
+
+    for (size_t i = 0; i < NSETTINGS; i++) {
+        const setting_t *s = &settings[i];
+        const char *v = flag_value[i] != NULL ? flag_value[i] : env_get(envp, s->env);
+        if (v == NULL)
+            v = s->def;
+        if (v == NULL) {
+            errf(err, errlen, "%s: required (or --%s)", s->env, s->flag);
+            goto done;
+        }
+        if (apply(s, v, cfg, err, errlen) != 0)
+            goto done;
+    }
+
+    /* KAFKA_<PROPERTY>: KAFKA_SESSION_TIMEOUT_MS=6000 → session.timeout.ms. */
+    for (char **e = envp; e != NULL && *e != NULL; e++) {
+        if (strncmp(*e, "KAFKA_", 6) != 0)
+            continue;
+        const char *eq = strchr(*e, '=');
+        if (eq == NULL || env_is_setting(*e, (size_t)(eq - *e)))
+            continue;
+        char key[256];
+        size_t n = (size_t)(eq - *e) - 6;
+        if (n == 0 || n >= sizeof(key))
+            continue;
+        for (size_t i = 0; i < n; i++) {
+            char ch = (*e)[6 + i];
+            key[i] = ch == '_' ? '.' : (char)tolower((unsigned char)ch);
+        }
+        key[n] = '\0';
+        char origin[300];
+        snprintf(origin, sizeof(origin), "%.*s", (int)(eq - *e), *e);
+        if (kafka_add(cfg, key, eq + 1, origin, probe, err, errlen) != 0)
+            goto done;
+    }
+    for (size_t i = 0; i < nx; i++) {
+        const char *eq = strchr(xprops[i], '=');
+        if (eq == NULL || eq == xprops[i]) {
+            errf(err, errlen, "-X %.64s: expected key=value", xprops[i]);
+            goto done;
+        }
+        char key[256];
+        size_t n = (size_t)(eq - xprops[i]);
+        if (n >= sizeof(key)) {
+            errf(err, errlen, "-X: property name too long");
+            goto done;
+        }
+        memcpy(key, xprops[i], n);
+        key[n] = '\0';
+        char origin[300];
+        snprintf(origin, sizeof(origin), "-X %s", key);
+        if (kafka_add(cfg, key, eq + 1, origin, probe, err, errlen) != 0)
+            goto done;
+    }
+    result = CONFIG_RUN;
+done:
+    rd_kafka_conf_destroy(probe);
+    free(xprops);
+    if (result != CONFIG_RUN)
+        config_free(cfg);
+    return result;
+}
+
+void config_free(config_t *cfg)
+{
+    for (size_t i = 0; i < NSETTINGS; i++) {
+        kind_t k = settings[i].kind;
+        if (k == K_STR || k == K_TOPIC || k == K_ADDR) {
+            char **slot = (char **)(void *)((char *)cfg + settings[i].offset);
+            free(*slot);
+            *slot = NULL;
+        }
+    }
+    for (size_t i = 0; i < cfg->n_kafka; i++) {
+        free(cfg->kafka[i].key);
+        free(cfg->kafka[i].value);
+    }
+    free(cfg->kafka);
+    cfg->kafka = NULL;
+    cfg->n_kafka = 0;
+}

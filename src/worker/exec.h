@@ -1,0 +1,77 @@
+/* exec — the executor threads: database work as straight-line code.
+ *
+ * N threads (N = TALLY_POOL_MAX), each holding at most one pooled connection
+ * at a time. The loop hands an idle executor a task through its mailbox
+ * (mutex + condvar); the executor runs it and appends it to the completion
+ * list (mutex) and wakes the loop with uv_async_send. Tasks:
+ *
+ *   EXEC_BATCH  jobs of different accounts in one transaction (group commit),
+ *               a savepoint per job; each job ends JOB_ANSWERED, JOB_RETRY or
+ *               JOB_REQUEUE (see job.h). db_unavailable says the database
+ *               could not be reached or the connection was lost.
+ *   EXEC_PROBE  pool_health_check: is the database back?
+ *   EXEC_PRUNE  access_admin_prune_outcomes.
+ *
+ * Every job of a batch that reaches the database gets an audit row in the
+ * same transaction as its effects and stored outcome. */
+#ifndef TALLY_WORKER_EXEC_H
+#define TALLY_WORKER_EXEC_H
+
+#include "job.h"
+#include "pool/pool.h"
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <uv.h>
+
+typedef enum exec_kind { EXEC_BATCH, EXEC_PROBE, EXEC_PRUNE } exec_kind_t;
+
+typedef struct exec_task {
+    exec_kind_t kind;
+    job_t **jobs; /* EXEC_BATCH: the batch (owned by the task) */
+    size_t njobs;
+    int prune_days; /* EXEC_PRUNE */
+    /* Results. */
+    bool db_unavailable; /* EXEC_BATCH, EXEC_PROBE: the database is unreachable */
+    bool ok;             /* EXEC_PROBE, EXEC_PRUNE: it worked */
+    int64_t pruned;      /* EXEC_PRUNE */
+    double latency_ms;   /* EXEC_PROBE */
+    char error[256];     /* why it failed, for the log (no secrets) */
+    int executor;        /* which executor ran it */
+    struct exec_task *next;
+} exec_task_t;
+
+typedef struct exec exec_t;
+
+typedef struct exec_config {
+    pool_t *pool;
+    int threads;
+    const char *worker_name; /* for audit rows and events; copied */
+    uv_async_t *wake;        /* sent after each completion */
+} exec_config_t;
+
+/* Starts the executor threads. Returns NULL when a thread cannot be started. */
+exec_t *exec_start(const exec_config_t *cfg);
+
+/* Stops and joins every thread after its current task, frees the executors
+ * and returns the completions not yet taken (a list linked by next; the
+ * caller frees the tasks and their jobs). */
+exec_task_t *exec_stop(exec_t *e);
+
+/* Index of an idle executor, or -1. Loop thread only. */
+int exec_idle(const exec_t *e);
+int exec_idle_count(const exec_t *e);
+int exec_busy_count(const exec_t *e);
+
+/* Hands task to the idle executor i (which then is busy until its
+ * completion is taken). Loop thread only. */
+void exec_post(exec_t *e, int i, exec_task_t *task);
+
+/* Takes every finished task (a list linked by next), marking their
+ * executors idle. Loop thread only. */
+exec_task_t *exec_take_completions(exec_t *e);
+
+/* Frees a task and its job array (not the jobs). */
+void exec_task_free(exec_task_t *t);
+
+#endif

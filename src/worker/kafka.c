@@ -1,0 +1,219 @@
+#include "kafka.h"
+
+#include "common/log.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+typedef struct prop {
+    const char *key, *value;
+} prop_t;
+
+/* Defaults the user may override. Memory: the local fetch queue holds at
+ * most ~8 MB per consumer (the contract's 1 MiB messages still fit). */
+static const prop_t consumer_defaults[] = {
+    {"client.id", "tally-worker"},       {"queued.max.messages.kbytes", "8192"},
+    {"queued.min.messages", "1000"},     {"fetch.max.bytes", "8388608"},
+    {"statistics.interval.ms", "10000"},
+};
+/* What correctness depends on: the user cannot change these. */
+static const prop_t consumer_required[] = {
+    {"partition.assignment.strategy", "cooperative-sticky"},
+    {"enable.auto.offset.store", "false"}, /* stored by hand after the acks */
+    {"enable.auto.commit", "true"},        /* commits what was stored */
+    {"auto.offset.reset", "earliest"},     /* a new group misses nothing */
+    {"enable.partition.eof", "false"},
+};
+static const prop_t producer_defaults[] = {
+    {"client.id", "tally-worker"},
+    {"linger.ms", "5"},
+    /* Room for a 1 MiB request copied to the DLQ with its headers. */
+    {"message.max.bytes", "2097152"},
+};
+static const prop_t producer_required[] = {
+    {"enable.idempotence", "true"},
+};
+
+static void log_cb(const rd_kafka_t *rk, int level, const char *fac, const char *buf)
+{
+    log_level_t l = level <= 3   ? LOG_ERROR
+                    : level == 4 ? LOG_WARN
+                    : level <= 6 ? LOG_INFO
+                                 : LOG_DEBUG;
+    /* The same user properties go to both clients; the producer's note that
+     * it ignores consumer properties is expected. */
+    if (strcmp(fac, "CONFWARN") == 0 && strstr(buf, "consumer property") != NULL)
+        l = LOG_DEBUG;
+    log_emit(l, "librdkafka", LOG_S("client", rd_kafka_name(rk)), LOG_S("facility", fac),
+             LOG_S("detail", buf), LOG_END);
+}
+
+static int set(rd_kafka_conf_t *conf, const char *key, const char *value, char *err, size_t errlen)
+{
+    char why[512];
+    if (rd_kafka_conf_set(conf, key, value, why, sizeof(why)) != RD_KAFKA_CONF_OK) {
+        snprintf(err, errlen, "Kafka property %s: %s", key, why);
+        return -1;
+    }
+    return 0;
+}
+
+static bool is_required(const prop_t *req, size_t n, const char *key)
+{
+    for (size_t i = 0; i < n; i++) {
+        if (strcmp(req[i].key, key) == 0)
+            return true;
+    }
+    return false;
+}
+
+static rd_kafka_conf_t *build_conf(const config_t *cfg, const prop_t *defs, size_t ndefs,
+                                   const prop_t *req, size_t nreq, char *err, size_t errlen)
+{
+    rd_kafka_conf_t *conf = rd_kafka_conf_new();
+    for (size_t i = 0; i < ndefs; i++) {
+        if (set(conf, defs[i].key, defs[i].value, err, errlen) != 0)
+            goto fail;
+    }
+    for (size_t i = 0; i < cfg->n_kafka; i++) {
+        const config_kv_t *kv = &cfg->kafka[i];
+        if (is_required(req, nreq, kv->key)) {
+            log_warn("Kafka property ignored: Tally requires its own value",
+                     LOG_S("property", kv->key));
+            continue;
+        }
+        if (set(conf, kv->key, kv->value, err, errlen) != 0)
+            goto fail;
+    }
+    for (size_t i = 0; i < nreq; i++) {
+        if (set(conf, req[i].key, req[i].value, err, errlen) != 0)
+            goto fail;
+    }
+    if (set(conf, "bootstrap.servers", cfg->bootstrap_servers, err, errlen) != 0)
+        goto fail;
+    rd_kafka_conf_set_log_cb(conf, log_cb);
+    return conf;
+fail:
+    rd_kafka_conf_destroy(conf);
+    return NULL;
+}
+
+static int make_pipe(int fds[2], char *err, size_t errlen)
+{
+    if (pipe2(fds, O_NONBLOCK | O_CLOEXEC) != 0) {
+        snprintf(err, errlen, "pipe: %s", strerror(errno));
+        fds[0] = fds[1] = -1;
+        return -1;
+    }
+    return 0;
+}
+
+int kafka_open(kafka_t *k, const config_t *cfg, const kafka_callbacks_t *cb, char *err,
+               size_t errlen)
+{
+    memset(k, 0, sizeof(*k));
+    k->consumer_fds[0] = k->consumer_fds[1] = k->producer_fds[0] = k->producer_fds[1] = -1;
+    char why[512];
+
+    rd_kafka_conf_t *conf =
+        build_conf(cfg, consumer_defaults, sizeof(consumer_defaults) / sizeof(prop_t),
+                   consumer_required, sizeof(consumer_required) / sizeof(prop_t), err, errlen);
+    if (conf == NULL || set(conf, "group.id", cfg->group_id, err, errlen) != 0)
+        goto fail_conf;
+    rd_kafka_conf_set_opaque(conf, cb->opaque);
+    rd_kafka_conf_set_rebalance_cb(conf, cb->rebalance);
+    rd_kafka_conf_set_stats_cb(conf, cb->stats);
+    rd_kafka_conf_set_error_cb(conf, cb->error);
+    /* rd_kafka_new takes ownership of conf on success only. */
+    k->consumer = rd_kafka_new(RD_KAFKA_CONSUMER, conf, why, sizeof(why));
+    if (k->consumer == NULL) {
+        snprintf(err, errlen, "Kafka consumer: %s", why);
+        goto fail_conf;
+    }
+    conf = NULL;
+    rd_kafka_poll_set_consumer(k->consumer);
+    k->consumer_queue = rd_kafka_queue_get_consumer(k->consumer);
+
+    conf = build_conf(cfg, producer_defaults, sizeof(producer_defaults) / sizeof(prop_t),
+                      producer_required, sizeof(producer_required) / sizeof(prop_t), err, errlen);
+    if (conf == NULL)
+        goto fail;
+    rd_kafka_conf_set_opaque(conf, cb->opaque);
+    rd_kafka_conf_set_dr_msg_cb(conf, cb->delivery);
+    rd_kafka_conf_set_error_cb(conf, cb->error);
+    k->producer = rd_kafka_new(RD_KAFKA_PRODUCER, conf, why, sizeof(why));
+    if (k->producer == NULL) {
+        snprintf(err, errlen, "Kafka producer: %s", why);
+        goto fail_conf;
+    }
+    conf = NULL;
+    k->producer_queue = rd_kafka_queue_get_main(k->producer);
+
+    if (make_pipe(k->consumer_fds, err, errlen) != 0 ||
+        make_pipe(k->producer_fds, err, errlen) != 0)
+        goto fail;
+    static const char one = 1;
+    rd_kafka_queue_io_event_enable(k->consumer_queue, k->consumer_fds[1], &one, 1);
+    rd_kafka_queue_io_event_enable(k->producer_queue, k->producer_fds[1], &one, 1);
+    return 0;
+
+fail_conf:
+    if (conf != NULL)
+        rd_kafka_conf_destroy(conf);
+fail:
+    kafka_destroy(k);
+    return -1;
+}
+
+void kafka_destroy(kafka_t *k)
+{
+    if (k->consumer_queue != NULL) {
+        rd_kafka_queue_io_event_enable(k->consumer_queue, -1, NULL, 0);
+        rd_kafka_queue_destroy(k->consumer_queue);
+    }
+    if (k->producer_queue != NULL) {
+        rd_kafka_queue_io_event_enable(k->producer_queue, -1, NULL, 0);
+        rd_kafka_queue_destroy(k->producer_queue);
+    }
+    if (k->consumer != NULL)
+        rd_kafka_destroy(k->consumer);
+    if (k->producer != NULL)
+        rd_kafka_destroy(k->producer);
+    for (int i = 0; i < 2; i++) {
+        if (k->consumer_fds[i] >= 0)
+            close(k->consumer_fds[i]);
+        if (k->producer_fds[i] >= 0)
+            close(k->producer_fds[i]);
+    }
+    memset(k, 0, sizeof(*k));
+    k->consumer_fds[0] = k->consumer_fds[1] = k->producer_fds[0] = k->producer_fds[1] = -1;
+}
+
+void kafka_drain_pipe(int fd)
+{
+    char buf[256];
+    while (read(fd, buf, sizeof(buf)) > 0)
+        ;
+}
+
+kafka_err_class_t kafka_classify(rd_kafka_t *rk, rd_kafka_resp_err_t err)
+{
+    if (err == RD_KAFKA_RESP_ERR__FATAL ||
+        (rk != NULL && rd_kafka_fatal_error(rk, NULL, 0) != RD_KAFKA_RESP_ERR_NO_ERROR))
+        return KAFKA_ERR_FATAL;
+    switch (err) {
+    case RD_KAFKA_RESP_ERR__UNKNOWN_TOPIC:
+    case RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART:
+    case RD_KAFKA_RESP_ERR_TOPIC_AUTHORIZATION_FAILED:
+    case RD_KAFKA_RESP_ERR_TOPIC_EXCEPTION:
+    case RD_KAFKA_RESP_ERR_MSG_SIZE_TOO_LARGE:
+    case RD_KAFKA_RESP_ERR_RECORD_LIST_TOO_LARGE:
+    case RD_KAFKA_RESP_ERR_POLICY_VIOLATION:
+        return KAFKA_ERR_TOPIC;
+    default:
+        return KAFKA_ERR_RETRIABLE;
+    }
+}

@@ -1,0 +1,18 @@
+/* runtime — the worker's event loop: Kafka in and out, scheduling, flow
+ * control, rebalances, database outages, shutdown.
+ *
+ * One libuv loop thread owns everything here and never blocks (except in
+ * the final shutdown steps: flush, commit, close); database work runs on
+ * the executors (exec.h). settle() is the one place that turns a job's
+ * outcome into publish / retry / dead-letter / offset commit. */
+#ifndef TALLY_WORKER_RUNTIME_H
+#define TALLY_WORKER_RUNTIME_H
+
+#include "config.h"
+#include "pool/pool.h"
+
+/* Runs the worker until SIGTERM/SIGINT (returns 0 after a clean drain) or a
+ * fatal error (returns 1). pool is borrowed. */
+int runtime_run(const config_t *cfg, pool_t *pool, const char *worker_name);
+
+#endif

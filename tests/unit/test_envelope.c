@@ -1,0 +1,331 @@
+/* Unit tests for src/worker/envelope: every rule of CONTRACT.md §2, the
+ * precedence of checks, and every DLQ case. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include "envelope.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* A known job type, or NULL while the registry is empty. */
+static const char *known_type(void)
+{
+    return handler_count() > 0 ? handler_name(handler_at(0)) : NULL;
+}
+
+static envelope_kind_t decode(const char *key, const char *value, envelope_t *env)
+{
+    return envelope_decode(key, key ? strlen(key) : 0, value, strlen(value), env);
+}
+
+static void expect_dlq(const char *key, const char *value, const char *reason)
+{
+    envelope_t env;
+    assert_int_equal(decode(key, value, &env), ENVELOPE_DLQ);
+    assert_int_equal(env.error, TALLY_ERR_INVALID_REQUEST);
+    if (strstr(env.error_message, reason) == NULL)
+        fail_msg("DLQ reason \"%s\" does not contain \"%s\"", env.error_message, reason);
+    assert_null(env.payload);
+    envelope_clear(&env);
+}
+
+static void expect_error(const char *key, const char *value, tally_errcode_t code,
+                         const char *field)
+{
+    envelope_t env;
+    assert_int_equal(decode(key, value, &env), ENVELOPE_ANSWER);
+    assert_int_equal(env.error, code);
+    assert_string_equal(env.error_field, field);
+    assert_true(env.error_message[0] != '\0');
+    assert_null(env.payload);
+    assert_null(env.handler);
+    envelope_clear(&env);
+}
+
+static void test_dlq_cases(void **state)
+{
+    (void)state;
+    expect_dlq(NULL, "", "empty");
+    expect_dlq(NULL, "not json", "not JSON");
+    expect_dlq(NULL, "[1,2]", "not a JSON object");
+    expect_dlq(NULL, "\"x\"", "not a JSON object");
+    expect_dlq(NULL, "{\"id\":\"a\",\"account_id\":\"acct\"} trailing", "not JSON");
+    expect_dlq(NULL, "{\"account_id\":\"acct_1\",\"type\":\"t\"}", "id is missing");
+    expect_dlq(NULL, "{\"id\":\"\",\"account_id\":\"acct_1\"}", "id is not");
+    expect_dlq(NULL, "{\"id\":7,\"account_id\":\"acct_1\"}", "id is not");
+    expect_dlq(NULL, "{\"id\":\"a\\tb\",\"account_id\":\"acct_1\"}", "id is not");
+    expect_dlq(NULL, "{\"id\":\"caf\\u00e9\",\"account_id\":\"acct_1\"}", "id is not");
+    expect_dlq(NULL, "{\"id\":\"r1\"}", "account_id is missing");
+    expect_dlq(NULL, "{\"id\":\"r1\",\"account_id\":\"acct 1\"}", "account_id is not");
+    expect_dlq(NULL, "{\"id\":\"r1\",\"account_id\":\"\"}", "account_id is not");
+    expect_dlq(NULL, "{\"id\":\"r1\",\"account_id\":null}", "account_id is not");
+    /* Duplicate keys make the envelope ambiguous. */
+    expect_dlq(NULL, "{\"id\":\"r1\",\"account_id\":\"a\",\"account_id\":\"b\"}", "not JSON");
+
+    char id129[200];
+    memset(id129, 0, sizeof(id129));
+    snprintf(id129, sizeof(id129), "{\"id\":\"%0129d\",\"account_id\":\"a\"}", 0);
+    expect_dlq(NULL, id129, "id is not");
+    char acct65[200];
+    snprintf(acct65, sizeof(acct65), "{\"id\":\"r\",\"account_id\":\"%065d\"}", 0);
+    expect_dlq(NULL, acct65, "account_id is not");
+}
+
+static void test_dlq_bad_utf8_and_size(void **state)
+{
+    (void)state;
+    envelope_t env;
+    const char bad[] = "{\"id\":\"r1\",\"account_id\":\"a\",\"x\":\"\xC3\x28\"}";
+    assert_int_equal(envelope_decode(NULL, 0, bad, sizeof(bad) - 1, &env), ENVELOPE_DLQ);
+    assert_non_null(strstr(env.error_message, "UTF-8"));
+
+    size_t big = ENVELOPE_MAX_VALUE + 1;
+    char *v = malloc(big);
+    memset(v, ' ', big);
+    memcpy(v, "{\"id\":\"r1\",\"account_id\":\"a\"}", 28);
+    assert_int_equal(envelope_decode(NULL, 0, v, big, &env), ENVELOPE_DLQ);
+    assert_non_null(strstr(env.error_message, "1 MiB"));
+    /* Exactly 1 MiB is allowed (padding is JSON whitespace). */
+    assert_int_equal(envelope_decode(NULL, 0, v, big - 1, &env), ENVELOPE_ANSWER);
+    envelope_clear(&env);
+    free(v);
+}
+
+static void test_utf8_validator(void **state)
+{
+    (void)state;
+    size_t bad;
+    assert_true(
+        envelope_utf8_valid((const unsigned char *)"h\xC3\xA9llo \xF0\x9F\x98\x80", 11, &bad));
+    assert_false(envelope_utf8_valid((const unsigned char *)"\xC0\xAF", 2, &bad)); /* overlong */
+    assert_int_equal(bad, 0);
+    assert_false(
+        envelope_utf8_valid((const unsigned char *)"ab\xED\xA0\x80", 5, &bad)); /* surrogate */
+    assert_int_equal(bad, 2);
+    assert_false(envelope_utf8_valid((const unsigned char *)"\xF4\x90\x80\x80", 4, &bad));
+    assert_false(envelope_utf8_valid((const unsigned char *)"\xE2\x82", 2, &bad)); /* truncated */
+    assert_false(envelope_utf8_valid((const unsigned char *)"\xFF", 1, &bad));
+}
+
+static void test_topic_names(void **state)
+{
+    (void)state;
+    assert_true(envelope_topic_valid("billing.replies", 15));
+    assert_true(envelope_topic_valid("a-b_C.9", 7));
+    assert_false(envelope_topic_valid("", 0));
+    assert_false(envelope_topic_valid(".", 1));
+    assert_false(envelope_topic_valid("..", 2));
+    assert_false(envelope_topic_valid("a b", 3));
+    assert_false(envelope_topic_valid("a/b", 3));
+    char long_name[251];
+    memset(long_name, 'x', 250);
+    assert_true(envelope_topic_valid(long_name, 249));
+    assert_false(envelope_topic_valid(long_name, 250));
+}
+
+static void test_answered_errors(void **state)
+{
+    (void)state;
+    expect_error(NULL, "{\"v\":2,\"id\":\"r1\",\"account_id\":\"a\",\"type\":\"x\",\"payload\":{}}",
+                 TALLY_ERR_UNSUPPORTED_VERSION, "v");
+    expect_error(NULL, "{\"v\":\"1\",\"id\":\"r1\",\"account_id\":\"a\"}",
+                 TALLY_ERR_UNSUPPORTED_VERSION, "v");
+    expect_error(NULL, "{\"v\":1.0,\"id\":\"r1\",\"account_id\":\"a\"}",
+                 TALLY_ERR_UNSUPPORTED_VERSION, "v");
+    expect_error("b", "{\"id\":\"r1\",\"account_id\":\"a\",\"type\":\"x\",\"payload\":{}}",
+                 TALLY_ERR_INVALID_REQUEST, "account_id");
+    expect_error("", "{\"id\":\"r1\",\"account_id\":\"a\",\"type\":\"x\",\"payload\":{}}",
+                 TALLY_ERR_INVALID_REQUEST, "account_id");
+    expect_error(NULL, "{\"id\":\"r1\",\"account_id\":\"a\",\"payload\":{}}",
+                 TALLY_ERR_INVALID_REQUEST, "type");
+    expect_error(NULL, "{\"id\":\"r1\",\"account_id\":\"a\",\"type\":5,\"payload\":{}}",
+                 TALLY_ERR_INVALID_REQUEST, "type");
+    expect_error(NULL, "{\"id\":\"r1\",\"account_id\":\"a\",\"type\":\"no.such\",\"payload\":{}}",
+                 TALLY_ERR_UNKNOWN_TYPE, "type");
+    expect_error(NULL, "{\"id\":\"r1\",\"account_id\":\"a\",\"type\":\"\",\"payload\":{}}",
+                 TALLY_ERR_UNKNOWN_TYPE, "type");
+}
+
+static void test_precedence(void **state)
+{
+    (void)state;
+    /* DLQ conditions win over everything answerable. */
+    expect_dlq("other", "{\"v\":9,\"id\":\"\",\"account_id\":\"a\"}", "id is not");
+    /* v wins over a wrong key and an unknown type. */
+    expect_error("other", "{\"v\":9,\"id\":\"r\",\"account_id\":\"a\",\"type\":\"zz\"}",
+                 TALLY_ERR_UNSUPPORTED_VERSION, "v");
+    /* The key wins over the type. */
+    expect_error("other", "{\"id\":\"r\",\"account_id\":\"a\",\"type\":\"zz\"}",
+                 TALLY_ERR_INVALID_REQUEST, "account_id");
+    /* An unknown type wins over a missing payload and a bad reply_to. */
+    expect_error(NULL, "{\"id\":\"r\",\"account_id\":\"a\",\"type\":\"zz\",\"reply_to\":\"a b\"}",
+                 TALLY_ERR_UNKNOWN_TYPE, "type");
+}
+
+static void test_echoed_fields_survive_errors(void **state)
+{
+    (void)state;
+    envelope_t env;
+    assert_int_equal(decode("acct_9",
+                            "{\"id\":\"req 1\",\"account_id\":\"acct_9\",\"type\":\"zz.top\","
+                            "\"correlation_id\":\"c-77\",\"reply_to\":\"my.replies\",\"extra\":1}",
+                            &env),
+                     ENVELOPE_ANSWER);
+    assert_int_equal(env.error, TALLY_ERR_UNKNOWN_TYPE);
+    assert_string_equal(env.id, "req 1");
+    assert_string_equal(env.account.id, "acct_9");
+    assert_string_equal(env.type, "zz.top");
+    assert_true(env.has_correlation_id);
+    assert_string_equal(env.correlation_id, "c-77");
+    assert_string_equal(env.reply_to, "my.replies");
+    envelope_clear(&env);
+
+    /* A bad correlation_id is not echoed; null counts as absent. */
+    assert_int_equal(decode(NULL,
+                            "{\"id\":\"r\",\"account_id\":\"a\",\"type\":\"zz\","
+                            "\"correlation_id\":5,\"reply_to\":null}",
+                            &env),
+                     ENVELOPE_ANSWER);
+    assert_false(env.has_correlation_id);
+    assert_string_equal(env.reply_to, "");
+    envelope_clear(&env);
+}
+
+static void test_valid_request(void **state)
+{
+    (void)state;
+    const char *type = known_type();
+    if (type == NULL)
+        skip(); /* no job type registered yet */
+    char msg[1024];
+    envelope_t env;
+    snprintf(msg, sizeof(msg),
+             "{\"v\":1,\"id\":\"req_1\",\"account_id\":\"acct_42\",\"type\":\"%s\","
+             "\"payload\":{\"amount\":1},\"reply_to\":\"billing.replies\","
+             "\"correlation_id\":\"c-77\",\"unknown\":{\"ignored\":true}}",
+             type);
+    assert_int_equal(decode("acct_42", msg, &env), ENVELOPE_ANSWER);
+    assert_int_equal(env.error, TALLY_ERR_NONE);
+    assert_non_null(env.handler);
+    assert_true(json_is_object(env.payload));
+    assert_string_equal(env.reply_to, "billing.replies");
+    envelope_clear(&env);
+
+    snprintf(msg, sizeof(msg), "{\"id\":\"r\",\"account_id\":\"a\",\"type\":\"%s\",\"payload\":[]}",
+             type);
+    expect_error(NULL, msg, TALLY_ERR_INVALID_REQUEST, "payload");
+    snprintf(msg, sizeof(msg), "{\"id\":\"r\",\"account_id\":\"a\",\"type\":\"%s\"}", type);
+    expect_error(NULL, msg, TALLY_ERR_INVALID_REQUEST, "payload");
+    snprintf(msg, sizeof(msg),
+             "{\"id\":\"r\",\"account_id\":\"a\",\"type\":\"%s\",\"payload\":{},"
+             "\"reply_to\":\"no/slash\"}",
+             type);
+    expect_error(NULL, msg, TALLY_ERR_INVALID_REQUEST, "reply_to");
+    snprintf(msg, sizeof(msg),
+             "{\"id\":\"r\",\"account_id\":\"a\",\"type\":\"%s\",\"payload\":{},"
+             "\"correlation_id\":\"%0129d\"}",
+             type, 0);
+    expect_error(NULL, msg, TALLY_ERR_INVALID_REQUEST, "correlation_id");
+}
+
+/* Every prefix and every single-byte corruption of a valid message decodes
+ * without crashing (ASan/UBSan watch) and yields a consistent outcome. */
+static void test_never_crashes(void **state)
+{
+    (void)state;
+    const char *base = "{\"v\":1,\"id\":\"r1\",\"account_id\":\"a\",\"type\":\"payment.record\","
+                       "\"payload\":{\"amount\":1,\"s\":\"\\u00e9\"},\"correlation_id\":\"c\"}";
+    size_t n = strlen(base);
+    char *buf = malloc(n);
+    for (size_t len = 0; len <= n; len++) {
+        envelope_t env;
+        envelope_kind_t k = envelope_decode("a", 1, base, len, &env);
+        assert_true(k == ENVELOPE_ANSWER || k == ENVELOPE_DLQ);
+        envelope_clear(&env);
+    }
+    const unsigned char probes[] = {0x00, 0x22, 0x5C, 0x7B, 0x7D, 0x80, 0xC3, 0xFF};
+    for (size_t i = 0; i < n; i++) {
+        for (size_t p = 0; p < sizeof(probes); p++) {
+            memcpy(buf, base, n);
+            buf[i] = (char)probes[p];
+            envelope_t env;
+            envelope_kind_t k = envelope_decode(NULL, 0, buf, n, &env);
+            if (k == ENVELOPE_DLQ)
+                assert_true(env.error_message[0] != '\0');
+            else
+                assert_true(env.account.id[0] != '\0' && env.id[0] != '\0');
+            envelope_clear(&env);
+        }
+    }
+    free(buf);
+}
+
+/* docs/schemas/examples/envelope.*.json: the C decoder agrees with the
+ * published schema (ctest -L schemas checks the schema's side). */
+static json_t *load_examples(const char *kind)
+{
+    char path[1024];
+    const char *file = __FILE__;
+    const char *slash = strstr(file, "tests/unit/");
+    assert_non_null(slash);
+    snprintf(path, sizeof(path), "%.*sdocs/schemas/examples/envelope.%s.json", (int)(slash - file),
+             file, kind);
+    json_error_t e;
+    json_t *a = json_load_file(path, 0, &e);
+    if (!json_is_array(a))
+        fail_msg("%s: %s", path, e.text);
+    return a;
+}
+
+static void test_schema_examples(void **state)
+{
+    (void)state;
+    json_t *valid = load_examples("valid");
+    size_t i;
+    json_t *ex;
+    json_array_foreach(valid, i, ex)
+    {
+        char *text = json_dumps(ex, JSON_COMPACT);
+        envelope_t env;
+        assert_int_equal(envelope_decode(NULL, 0, text, strlen(text), &env), ENVELOPE_ANSWER);
+        if (handler_find(env.type) != NULL)
+            assert_int_equal(env.error, TALLY_ERR_NONE);
+        envelope_clear(&env);
+        free(text);
+    }
+    json_decref(valid);
+    json_t *invalid = load_examples("invalid");
+    json_array_foreach(invalid, i, ex)
+    {
+        char *text = json_dumps(ex, JSON_COMPACT | JSON_ENCODE_ANY);
+        envelope_t env;
+        envelope_kind_t k = envelope_decode(NULL, 0, text, strlen(text), &env);
+        if (k == ENVELOPE_ANSWER && env.error == TALLY_ERR_NONE)
+            fail_msg("invalid example %zu accepted: %s", i, text);
+        envelope_clear(&env);
+        free(text);
+    }
+    json_decref(invalid);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_dlq_cases),
+        cmocka_unit_test(test_dlq_bad_utf8_and_size),
+        cmocka_unit_test(test_utf8_validator),
+        cmocka_unit_test(test_topic_names),
+        cmocka_unit_test(test_answered_errors),
+        cmocka_unit_test(test_precedence),
+        cmocka_unit_test(test_echoed_fields_survive_errors),
+        cmocka_unit_test(test_valid_request),
+        cmocka_unit_test(test_never_crashes),
+        cmocka_unit_test(test_schema_examples),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
