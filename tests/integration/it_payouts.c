@@ -234,6 +234,30 @@ static void test_create_rules(void **state)
               "{\"amount\": 100, \"currency\": \"usd\", \"status\": \"paid\"}");
 }
 
+/* A refund after a payout can take available below zero (CONTRACT's
+ * formula); no payout is possible then, and a failed payout brings it back. */
+static void test_refund_after_payout(void **state)
+{
+    it_fixture_t *f = *state;
+    json_t *r = it_ok(f->pool, "acct_prf", "payment.record",
+                      "{\"external_id\": \"pi_prf\", \"amount\": 1000, \"currency\": \"usd\"}");
+    char pay[64];
+    snprintf(pay, sizeof(pay), "%s", it_str(r, "payment.id"));
+    json_decref(r);
+    char po[64];
+    payout(f, "acct_prf", "{\"amount\": 800, \"currency\": \"usd\"}", po, sizeof(po));
+    json_decref(it_ok(f->pool, "acct_prf", "payment.refund",
+                      "{\"payment_id\": \"%s\", \"amount\": 500}", pay));
+    assert_balance(f, "acct_prf", "usd", -300, 800, 0);
+    it_reject(TALLY_ERR_INSUFFICIENT_FUNDS, "amount", f->pool, "acct_prf", "payout.create",
+              "{\"amount\": 100, \"currency\": \"usd\"}");
+    json_decref(it_ok(f->pool, "acct_prf", "payout.update_status",
+                      "{\"payout_id\": \"%s\", \"status\": \"failed\"}", po));
+    assert_balance(f, "acct_prf", "usd", 500, 0, 0);
+    payout(f, "acct_prf", "{\"amount\": 500, \"currency\": \"usd\"}", po, sizeof(po));
+    assert_balance(f, "acct_prf", "usd", 0, 500, 0);
+}
+
 /* The table's trigger refuses the worker's raw SQL too. */
 static void test_walls(void **state)
 {
@@ -709,13 +733,10 @@ static void test_balance_formula(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_balance_get),
-        cmocka_unit_test(test_create_and_status),
-        cmocka_unit_test(test_create_rules),
-        cmocka_unit_test(test_walls),
-        cmocka_unit_test(test_list),
-        cmocka_unit_test(test_isolation),
-        cmocka_unit_test(test_concurrent_payouts),
+        cmocka_unit_test(test_balance_get),     cmocka_unit_test(test_create_and_status),
+        cmocka_unit_test(test_create_rules),    cmocka_unit_test(test_refund_after_payout),
+        cmocka_unit_test(test_walls),           cmocka_unit_test(test_list),
+        cmocka_unit_test(test_isolation),       cmocka_unit_test(test_concurrent_payouts),
         cmocka_unit_test(test_balance_formula),
     };
     return cmocka_run_group_tests(tests, it_setup, it_teardown);
