@@ -7,11 +7,23 @@
  *
  * Every child process is started with PR_SET_PDEATHSIG(SIGKILL), so nothing
  * outlives a test that crashes or is interrupted, and is stopped by its PID.
+ * The death signal follows the *thread* that started the child: start
+ * services from the test's main thread, not from a thread that ends first.
  * Every function fails the running cmocka test (fail_msg) instead of
  * returning an error, and the services' logs are printed when a test fails.
  *
  * Paths come from the environment that CTest sets: TALLY_WORKER_BIN,
- * TALLYCTL_BIN, TALLY_MIGRATIONS_DIR, TALLY_TEST_TMPDIR. */
+ * TALLYCTL_BIN, TALLY_MIGRATIONS_DIR, TALLY_TEST_TMPDIR, and
+ * TALLY_PG_TEMPLATE (the template cluster that servers are copied from,
+ * built once, under a lock, by the fixture test fixture.pg_template or the
+ * first test that needs it; default $TALLY_TEST_TMPDIR/pg-template, and
+ * without either variable each server runs initdb). TALLY_PG_BINDIR
+ * overrides /usr/lib/postgresql/15/bin. TALLY_TEST_HOLD_MS makes every
+ * service start pause that long (the interrupt test's hook).
+ *
+ * Running one test by hand: `ctest --test-dir build -R it_name -V`, or the
+ * binary with those variables set. Logs of a failed run stay in its
+ * th_tmpdir(). */
 #ifndef TALLY_TESTS_HARNESS_H
 #define TALLY_TESTS_HARNESS_H
 

@@ -127,6 +127,7 @@ th_broker_t *th_broker_start_args(int partitions, const char *const *args)
         fail_msg("harness: tallyctl broker did not print its bootstrap servers");
     }
     b->bootstrap = strdup(line);
+    th_hold_point("tallyctl broker");
     return b;
 }
 

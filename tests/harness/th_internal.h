@@ -71,6 +71,11 @@ void th_print_tail(const char *label, const char *path, int lines);
 void th_register(void *obj, void (*stop)(void *obj));
 void th_unregister(void *obj);
 
+/* With TALLY_TEST_HOLD_MS set, sleeps that long after a service started, so
+ * that the interrupt test (tests/scripts/interrupt.sh) can hit a run while
+ * its services are up. No-op otherwise. */
+void th_hold_point(const char *what);
+
 /* mkdir -p (mode 0755); returns 0 or -1. */
 int th_mkdir_p(const char *path);
 

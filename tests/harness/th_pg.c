@@ -7,6 +7,7 @@
 #include "harness.h"
 #include "th_internal.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
@@ -25,6 +26,8 @@
 #define READY_TIMEOUT_MS 60000
 #define STOP_TIMEOUT_MS  60000
 #define TOOL_TIMEOUT_MS  180000
+#define SHARED_BASE      "/tmp"
+#define INSTANCE_PREFIX  "tally-pg-" /* + "<test pid>-XXXXXX" */
 
 struct th_pg {
     char *dir;     /* instance directory: data/ and the Unix socket */
@@ -46,12 +49,40 @@ static char *bin(const char *tool)
     return th_strdupf("%s/%s", bindir(), tool);
 }
 
+/* Removes instance directories in /tmp whose test process is gone (it was
+ * killed before it could clean up): they hold whole clusters. */
+static void sweep_stale_instances(void)
+{
+    DIR *d = opendir(SHARED_BASE);
+    if (d == NULL)
+        return;
+    struct dirent *e;
+    while ((e = readdir(d)) != NULL) {
+        int pid;
+        char rest[64];
+        if (sscanf(e->d_name, INSTANCE_PREFIX "%d-%63s", &pid, rest) != 2 || pid <= 0 ||
+            kill(pid, 0) == 0 || errno != ESRCH)
+            continue;
+        char *path = th_strdupf("%s/%s", SHARED_BASE, e->d_name);
+        th_rmtree(path);
+        free(path);
+    }
+    closedir(d);
+}
+
 /* Where instance directories go: the test directory if the postgres user can
- * reach it (a clone under a 0700 home cannot be), else /tmp. */
+ * reach it (a clone under a 0700 home cannot be), else /tmp. Decided once. */
 static const char *instance_base(void)
 {
-    const char *tmp = th_tmpdir();
-    return th_postgres_can_use(tmp) ? tmp : "/tmp";
+    static const char *base;
+    if (base == NULL) {
+        const char *tmp = th_tmpdir();
+        bool reachable = th_postgres_can_use(tmp);
+        base = reachable ? tmp : SHARED_BASE;
+        if (!reachable)
+            sweep_stale_instances();
+    }
+    return base;
 }
 
 static void give_to_postgres(const char *path)
@@ -67,7 +98,7 @@ static th_pg_t *instance_new(void)
     th_pg_t *pg = calloc(1, sizeof(*pg));
     if (pg == NULL)
         fail_msg("harness: out of memory");
-    pg->dir = th_strdupf("%s/pg-%d-XXXXXX", instance_base(), (int)getpid());
+    pg->dir = th_strdupf("%s/" INSTANCE_PREFIX "%d-XXXXXX", instance_base(), (int)getpid());
     if (mkdtemp(pg->dir) == NULL)
         fail_msg("harness: mkdtemp %s: %s", pg->dir, strerror(errno));
     give_to_postgres(pg->dir);
@@ -387,9 +418,9 @@ th_pg_t *th_pg_start(void)
     }
     th_register(pg, stop_cb);
     start_server(pg, true);
-    if (template == NULL) {
+    if (template == NULL)
         create_roles(pg);
-    }
+    th_hold_point("postgres");
     return pg;
 }
 

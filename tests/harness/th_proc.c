@@ -72,6 +72,16 @@ void th_sleep_ms(int ms)
         ;
 }
 
+void th_hold_point(const char *what)
+{
+    const char *v = getenv("TALLY_TEST_HOLD_MS");
+    long ms = v != NULL ? strtol(v, NULL, 10) : 0;
+    if (ms <= 0)
+        return;
+    fprintf(stderr, "harness: %s is up; holding %ld ms (TALLY_TEST_HOLD_MS)\n", what, ms);
+    th_sleep_ms((int)(ms < 600000 ? ms : 600000));
+}
+
 const char *th_env_required(const char *name)
 {
     const char *v = getenv(name);

@@ -115,6 +115,25 @@ static void test_pg_two_servers_are_independent(void **state)
     th_pg_stop(other);
 }
 
+/* th_pg_migrate: `tallyctl migrate` as tally_owner, then tally_app granted to
+ * tally_worker; running it again changes nothing. */
+static void test_pg_migrate(void **state)
+{
+    fixture_t *f = *state;
+    th_pg_migrate(f->pg);
+    assert_int_equal(
+        th_pg_i64(f->pg, "postgres",
+                  "SELECT (NOT rolcanlogin)::int FROM pg_roles WHERE rolname = 'tally_app'"),
+        1);
+    assert_int_equal(
+        th_pg_i64(f->pg, "tally_worker", "SELECT pg_has_role('tally_app', 'MEMBER')::int"), 1);
+    int64_t applied = th_pg_i64(f->pg, "postgres", "SELECT count(*) FROM tally_schema_migrations");
+    assert_true(applied >= 1);
+    th_pg_migrate(f->pg);
+    assert_int_equal(th_pg_i64(f->pg, "postgres", "SELECT count(*) FROM tally_schema_migrations"),
+                     applied);
+}
+
 /* ---- embedded broker ---------------------------------------------------- */
 
 static const char *topic_name(const char *env, const char *dflt)
@@ -319,12 +338,15 @@ static void test_broker_options(void **state)
     th_broker_stop(b);
 }
 
-int main(void)
+/* An optional argument runs one group only ("postgres" or "broker"): the
+ * interrupt test uses it to catch a run while a given service is up. */
+int main(int argc, char **argv)
 {
     const struct CMUnitTest pg_tests[] = {
         cmocka_unit_test(test_pg_roles),
         cmocka_unit_test(test_pg_halt_resume_keeps_data),
         cmocka_unit_test(test_pg_two_servers_are_independent),
+        cmocka_unit_test(test_pg_migrate),
     };
     const struct CMUnitTest broker_tests[] = {
         cmocka_unit_test(test_broker_round_trip_each_topic),
@@ -334,7 +356,12 @@ int main(void)
         cmocka_unit_test(test_broker_malformed_lines),
         cmocka_unit_test(test_broker_options),
     };
-    int failed = cmocka_run_group_tests_name("postgres", pg_tests, setup_pg, teardown_pg);
-    failed += cmocka_run_group_tests_name("broker", broker_tests, setup_broker, teardown_broker);
+    const char *only = argc > 1 ? argv[1] : "";
+    int failed = 0;
+    if (*only == '\0' || strcmp(only, "postgres") == 0)
+        failed += cmocka_run_group_tests_name("postgres", pg_tests, setup_pg, teardown_pg);
+    if (*only == '\0' || strcmp(only, "broker") == 0)
+        failed +=
+            cmocka_run_group_tests_name("broker", broker_tests, setup_broker, teardown_broker);
     return failed;
 }

@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# Installs the Debian packages Tally needs to build, test and run the demo.
+# Idempotent and quick: when everything is there it only asks dpkg; otherwise
+# it runs apt-get update and installs what is missing, non-interactively.
+set -euo pipefail
+
+packages=(
+    # build
+    cmake make gcc pkg-config
+    libpq-dev librdkafka-dev libjansson-dev libuv1-dev libcmocka-dev
+    # run and test: a private PostgreSQL per test, valgrind, clang's sanitizer runtime
+    postgresql-15 postgresql-client-15 valgrind clang libclang-rt-14-dev
+    # tests/schemas (jsonschema) and tests/deploy (YAML), with Debian's python3
+    python3 python3-jsonschema python3-yaml
+)
+
+missing=()
+for p in "${packages[@]}"; do
+    status=$(dpkg-query -W -f='${Status}' "$p" 2>/dev/null || true)
+    [ "$status" = "install ok installed" ] || missing+=("$p")
+done
+if [ ${#missing[@]} -eq 0 ]; then
+    exit 0
+fi
+
+echo "install-deps: installing ${missing[*]}"
+sudo=()
+if [ "$(id -u)" -ne 0 ]; then
+    sudo=(sudo)
+fi
+export DEBIAN_FRONTEND=noninteractive
+"${sudo[@]}" apt-get update -qq
+"${sudo[@]}" apt-get install -y -qq --no-install-recommends "${missing[@]}"
