@@ -196,6 +196,39 @@ static void test_echoed_fields_survive_errors(void **state)
     envelope_clear(&env);
 }
 
+/* Found by the fuzzer: "≤ 128 chars" counted bytes, so 65 "é" (130 bytes)
+ * were refused although envelope.json's maxLength (code points) allows them. */
+static void test_correlation_id_counts_characters(void **state)
+{
+    (void)state;
+    const char *units[] = {"c", "\\u00e9", "\\ud83d\\ude00"}; /* 1, 2 and 4 bytes in UTF-8 */
+    const char *type = known_type();
+    if (type == NULL)
+        skip();
+    for (size_t u = 0; u < sizeof(units) / sizeof(units[0]); u++) {
+        for (int n = 127; n <= 129; n++) {
+            char corr[129 * 12 + 1] = "", msg[2048];
+            for (int i = 0; i < n; i++)
+                strcat(corr, units[u]);
+            snprintf(msg, sizeof(msg),
+                     "{\"id\":\"r\",\"account_id\":\"a\",\"type\":\"%s\",\"payload\":{},"
+                     "\"correlation_id\":\"%s\"}",
+                     type, corr);
+            if (n > ENVELOPE_CORR_MAX) {
+                expect_error(NULL, msg, TALLY_ERR_INVALID_REQUEST, "correlation_id");
+                continue;
+            }
+            envelope_t env;
+            assert_int_equal(decode(NULL, msg, &env), ENVELOPE_ANSWER);
+            assert_int_equal(env.error, TALLY_ERR_NONE);
+            assert_true(env.has_correlation_id);
+            size_t bytes = strlen(env.correlation_id);
+            assert_int_equal(bytes, (size_t)n * (u == 0 ? 1 : u == 1 ? 2 : 4));
+            envelope_clear(&env);
+        }
+    }
+}
+
 static void test_valid_request(void **state)
 {
     (void)state;
@@ -323,6 +356,7 @@ int main(void)
         cmocka_unit_test(test_answered_errors),
         cmocka_unit_test(test_precedence),
         cmocka_unit_test(test_echoed_fields_survive_errors),
+        cmocka_unit_test(test_correlation_id_counts_characters),
         cmocka_unit_test(test_valid_request),
         cmocka_unit_test(test_never_crashes),
         cmocka_unit_test(test_schema_examples),
