@@ -73,6 +73,12 @@ static envelope_kind_t dlq(envelope_t *env, const char *fmt, ...)
     va_start(ap, fmt);
     vsnprintf(env->error_message, sizeof(env->error_message), fmt, ap);
     va_end(ap);
+    /* jansson's "near '…'" and the truncation can cut a character in two; the
+     * reason goes into a header and a JSON log line, so keep it UTF-8. */
+    unsigned char *m = (unsigned char *)env->error_message;
+    size_t len = strlen(env->error_message), bad = 0;
+    while (!envelope_utf8_valid(m, len, &bad))
+        m[bad] = '?';
     env->error = TALLY_ERR_INVALID_REQUEST;
     env->error_field[0] = '\0';
     return ENVELOPE_DLQ;

@@ -96,6 +96,32 @@ static void test_dlq_bad_utf8_and_size(void **state)
     free(v);
 }
 
+/* Found by the fuzzer: jansson's "near '…'" cut a 4-byte character after
+ * its first byte, and the DLQ reason (a header, a JSON log line) was no
+ * longer UTF-8. */
+static void test_dlq_reason_is_utf8(void **state)
+{
+    (void)state;
+    const char *values[] = {
+        "{\"id\":\"r1\",\"account_id\":\"a\",\"rep\\\xF0\x9F\x98\x80ud800\":1}",
+        NULL, /* a long multi-byte token, cut by jansson's and our own buffers */
+    };
+    char long_token[1024] = "{\"id\":";
+    for (int i = 0; i < 300; i++)
+        strcat(long_token, "\xC3\xA9");
+    values[1] = long_token;
+    for (size_t i = 0; i < sizeof(values) / sizeof(values[0]); i++) {
+        envelope_t env;
+        assert_int_equal(envelope_decode(NULL, 0, values[i], strlen(values[i]), &env),
+                         ENVELOPE_DLQ);
+        assert_non_null(strstr(env.error_message, "not JSON"));
+        size_t bad;
+        if (!envelope_utf8_valid((const unsigned char *)env.error_message,
+                                 strlen(env.error_message), &bad))
+            fail_msg("DLQ reason is not UTF-8 at byte %zu: %s", bad, env.error_message);
+    }
+}
+
 static void test_utf8_validator(void **state)
 {
     (void)state;
@@ -351,6 +377,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_dlq_cases),
         cmocka_unit_test(test_dlq_bad_utf8_and_size),
+        cmocka_unit_test(test_dlq_reason_is_utf8),
         cmocka_unit_test(test_utf8_validator),
         cmocka_unit_test(test_topic_names),
         cmocka_unit_test(test_answered_errors),
