@@ -587,10 +587,10 @@ static void flow_apply(runtime_t *rt)
     if (rt->stopped || rt->nparts == 0)
         return;
     size_t n = 0;
-    int32_t *idx = malloc((size_t)rt->nparts * sizeof(*idx));
-    int64_t *inf = malloc((size_t)rt->nparts * sizeof(*inf));
-    bool *paused = malloc((size_t)rt->nparts * sizeof(*paused));
-    bool *want = malloc((size_t)rt->nparts * sizeof(*want));
+    int32_t *idx = calloc((size_t)rt->nparts, sizeof(*idx));
+    int64_t *inf = calloc((size_t)rt->nparts, sizeof(*inf));
+    bool *paused = calloc((size_t)rt->nparts, sizeof(*paused));
+    bool *want = calloc((size_t)rt->nparts, sizeof(*want));
     if (idx == NULL || inf == NULL || paused == NULL || want == NULL)
         goto out;
     for (int32_t p = 0; p < rt->nparts; p++) {
