@@ -76,7 +76,7 @@ size_t parts_drop_queued(runtime_t *rt, bool all, int32_t partition)
 
 void parts_flow_apply(runtime_t *rt)
 {
-    if (rt->stopped || rt->nparts == 0)
+    if (runtime_stopped(rt) || rt->nparts == 0)
         return;
     size_t n = 0;
     int32_t *idx = calloc((size_t)rt->nparts, sizeof(*idx));
@@ -98,7 +98,7 @@ void parts_flow_apply(runtime_t *rt)
     rd_kafka_topic_partition_list_t *resume = rd_kafka_topic_partition_list_new(4);
     for (size_t i = 0; i < n; i++) {
         part_t *pt = &rt->parts[idx[i]];
-        bool w = want[i] || rt->db_down || rt->draining || pt->revoking;
+        bool w = want[i] || rt->db_down || runtime_draining(rt) || pt->revoking;
         if (w == pt->paused)
             continue;
         rd_kafka_topic_partition_list_add(w ? pause : resume, rt->cfg->request_topic, idx[i]);
@@ -232,7 +232,7 @@ void parts_rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
         parts_finish_revoke(rt, l, !rd_kafka_assignment_lost(rk));
         rd_kafka_topic_partition_list_destroy(l);
     }
-    if (rt->closing || rd_kafka_assignment_lost(rk) || !cooperative) {
+    if (rt->phase == RT_CLOSING || rd_kafka_assignment_lost(rk) || !cooperative) {
         /* Lost partitions belong to someone else already: commit nothing.
          * At close, the drain has committed. */
         bool lost = rd_kafka_assignment_lost(rk);
@@ -240,9 +240,9 @@ void parts_rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
             log_warn("partitions lost: the group moved on without this member",
                      LOG_I("count", parts->cnt));
         if (cooperative) {
-            parts_finish_revoke(rt, parts, !lost && !rt->closing);
+            parts_finish_revoke(rt, parts, !lost && rt->phase != RT_CLOSING);
         } else {
-            if (!lost && !rt->closing)
+            if (!lost && rt->phase != RT_CLOSING)
                 parts_commit(rt, parts);
             for (int i = 0; i < parts->cnt; i++) {
                 part_t *pt = parts_get(rt, parts->elems[i].partition);

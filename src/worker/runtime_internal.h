@@ -51,6 +51,15 @@ typedef struct delivery {
     struct delivery *next;
 } delivery_t;
 
+/* The worker's life, in order; each phase includes the restrictions of the
+ * ones before it. */
+typedef enum runtime_phase {
+    RT_RUNNING,  /* consuming and serving */
+    RT_DRAINING, /* a signal or a fatal error: nothing new starts, started work finishes */
+    RT_STOPPED,  /* drained (or timed out), committed: the loop is closing its handles */
+    RT_CLOSING,  /* after the loop: rd_kafka_consumer_close is leaving the group */
+} runtime_phase_t;
+
 typedef struct runtime {
     const config_t *cfg;
     pool_t *pool;
@@ -84,14 +93,22 @@ typedef struct runtime {
 
     rd_kafka_topic_partition_list_t *revoke; /* a deferred revocation */
     int64_t revoke_deadline;
-    bool closing; /* rd_kafka_consumer_close is running */
 
-    bool draining;
+    runtime_phase_t phase; /* moves forward only */
     int64_t drain_deadline;
-    bool stopped;
     int exit_code;
     uint64_t rng;
 } runtime_t;
+
+static inline bool runtime_draining(const runtime_t *rt)
+{
+    return rt->phase >= RT_DRAINING;
+}
+
+static inline bool runtime_stopped(const runtime_t *rt)
+{
+    return rt->phase >= RT_STOPPED;
+}
 
 /* Monotonic milliseconds. */
 int64_t runtime_now_ms(void);
