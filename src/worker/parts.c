@@ -83,22 +83,29 @@ void parts_flow_apply(runtime_t *rt)
     int64_t *inf = calloc((size_t)rt->nparts, sizeof(*inf));
     bool *paused = calloc((size_t)rt->nparts, sizeof(*paused));
     bool *want = calloc((size_t)rt->nparts, sizeof(*want));
-    if (idx == NULL || inf == NULL || paused == NULL || want == NULL)
+    int64_t *bytes = calloc((size_t)rt->nparts, sizeof(*bytes));
+    bool *want_bytes = calloc((size_t)rt->nparts, sizeof(*want_bytes));
+    if (idx == NULL || inf == NULL || paused == NULL || want == NULL || bytes == NULL ||
+        want_bytes == NULL)
         goto out;
     for (int32_t p = 0; p < rt->nparts; p++) {
         if (!rt->parts[p].assigned)
             continue;
         idx[n] = p;
         inf[n] = (int64_t)offsets_in_flight(rt->parts[p].offsets);
+        bytes[n] = rt->parts[p].bytes;
         paused[n] = rt->parts[p].paused;
         n++;
     }
+    /* The same fair-share rule over messages and over bytes: a partition
+     * stays paused while either says so. */
     flow_decide(rt->cfg->max_in_flight, n, inf, paused, want);
+    flow_decide(MAX_IN_FLIGHT_BYTES, n, bytes, paused, want_bytes);
     rd_kafka_topic_partition_list_t *pause = rd_kafka_topic_partition_list_new(4);
     rd_kafka_topic_partition_list_t *resume = rd_kafka_topic_partition_list_new(4);
     for (size_t i = 0; i < n; i++) {
         part_t *pt = &rt->parts[idx[i]];
-        bool w = want[i] || rt->db_down || runtime_draining(rt) || pt->revoking;
+        bool w = want[i] || want_bytes[i] || rt->db_down || runtime_draining(rt) || pt->revoking;
         if (w == pt->paused)
             continue;
         rd_kafka_topic_partition_list_add(w ? pause : resume, rt->cfg->request_topic, idx[i]);
@@ -114,6 +121,8 @@ void parts_flow_apply(runtime_t *rt)
     rd_kafka_topic_partition_list_destroy(pause);
     rd_kafka_topic_partition_list_destroy(resume);
 out:
+    free(bytes);
+    free(want_bytes);
     free(idx);
     free(inf);
     free(paused);

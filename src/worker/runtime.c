@@ -61,6 +61,8 @@ static void consume_message(runtime_t *rt, rd_kafka_message_t *m)
         rt->jobs->all_prev = job;
     rt->jobs = job;
     rt->in_flight++;
+    rt->in_flight_bytes += (int64_t)job->value_len;
+    pt->bytes += (int64_t)job->value_len;
 
     if (envelope_decode(job->key, m->key != NULL ? m->key_len : 0, job->value, job->value_len,
                         &job->env) == ENVELOPE_DLQ) {
@@ -89,7 +91,9 @@ static void consume_drain(runtime_t *rt)
         /* Over the window, pause the heavy partitions while draining, not
          * only after: the local queue (queued.max.messages.kbytes) may hold
          * many more messages than the window. */
-        if (rt->in_flight >= rt->cfg->max_in_flight && ++since_flow >= 64) {
+        if ((rt->in_flight >= rt->cfg->max_in_flight ||
+             rt->in_flight_bytes >= MAX_IN_FLIGHT_BYTES) &&
+            ++since_flow >= 64) {
             parts_flow_apply(rt);
             since_flow = 0;
         }

@@ -25,7 +25,10 @@
 #define HEALTH_EVERY_MS 5000
 #define HEALTH_STALE_MS 30000
 #define PRUNE_EVERY_MS  (3600 * 1000)
-#define PRUNE_FIRST_MS  (60 * 1000)
+/* The read-ahead window in bytes, beside TALLY_MAX_IN_FLIGHT in messages:
+ * 1000 requests of up to 1 MiB each must not mean a gigabyte of memory. */
+#define MAX_IN_FLIGHT_BYTES (64 * 1024 * 1024)
+#define PRUNE_FIRST_MS      (60 * 1000)
 
 typedef struct part {
     bool assigned;
@@ -34,6 +37,7 @@ typedef struct part {
     uint64_t generation;
     offsets_t *offsets;
     int64_t started; /* jobs handed to executors or being published */
+    int64_t bytes;   /* message bytes held by its in-flight jobs */
     int64_t stored;  /* last offset stored for commit, -1 when none */
     int64_t lag;     /* from librdkafka statistics, -1 unknown */
 } part_t;
@@ -79,6 +83,7 @@ typedef struct runtime {
     int32_t nparts; /* capacity of parts */
     int assigned;
     int64_t in_flight;
+    int64_t in_flight_bytes;
     job_t *jobs; /* every live job */
 
     delivery_t *redeliver; /* waiting for their due time */

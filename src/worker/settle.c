@@ -24,6 +24,9 @@ void settle_job_free(runtime_t *rt, job_t *job)
     if (job->all_next != NULL)
         job->all_next->all_prev = job->all_prev;
     rt->in_flight--;
+    rt->in_flight_bytes -= (int64_t)job->value_len;
+    if (parts_job_current(rt, job))
+        rt->parts[job->partition].bytes -= (int64_t)job->value_len;
     envelope_clear(&job->env);
     free(job->key);
     free(job->value);
