@@ -2,14 +2,16 @@
 # The test command. Installs missing packages, builds the AddressSanitizer +
 # UndefinedBehaviorSanitizer configuration in build-test/ and runs the whole
 # suite (ctest, in parallel), then builds a plain configuration in
-# build-valgrind/ and runs the unit tests under valgrind. Exits non-zero on any
-# failure; the last line is "N passed, N failed".
+# build-valgrind/ and runs the unit tests under valgrind, then builds the
+# libFuzzer target with clang in build-fuzz/ and fuzzes for about 30 s
+# (tests/fuzz). Exits non-zero on any failure; the last line is
+# "N passed, N failed".
 #
 # Interrupted (Ctrl-C, SIGTERM), it stops what it started: every long step
 # runs in its own process group, which the traps kill by id. Services started
 # by tests also die with their test process (PR_SET_PDEATHSIG).
 #
-#   bash scripts/test.sh [--skip-deps] [--skip-build] [--no-valgrind]
+#   bash scripts/test.sh [--skip-deps] [--skip-build] [--no-valgrind] [--no-fuzz]
 #                        [--build-dir DIR] [-- CTEST_ARGS...]
 set -uo pipefail
 set -m # background jobs get their own process group, with default signals
@@ -18,11 +20,12 @@ root=$(cd "$(dirname "$0")/.." && pwd)
 jobs=${TALLY_JOBS:-2}
 build="$root/build-test"
 vgbuild="$root/build-valgrind"
-do_deps=1 do_build=1 do_valgrind=1
+fuzzbuild="$root/build-fuzz"
+do_deps=1 do_build=1 do_valgrind=1 do_fuzz=1
 ctest_args=()
 
 usage() {
-    sed -n '2,13p' "$0" | sed 's/^# \{0,1\}//'
+    sed -n '2,15p' "$0" | sed 's/^# \{0,1\}//'
 }
 
 while [ $# -gt 0 ]; do
@@ -30,6 +33,7 @@ while [ $# -gt 0 ]; do
     --skip-deps) do_deps=0 ;;
     --skip-build) do_build=0 ;;
     --no-valgrind) do_valgrind=0 ;;
+    --no-fuzz) do_fuzz=0 ;;
     --build-dir)
         [ $# -ge 2 ] || { echo "test.sh: --build-dir needs a directory" >&2; exit 2; }
         build=$2
@@ -156,11 +160,36 @@ fi
 
 if [ $do_valgrind -eq 1 ]; then
     emulator="valgrind;-q;--error-exitcode=99;--leak-check=full;--errors-for-leak-kinds=definite,indirect"
-    if build_config "$vgbuild" -DCMAKE_BUILD_TYPE=Debug "-DCMAKE_CROSSCOMPILING_EMULATOR=$emulator"; then
+    # Optimized on purpose: -O2 is where GCC's flow-sensitive warnings
+    # (maybe-uninitialized, format-truncation) appear, so -Werror sees them here.
+    if build_config "$vgbuild" -DCMAKE_BUILD_TYPE=RelWithDebInfo "-DCMAKE_CROSSCOMPILING_EMULATOR=$emulator"; then
         t0=$(date +%s)
         say "running the unit tests under valgrind"
         run_ctest "$vgbuild" -L unit
         say "valgrind run took $(($(date +%s) - t0)) s"
+    fi
+fi
+
+# ---- Fuzzing (tests/fuzz) ------------------------------------------------------
+# A clang build of the libFuzzer target only (not the whole tree), then
+# ctest -L fuzz: a bounded run (TALLY_FUZZ_SECONDS, 30 s) that fails on any
+# finding. The corpus replay already ran above as unit.fuzz_replay.
+if [ $do_fuzz -eq 1 ]; then
+    t0=$(date +%s)
+    say "building the fuzz target in $fuzzbuild (clang)"
+    mkdir -p "$fuzzbuild"
+    if ! run cmake -S "$root" -B "$fuzzbuild" -DCMAKE_C_COMPILER=clang -DTALLY_FUZZ=ON \
+        -DTALLY_SANITIZE=ON -DCMAKE_BUILD_TYPE=RelWithDebInfo >"$fuzzbuild/configure.log" 2>&1; then
+        cat "$fuzzbuild/configure.log"
+        say "cmake configure of $fuzzbuild failed"
+        failed=$((failed + 1))
+    elif ! run cmake --build "$fuzzbuild" -j "$jobs" --target fuzz_envelope; then
+        say "build of the fuzz target failed"
+        failed=$((failed + 1))
+    else
+        say "fuzzing"
+        run_ctest "$fuzzbuild" -L fuzz
+        say "fuzz step took $(($(date +%s) - t0)) s"
     fi
 fi
 

@@ -99,6 +99,10 @@ int clock_parse_rfc3339(const char *s, int64_t *epoch_ms)
     int doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
     int64_t days = (int64_t)era * 146097 + doe - 719468;
     int64_t t = days * 86400 + h * 3600 + mi * 60 + (sec > 59 ? 59 : sec) - offset_min * 60;
+    /* An offset can move the instant out of years 0000-9999 in UTC, where
+     * clock_format_rfc3339 could no longer write it as RFC 3339. */
+    if (t < CLOCK_RFC3339_MIN_S || t > CLOCK_RFC3339_MAX_S)
+        return -1;
     *epoch_ms = t * 1000 + ms;
     return 0;
 }

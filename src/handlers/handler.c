@@ -11,6 +11,9 @@
 static const handler_t *const domains[] = {
     handlers_payments,
     handlers_shares,
+    handlers_payouts,
+    handlers_routes,
+    handlers_settings,
     handlers_codes,
     handlers_agents,
     handlers_audit,

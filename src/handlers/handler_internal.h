@@ -66,6 +66,9 @@ struct handler {
 #define HANDLER_DOMAIN(d) extern const handler_t handlers_##d[]
 HANDLER_DOMAIN(payments);
 HANDLER_DOMAIN(shares);
+HANDLER_DOMAIN(payouts);
+HANDLER_DOMAIN(routes);
+HANDLER_DOMAIN(settings);
 HANDLER_DOMAIN(codes);
 HANDLER_DOMAIN(agents);
 HANDLER_DOMAIN(audit);

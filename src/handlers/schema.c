@@ -309,6 +309,10 @@ static bool validate_object(const schema_object_t *s, const json_t *obj, const c
     for (void *it = json_object_iter((json_t *)obj); it != NULL;
          it = json_object_iter_next((json_t *)obj, it)) {
         const char *key = json_object_iter_key(it);
+        /* No path names a field called "": blame the object that holds it. */
+        if (key[0] == '\0')
+            return schema_fail(err, path[0] != '\0' ? path : "payload", "",
+                               "must not have a field with an empty name");
         if (find_field(s, key) == NULL)
             return schema_fail(err, path, key, "is not a known field");
     }

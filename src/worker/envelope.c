@@ -42,6 +42,15 @@ fail:
     return false;
 }
 
+/* Characters (code points) of valid UTF-8. */
+static size_t utf8_chars(const char *s)
+{
+    size_t n = 0;
+    for (; *s != '\0'; s++)
+        n += ((unsigned char)*s & 0xC0) != 0x80;
+    return n;
+}
+
 bool envelope_topic_valid(const char *s, size_t len)
 {
     if (len == 0 || len > ENVELOPE_TOPIC_MAX || (len == 1 && s[0] == '.') ||
@@ -64,6 +73,12 @@ static envelope_kind_t dlq(envelope_t *env, const char *fmt, ...)
     va_start(ap, fmt);
     vsnprintf(env->error_message, sizeof(env->error_message), fmt, ap);
     va_end(ap);
+    /* jansson's "near '…'" and the truncation can cut a character in two; the
+     * reason goes into a header and a JSON log line, so keep it UTF-8. */
+    unsigned char *m = (unsigned char *)env->error_message;
+    size_t len = strlen(env->error_message), bad = 0;
+    while (!envelope_utf8_valid(m, len, &bad))
+        m[bad] = '?';
     env->error = TALLY_ERR_INVALID_REQUEST;
     env->error_field[0] = '\0';
     return ENVELOPE_DLQ;
@@ -145,8 +160,9 @@ envelope_kind_t envelope_decode(const void *key, size_t key_len, const void *val
         memcpy(env->type, json_string_value(type), json_string_length(type) + 1);
     json_t *corr = optional(root, "correlation_id");
     bool corr_ok =
-        corr == NULL || (json_is_string(corr) && json_string_length(corr) <= ENVELOPE_CORR_MAX &&
-                         strlen(json_string_value(corr)) == json_string_length(corr));
+        corr == NULL || (json_is_string(corr) && json_string_length(corr) < ENVELOPE_CORR_SIZE &&
+                         strlen(json_string_value(corr)) == json_string_length(corr) &&
+                         utf8_chars(json_string_value(corr)) <= ENVELOPE_CORR_MAX);
     if (corr != NULL && corr_ok) {
         memcpy(env->correlation_id, json_string_value(corr), json_string_length(corr) + 1);
         env->has_correlation_id = true;

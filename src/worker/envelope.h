@@ -14,7 +14,7 @@
  *     else in another version), 7 message key ≠ account_id (invalid_request,
  *     field account_id), 8 `type` missing or not a string (invalid_request),
  *     9 `type` unknown (unknown_type), 10 `payload` missing or not an object,
- *     11 `reply_to` not a topic name, 12 `correlation_id` not a string ≤ 128
+ *     11 `reply_to` not a topic name, 12 `correlation_id` not a string ≤ 128 chars
  *     (all invalid_request with the field); payload fields are checked later
  *     by the job type's validator.
  * JSON null in an optional field (`v`, `reply_to`, `correlation_id`) counts
@@ -33,7 +33,8 @@
 #define ENVELOPE_MAX_VALUE (1024 * 1024)
 #define ENVELOPE_ID_MAX    128
 #define ENVELOPE_TYPE_MAX  128
-#define ENVELOPE_CORR_MAX  128
+#define ENVELOPE_CORR_MAX  128 /* characters (code points), as envelope.json's maxLength */
+#define ENVELOPE_CORR_SIZE (ENVELOPE_CORR_MAX * 4 + 1) /* bytes, with the NUL */
 #define ENVELOPE_TOPIC_MAX 249
 
 typedef enum envelope_kind {
@@ -48,7 +49,7 @@ typedef struct envelope {
     const handler_t *handler;              /* NULL when error != TALLY_ERR_NONE */
     json_t *payload;                       /* owned; NULL when error != TALLY_ERR_NONE */
     char reply_to[ENVELOPE_TOPIC_MAX + 1]; /* "" → the results topic */
-    char correlation_id[ENVELOPE_CORR_MAX + 1];
+    char correlation_id[ENVELOPE_CORR_SIZE];
     bool has_correlation_id;
     tally_errcode_t error; /* a pre-decided answer, or TALLY_ERR_NONE */
     char error_field[32];  /* envelope field named by an invalid_request, or "" */

@@ -8,6 +8,7 @@
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
+#include <poll.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -264,13 +265,18 @@ static void test_killed_connection_is_replaced(void **state)
     pool_t *p = new_pool(f->url, 2, 0, 10000, "it_pool_kill");
     char sql[64];
 
-    /* Killed while idle: noticed on acquire, before anyone uses it. */
+    /* Killed while idle: noticed on acquire, before anyone uses it, once the
+     * server's goodbye has reached the socket. pg_stat_activity can drop the
+     * backend before that, so wait for the socket itself (bounded). */
     pool_conn_t *c = borrow(p);
     int pid = backend_pid(c);
+    int fd = PQsocket(pool_conn_pg(c));
     pool_release(p, c);
     snprintf(sql, sizeof(sql), "SELECT pg_terminate_backend(%d)", pid);
     th_pg_exec(f->pg, "postgres", sql);
     assert_int_equal(wait_backends(f, "it_pool_kill", 0), 0);
+    struct pollfd pfd = {.fd = fd, .events = POLLIN};
+    assert_int_equal(poll(&pfd, 1, 5000), 1);
     c = borrow(p);
     int pid2 = backend_pid(c);
     assert_int_not_equal(pid2, pid);

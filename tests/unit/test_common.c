@@ -52,6 +52,22 @@ static void test_rfc3339_round_trip(void **state)
     assert_int_equal(clock_parse_rfc3339("2026-11-22T10:00:00Zjunk", &ms), -1);
 }
 
+/* Found by the fuzzer: an offset moved year 0000 into year -1 (and 9999 into
+ * 10000), which formatted as "-001-12-31T…", not RFC 3339. */
+static void test_rfc3339_years_0000_to_9999_only(void **state)
+{
+    (void)state;
+    char buf[CLOCK_RFC3339_LEN + 1];
+    int64_t ms;
+    assert_int_equal(clock_parse_rfc3339("0000-01-01T00:00:00+23:59", &ms), -1);
+    assert_int_equal(clock_parse_rfc3339("0000-01-01T00:59:59+01:00", &ms), -1);
+    assert_int_equal(clock_parse_rfc3339("9999-12-31T23:59:59-00:01", &ms), -1);
+    assert_int_equal(clock_parse_rfc3339("0000-01-01T01:00:00+01:00", &ms), 0);
+    assert_string_equal(clock_format_rfc3339(ms, buf, sizeof(buf)), "0000-01-01T00:00:00.000Z");
+    assert_int_equal(clock_parse_rfc3339("9999-12-31T23:59:60.999Z", &ms), 0);
+    assert_string_equal(clock_format_rfc3339(ms, buf, sizeof(buf)), "9999-12-31T23:59:59.999Z");
+}
+
 static void test_ids_shape_and_order(void **state)
 {
     (void)state;
@@ -89,6 +105,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_errcode_strings_and_storage),
         cmocka_unit_test(test_rfc3339_round_trip),
+        cmocka_unit_test(test_rfc3339_years_0000_to_9999_only),
         cmocka_unit_test(test_ids_shape_and_order),
         cmocka_unit_test(test_log_redact),
     };

@@ -96,6 +96,32 @@ static void test_dlq_bad_utf8_and_size(void **state)
     free(v);
 }
 
+/* Found by the fuzzer: jansson's "near '…'" cut a 4-byte character after
+ * its first byte, and the DLQ reason (a header, a JSON log line) was no
+ * longer UTF-8. */
+static void test_dlq_reason_is_utf8(void **state)
+{
+    (void)state;
+    const char *values[] = {
+        "{\"id\":\"r1\",\"account_id\":\"a\",\"rep\\\xF0\x9F\x98\x80ud800\":1}",
+        NULL, /* a long multi-byte token, cut by jansson's and our own buffers */
+    };
+    char long_token[1024] = "{\"id\":";
+    for (int i = 0; i < 300; i++)
+        strcat(long_token, "\xC3\xA9");
+    values[1] = long_token;
+    for (size_t i = 0; i < sizeof(values) / sizeof(values[0]); i++) {
+        envelope_t env;
+        assert_int_equal(envelope_decode(NULL, 0, values[i], strlen(values[i]), &env),
+                         ENVELOPE_DLQ);
+        assert_non_null(strstr(env.error_message, "not JSON"));
+        size_t bad;
+        if (!envelope_utf8_valid((const unsigned char *)env.error_message,
+                                 strlen(env.error_message), &bad))
+            fail_msg("DLQ reason is not UTF-8 at byte %zu: %s", bad, env.error_message);
+    }
+}
+
 static void test_utf8_validator(void **state)
 {
     (void)state;
@@ -194,6 +220,39 @@ static void test_echoed_fields_survive_errors(void **state)
     assert_false(env.has_correlation_id);
     assert_string_equal(env.reply_to, "");
     envelope_clear(&env);
+}
+
+/* Found by the fuzzer: "≤ 128 chars" counted bytes, so 65 "é" (130 bytes)
+ * were refused although envelope.json's maxLength (code points) allows them. */
+static void test_correlation_id_counts_characters(void **state)
+{
+    (void)state;
+    const char *units[] = {"c", "\\u00e9", "\\ud83d\\ude00"}; /* 1, 2 and 4 bytes in UTF-8 */
+    const char *type = known_type();
+    if (type == NULL)
+        skip();
+    for (size_t u = 0; u < sizeof(units) / sizeof(units[0]); u++) {
+        for (int n = 127; n <= 129; n++) {
+            char corr[129 * 12 + 1] = "", msg[2048];
+            for (int i = 0; i < n; i++)
+                strcat(corr, units[u]);
+            snprintf(msg, sizeof(msg),
+                     "{\"id\":\"r\",\"account_id\":\"a\",\"type\":\"%s\",\"payload\":{},"
+                     "\"correlation_id\":\"%s\"}",
+                     type, corr);
+            if (n > ENVELOPE_CORR_MAX) {
+                expect_error(NULL, msg, TALLY_ERR_INVALID_REQUEST, "correlation_id");
+                continue;
+            }
+            envelope_t env;
+            assert_int_equal(decode(NULL, msg, &env), ENVELOPE_ANSWER);
+            assert_int_equal(env.error, TALLY_ERR_NONE);
+            assert_true(env.has_correlation_id);
+            size_t bytes = strlen(env.correlation_id);
+            assert_int_equal(bytes, (size_t)n * (u == 0 ? 1 : u == 1 ? 2 : 4));
+            envelope_clear(&env);
+        }
+    }
 }
 
 static void test_valid_request(void **state)
@@ -318,11 +377,13 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_dlq_cases),
         cmocka_unit_test(test_dlq_bad_utf8_and_size),
+        cmocka_unit_test(test_dlq_reason_is_utf8),
         cmocka_unit_test(test_utf8_validator),
         cmocka_unit_test(test_topic_names),
         cmocka_unit_test(test_answered_errors),
         cmocka_unit_test(test_precedence),
         cmocka_unit_test(test_echoed_fields_survive_errors),
+        cmocka_unit_test(test_correlation_id_counts_characters),
         cmocka_unit_test(test_valid_request),
         cmocka_unit_test(test_never_crashes),
         cmocka_unit_test(test_schema_examples),

@@ -102,10 +102,10 @@ static void parse(const char *text, size_t len, parsed_t *p)
                             strcmp(t, "histogram") == 0);
                 for (int i = 0; i < p->n_typed; i++)
                     assert_string_not_equal(p->typed[i], name); /* one TYPE per family */
-                snprintf(p->typed[p->n_typed++], 96, "%s", name);
+                snprintf(p->typed[p->n_typed++], 96, "%.95s", name);
             } else {
                 assert_true(strlen(sp + 1) > 0);
-                snprintf(p->helped[p->n_helped++], 96, "%s", name);
+                snprintf(p->helped[p->n_helped++], 96, "%.95s", name);
             }
             continue;
         }

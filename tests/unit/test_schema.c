@@ -113,6 +113,11 @@ static void test_required_and_unknown(void **state)
     /* Unknown fields are reported before missing ones. */
     expect_bad("{\"extra\": 1}", "extra", "extra is not a known field");
     expect_bad("[]", "payload", "payload must be a JSON object");
+    /* Found by the fuzzer: an empty key made an error without a field. */
+    expect_bad("{\"name\": \"ab\", \"\": 1}", "payload",
+               "payload must not have a field with an empty name");
+    expect_bad("{\"name\": \"ab\", \"items\": [{\"party\": \"a\", \"bp\": 10000, \"\": 1}]}",
+               "items[0]", "items[0] must not have a field with an empty name");
     expect_bad("\"x\"", "payload", NULL);
 }
 

@@ -26,7 +26,7 @@ access_status_t access_logs_insert(access_tx_t *tx, const access_log_entry_t *e,
 typedef struct access_log_row {
     char id[48];
     char request_id[129];
-    char type[64];
+    char type[129]; /* up to 128 chars, as the envelope allows */
     char status[8];
     char error_code[32]; /* "" when none */
     bool replayed;
