@@ -9,6 +9,8 @@
  * each test uses accounts of its own. */
 #include "it_e2e_common.h"
 
+#include "handlers/handler.h"
+
 /* ---- the shapes of §6 (and of what the contract leaves to Tally) ---------- */
 
 #define PAYMENT                                                                                    \
@@ -901,24 +903,55 @@ static void test_audit_list(void **state)
 static void test_every_type_covered(void **state)
 {
     e2e_t *e = *state;
-    char *missing = th_pg_text(
-        e->pg, "postgres",
-        "WITH types(t) AS (VALUES ('payment.record'), ('payment.update_status'),"
-        " ('payment.refund'), ('payment.get'), ('payment.list'), ('share.allocate'),"
-        " ('share.list'), ('balance.get'), ('payout.create'), ('payout.update_status'),"
-        " ('payout.get'), ('payout.list'), ('route.upsert'), ('route.get'), ('route.list'),"
-        " ('route.delete'), ('settings.get'), ('settings.update'), ('code.create'),"
-        " ('code.redeem'), ('code.get'), ('code.list'), ('code.revoke'), ('agent.link'),"
-        " ('agent.unlink'), ('agent.list'), ('audit.list'))"
-        " SELECT string_agg(t || '/' || s, ' ') FROM types, (VALUES ('ok'), ('error')) st(s)"
-        " WHERE NOT EXISTS (SELECT 1 FROM payment_system_logs l WHERE l.type = t AND"
-        "                   l.status = s AND l.account_id LIKE 'acct_e2e_%')");
+    assert_int_equal(handler_count(), 27); /* CONTRACT.md §6 */
+    char values[4096] = "";
+    size_t len = 0;
+    for (size_t i = 0; i < handler_count(); i++)
+        len += (size_t)snprintf(values + len, sizeof(values) - len, "%s('%s')", i ? ", " : "",
+                                handler_name(handler_at(i)));
+    assert_true(len < sizeof(values));
+    char sql[8192];
+    snprintf(sql, sizeof(sql),
+             "SELECT string_agg(t || '/' || s, ' ') FROM (VALUES %s) types(t),"
+             " (VALUES ('ok'), ('error')) st(s) WHERE NOT EXISTS (SELECT 1 FROM"
+             " payment_system_logs l WHERE l.type = t AND l.status = s AND"
+             " l.account_id LIKE 'acct_e2e_%%')",
+             values);
+    char *missing = th_pg_text(e->pg, "postgres", sql);
     if (missing != NULL)
         fail_msg("job types without an ok or error answer: %s", missing);
     assert_int_equal(th_pg_i64(e->pg, "postgres",
                                "SELECT count(*) FROM payment_system_logs WHERE "
                                "error_code = 'internal'"),
                      0);
+}
+
+/* The demo (scripts/demo-requests.jsonl) sends every registered job type. */
+static void test_demo_sends_every_type(void **state)
+{
+    (void)state;
+    const char *migrations = getenv("TALLY_MIGRATIONS_DIR");
+    assert_non_null(migrations);
+    char path[1024];
+    snprintf(path, sizeof(path), "%s/../scripts/demo-requests.jsonl", migrations);
+    FILE *f = fopen(path, "r");
+    if (f == NULL)
+        fail_msg("cannot open %s", path);
+    bool *seen = calloc(handler_count(), sizeof(*seen));
+    char line[4096];
+    while (fgets(line, sizeof(line), f) != NULL) {
+        json_t *req = json_loads(line, 0, NULL);
+        const handler_t *h = handler_find(e2e_str(req, "type", NULL));
+        for (size_t i = 0; h != NULL && i < handler_count(); i++)
+            seen[i] |= handler_at(i) == h;
+        json_decref(req);
+    }
+    fclose(f);
+    for (size_t i = 0; i < handler_count(); i++) {
+        if (!seen[i])
+            fail_msg("the demo does not send %s", handler_name(handler_at(i)));
+    }
+    free(seen);
 }
 
 int main(void)
@@ -938,6 +971,7 @@ int main(void)
         cmocka_unit_test(test_agents),
         cmocka_unit_test(test_audit_list),
         cmocka_unit_test(test_every_type_covered),
+        cmocka_unit_test(test_demo_sends_every_type),
     };
     if (getenv("IT_FILTER") != NULL)
         cmocka_set_test_filter(getenv("IT_FILTER"));
