@@ -205,8 +205,6 @@ static inline void stop_worker_checked(th_worker_t *w, const char *secret)
     free(path);
 }
 
-#endif
-
 /* Distinct answers collected so far for ids "<prefix>-<n>", n < count;
  * errors (status "error") with code `internal` are counted in *internal. */
 static inline int answered_distinct(const collector_t *col, const char *prefix, int count,
@@ -246,3 +244,5 @@ static inline int wait_answered(collector_t *col, const char *prefix, int count,
         collector_poll(col, 2048, 200);
     return have;
 }
+
+#endif
