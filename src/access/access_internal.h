@@ -43,8 +43,9 @@
  * - Times cross the boundary as epoch milliseconds: select
  *   tally_epoch_ms(col) and read it with access_get_i64; pass
  *   tally_from_epoch_ms($n::bigint) for input (both defined in 0001_core.sql).
- * - Lists fetch limit + 1 rows to compute has_more (see logs.c for a
- *   starting_after cursor in one statement). */
+ * - A list type's page is fetched by access_list_page (list.h): limit + 1
+ *   rows for has_more, and the starting_after cursor checked in the same
+ *   statement. */
 #ifndef TALLY_ACCESS_INTERNAL_H
 #define TALLY_ACCESS_INTERNAL_H
 

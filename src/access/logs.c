@@ -3,6 +3,7 @@
 
 #include "access_internal.h"
 #include "common/ids.h"
+#include "list.h"
 
 #include <stdio.h>
 #include <string.h>
@@ -60,39 +61,26 @@ access_status_t access_logs_insert(access_tx_t *tx, const access_log_entry_t *e,
     return ACCESS_OK;
 }
 
+static access_status_t list_row(const PGresult *r, int i, void *out, access_error_t *err)
+{
+    (void)err;
+    access_log_row_t *row = out;
+    access_get_text(r, i, 1, row->id, sizeof(row->id));
+    access_get_text(r, i, 2, row->request_id, sizeof(row->request_id));
+    access_get_text(r, i, 3, row->type, sizeof(row->type));
+    access_get_text(r, i, 4, row->status, sizeof(row->status));
+    access_get_text(r, i, 5, row->error_code, sizeof(row->error_code));
+    row->replayed = access_get_bool(r, i, 6);
+    row->at_ms = access_get_i64(r, i, 7);
+    return ACCESS_OK;
+}
+
+static const access_list_t PAGE = {
+    .stmt = &LIST, .object = "audit row", .row_size = sizeof(access_log_row_t), .read = list_row};
+
 access_status_t access_logs_list(access_tx_t *tx, const char *type, const access_page_t *page,
                                  access_log_row_t *rows, int *n, bool *has_more,
                                  access_error_t *err)
 {
-    access_error_clear(err);
-    *n = 0;
-    *has_more = false;
-    if (page->limit < 1 || page->limit > 100)
-        return access_fail(err, ACCESS_INVALID, "limit", "limit must be between 1 and 100");
-    char lim[ACCESS_I64_LEN];
-    PGresult *r = access_exec(
-        tx, &LIST, ACCESS_ARGS(type, page->starting_after, access_fmt_i64(lim, page->limit + 1)),
-        err);
-    if (r == NULL)
-        return err->status;
-    if (PQntuples(r) < 1 || !access_get_bool(r, 0, 0)) {
-        PQclear(r);
-        return access_fail(err, ACCESS_NOT_FOUND, "starting_after",
-                           "no audit row with this id in the account");
-    }
-    int total = access_get_null(r, 0, 1) ? 0 : PQntuples(r);
-    for (int i = 0; i < total && i < page->limit; i++) {
-        access_log_row_t *row = &rows[i];
-        access_get_text(r, i, 1, row->id, sizeof(row->id));
-        access_get_text(r, i, 2, row->request_id, sizeof(row->request_id));
-        access_get_text(r, i, 3, row->type, sizeof(row->type));
-        access_get_text(r, i, 4, row->status, sizeof(row->status));
-        access_get_text(r, i, 5, row->error_code, sizeof(row->error_code));
-        row->replayed = access_get_bool(r, i, 6);
-        row->at_ms = access_get_i64(r, i, 7);
-        (*n)++;
-    }
-    *has_more = total > page->limit;
-    PQclear(r);
-    return ACCESS_OK;
+    return access_list_page(tx, &PAGE, ACCESS_ARGS(type), page, rows, n, has_more, err);
 }

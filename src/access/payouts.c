@@ -4,6 +4,7 @@
 #include "access/settings.h"
 #include "access_internal.h"
 #include "common/ids.h"
+#include "list.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -236,40 +237,26 @@ access_status_t access_payouts_update_status(access_tx_t *tx, const char *payout
                        access_payout_status_str(current), access_payout_status_str(status));
 }
 
+static access_status_t list_row(const PGresult *r, int row, void *out, access_error_t *err)
+{
+    return read_payout(r, row, 1, out, err);
+}
+
+static void list_clear(void *row)
+{
+    access_payout_clear(row);
+}
+
+static const access_list_t PAGE = {.stmt = &LIST,
+                                   .object = "payout",
+                                   .row_size = sizeof(access_payout_t),
+                                   .read = list_row,
+                                   .clear = list_clear};
+
 access_status_t access_payouts_list(access_tx_t *tx, const access_payout_status_t *status,
                                     const access_page_t *page, access_payout_t *rows, int *n,
                                     bool *has_more, access_error_t *err)
 {
-    access_error_clear(err);
-    *n = 0;
-    *has_more = false;
-    if (page->limit < 1 || page->limit > 100)
-        return access_fail(err, ACCESS_INVALID, "limit", "limit must be between 1 and 100");
-    char lim[ACCESS_I64_LEN];
     const char *status_arg = status != NULL ? access_payout_status_str(*status) : NULL;
-    PGresult *r = access_exec(
-        tx, &LIST,
-        ACCESS_ARGS(status_arg, page->starting_after, access_fmt_i64(lim, page->limit + 1)), err);
-    if (r == NULL)
-        return err->status;
-    if (PQntuples(r) < 1 || !access_get_bool(r, 0, 0)) {
-        PQclear(r);
-        return access_fail(err, ACCESS_NOT_FOUND, "starting_after",
-                           "no payout with this id in the account");
-    }
-    int total = access_get_null(r, 0, 1) ? 0 : PQntuples(r);
-    for (int i = 0; i < total && i < page->limit; i++) {
-        access_status_t st = read_payout(r, i, 1, &rows[i], err);
-        if (st != ACCESS_OK) {
-            for (int k = 0; k <= i; k++)
-                access_payout_clear(&rows[k]);
-            *n = 0;
-            PQclear(r);
-            return st;
-        }
-        (*n)++;
-    }
-    *has_more = total > page->limit;
-    PQclear(r);
-    return ACCESS_OK;
+    return access_list_page(tx, &PAGE, ACCESS_ARGS(status_arg), page, rows, n, has_more, err);
 }

@@ -3,6 +3,7 @@
 
 #include "access_internal.h"
 #include "common/ids.h"
+#include "list.h"
 
 #include <string.h>
 
@@ -192,32 +193,20 @@ access_status_t access_routes_get(access_tx_t *tx, const char *route_id, access_
     return one_route(tx, &GET, ACCESS_ARGS(route_id), out, err);
 }
 
+static access_status_t list_row(const PGresult *r, int row, void *out, access_error_t *err)
+{
+    (void)err;
+    read_route(r, row, 1, out);
+    return ACCESS_OK;
+}
+
+static const access_list_t PAGE = {
+    .stmt = &LIST, .object = "payout route", .row_size = sizeof(access_route_t), .read = list_row};
+
 access_status_t access_routes_list(access_tx_t *tx, const access_page_t *page, access_route_t *rows,
                                    int *n, bool *has_more, access_error_t *err)
 {
-    access_error_clear(err);
-    *n = 0;
-    *has_more = false;
-    if (page->limit < 1 || page->limit > 100)
-        return access_fail(err, ACCESS_INVALID, "limit", "limit must be between 1 and 100");
-    char lim[ACCESS_I64_LEN];
-    PGresult *r = access_exec(
-        tx, &LIST, ACCESS_ARGS(page->starting_after, access_fmt_i64(lim, page->limit + 1)), err);
-    if (r == NULL)
-        return err->status;
-    if (PQntuples(r) < 1 || !access_get_bool(r, 0, 0)) {
-        PQclear(r);
-        return access_fail(err, ACCESS_NOT_FOUND, "starting_after",
-                           "no payout route with this id in the account");
-    }
-    int total = access_get_null(r, 0, 1) ? 0 : PQntuples(r);
-    for (int i = 0; i < total && i < page->limit; i++) {
-        read_route(r, i, 1, &rows[i]);
-        (*n)++;
-    }
-    *has_more = total > page->limit;
-    PQclear(r);
-    return ACCESS_OK;
+    return access_list_page(tx, &PAGE, NULL, page, rows, n, has_more, err);
 }
 
 access_status_t access_routes_delete(access_tx_t *tx, const char *route_id, access_route_t *out,

@@ -3,6 +3,7 @@
 
 #include "access_internal.h"
 #include "common/ids.h"
+#include "list.h"
 
 #include <jansson.h>
 #include <stdlib.h>
@@ -195,33 +196,20 @@ access_status_t access_shares_allocation(access_tx_t *tx, const char *payment_id
     return ACCESS_OK;
 }
 
+static access_status_t list_row(const PGresult *r, int row, void *out, access_error_t *err)
+{
+    (void)err;
+    read_share(r, row, 1, out);
+    return ACCESS_OK;
+}
+
+static const access_list_t PAGE = {
+    .stmt = &LIST, .object = "share row", .row_size = sizeof(access_share_row_t), .read = list_row};
+
 access_status_t access_shares_list(access_tx_t *tx, const char *payment_id, const char *party,
                                    const access_page_t *page, access_share_row_t *rows, int *n,
                                    bool *has_more, access_error_t *err)
 {
-    access_error_clear(err);
-    *n = 0;
-    *has_more = false;
-    if (page->limit < 1 || page->limit > 100)
-        return access_fail(err, ACCESS_INVALID, "limit", "limit must be between 1 and 100");
-    char lim[ACCESS_I64_LEN];
-    PGresult *r = access_exec(
-        tx, &LIST,
-        ACCESS_ARGS(payment_id, party, page->starting_after, access_fmt_i64(lim, page->limit + 1)),
-        err);
-    if (r == NULL)
-        return err->status;
-    if (PQntuples(r) < 1 || !access_get_bool(r, 0, 0)) {
-        PQclear(r);
-        return access_fail(err, ACCESS_NOT_FOUND, "starting_after",
-                           "no share row with this id in the account");
-    }
-    int total = access_get_null(r, 0, 1) ? 0 : PQntuples(r);
-    for (int i = 0; i < total && i < page->limit; i++) {
-        read_share(r, i, 1, &rows[i]);
-        (*n)++;
-    }
-    *has_more = total > page->limit;
-    PQclear(r);
-    return ACCESS_OK;
+    return access_list_page(tx, &PAGE, ACCESS_ARGS(payment_id, party), page, rows, n, has_more,
+                            err);
 }
