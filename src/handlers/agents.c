@@ -3,8 +3,6 @@
 
 #include "access/agents.h"
 
-#include <stdlib.h>
-
 /* ---- Payload schemas ---------------------------------------------------- */
 
 // clang-format off
@@ -94,32 +92,20 @@ static handler_status_t unlink_agent(access_tx_t *tx, const json_t *p, json_t **
     return answer_agent(&a, result, err);
 }
 
+static json_t *agent_item(const void *row)
+{
+    return agent_json(row);
+}
+
 static handler_status_t list(access_tx_t *tx, const json_t *p, json_t **result,
                              handler_error_t *err)
 {
-    access_page_t page;
-    handler_page(p, &page);
-    access_agent_t *rows = calloc((size_t)page.limit, sizeof(*rows));
-    if (rows == NULL)
+    handler_list_t l;
+    if (!handler_list_begin(&l, p, sizeof(access_agent_t)))
         return handler_oom(err);
-    int n = 0;
-    bool has_more = false;
-    access_error_t aerr;
-    if (access_agents_list(tx, handler_arg_str(p, "role"), &page, rows, &n, &has_more, &aerr) !=
-        ACCESS_OK) {
-        free(rows);
-        return handler_access_error(&aerr, err);
-    }
-    json_t *data = json_array();
-    for (int i = 0; data != NULL && i < n; i++) {
-        if (json_array_append_new(data, agent_json(&rows[i])) != 0) {
-            json_decref(data);
-            data = NULL;
-        }
-    }
-    free(rows);
-    *result = handler_list_result(data, has_more);
-    return *result != NULL ? HANDLER_OK : handler_oom(err);
+    access_status_t st = access_agents_list(tx, handler_arg_str(p, "role"), &l.page, l.rows, &l.n,
+                                            &l.has_more, &l.aerr);
+    return handler_list_end(&l, st, agent_item, NULL, result, err);
 }
 
 const handler_t handlers_agents[] = {

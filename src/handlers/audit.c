@@ -4,8 +4,6 @@
 
 #include "access/logs.h"
 
-#include <stdlib.h>
-
 static const schema_field_t list_fields[] = {
     HANDLER_LIST_FIELDS,
     {.name = "type",
@@ -26,32 +24,20 @@ static json_t *row_json(const access_log_row_t *r)
                      handler_time(r->at_ms).s);
 }
 
+static json_t *row_item(const void *row)
+{
+    return row_json(row);
+}
+
 static handler_status_t list(access_tx_t *tx, const json_t *p, json_t **result,
                              handler_error_t *err)
 {
-    access_page_t page;
-    handler_page(p, &page);
-    access_log_row_t *rows = calloc((size_t)page.limit, sizeof(*rows));
-    if (rows == NULL)
+    handler_list_t l;
+    if (!handler_list_begin(&l, p, sizeof(access_log_row_t)))
         return handler_oom(err);
-    int n = 0;
-    bool has_more = false;
-    access_error_t aerr;
-    if (access_logs_list(tx, handler_arg_str(p, "type"), &page, rows, &n, &has_more, &aerr) !=
-        ACCESS_OK) {
-        free(rows);
-        return handler_access_error(&aerr, err);
-    }
-    json_t *data = json_array();
-    for (int i = 0; data != NULL && i < n; i++) {
-        if (json_array_append_new(data, row_json(&rows[i])) != 0) {
-            json_decref(data);
-            data = NULL;
-        }
-    }
-    free(rows);
-    *result = handler_list_result(data, has_more);
-    return *result != NULL ? HANDLER_OK : handler_oom(err);
+    access_status_t st = access_logs_list(tx, handler_arg_str(p, "type"), &l.page, l.rows, &l.n,
+                                          &l.has_more, &l.aerr);
+    return handler_list_end(&l, st, row_item, NULL, result, err);
 }
 
 const handler_t handlers_audit[] = {

@@ -4,7 +4,6 @@
 #include "access/codes.h"
 
 #include <stdio.h>
-#include <stdlib.h>
 #include <sys/random.h>
 
 /* ---- Payload schemas ---------------------------------------------------- */
@@ -205,31 +204,19 @@ static handler_status_t get(access_tx_t *tx, const json_t *p, json_t **result, h
     return *result != NULL ? HANDLER_OK : handler_oom(err);
 }
 
+static json_t *code_item(const void *row)
+{
+    return code_json(row);
+}
+
 static handler_status_t list(access_tx_t *tx, const json_t *p, json_t **result,
                              handler_error_t *err)
 {
-    access_page_t page;
-    handler_page(p, &page);
-    access_code_t *rows = calloc((size_t)page.limit, sizeof(*rows));
-    if (rows == NULL)
+    handler_list_t l;
+    if (!handler_list_begin(&l, p, sizeof(access_code_t)))
         return handler_oom(err);
-    int n = 0;
-    bool has_more = false;
-    access_error_t aerr;
-    if (access_codes_list(tx, &page, rows, &n, &has_more, &aerr) != ACCESS_OK) {
-        free(rows);
-        return handler_access_error(&aerr, err);
-    }
-    json_t *data = json_array();
-    for (int i = 0; data != NULL && i < n; i++) {
-        if (json_array_append_new(data, code_json(&rows[i])) != 0) {
-            json_decref(data);
-            data = NULL;
-        }
-    }
-    free(rows);
-    *result = handler_list_result(data, has_more);
-    return *result != NULL ? HANDLER_OK : handler_oom(err);
+    access_status_t st = access_codes_list(tx, &l.page, l.rows, &l.n, &l.has_more, &l.aerr);
+    return handler_list_end(&l, st, code_item, NULL, result, err);
 }
 
 static handler_status_t revoke(access_tx_t *tx, const json_t *p, json_t **result,

@@ -2,6 +2,7 @@
 
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 /* The registry: every domain's table of job types, in listing order. A new
@@ -148,6 +149,38 @@ void handler_page(const json_t *payload, access_page_t *page)
 {
     page->limit = (int)handler_arg_int(payload, "limit", HANDLER_LIST_LIMIT_DEFAULT);
     page->starting_after = handler_arg_str(payload, "starting_after");
+}
+
+bool handler_list_begin(handler_list_t *l, const json_t *payload, size_t row_size)
+{
+    memset(l, 0, sizeof(*l));
+    handler_page(payload, &l->page);
+    l->row_size = row_size;
+    l->rows = calloc((size_t)l->page.limit, row_size);
+    return l->rows != NULL;
+}
+
+handler_status_t handler_list_end(handler_list_t *l, access_status_t st,
+                                  json_t *(*item)(const void *row), void (*clear)(void *row),
+                                  json_t **result, handler_error_t *err)
+{
+    if (st != ACCESS_OK) {
+        free(l->rows);
+        return handler_access_error(&l->aerr, err);
+    }
+    json_t *data = json_array();
+    char *row = l->rows;
+    for (int i = 0; i < l->n; i++, row += l->row_size) {
+        if (data != NULL && json_array_append_new(data, item(row)) != 0) {
+            json_decref(data);
+            data = NULL;
+        }
+        if (clear != NULL)
+            clear(row);
+    }
+    free(l->rows);
+    *result = handler_list_result(data, l->has_more);
+    return *result != NULL ? HANDLER_OK : handler_oom(err);
 }
 
 /* ---- Answers ------------------------------------------------------------------- */

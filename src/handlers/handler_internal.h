@@ -123,6 +123,35 @@ json_t *handler_list_result(json_t *data, bool has_more);
 /* The page the payload asks for. page->starting_after points into payload. */
 void handler_page(const json_t *payload, access_page_t *page);
 
+/* A list type's execute, in three steps:
+ *
+ *   handler_list_t l;
+ *   if (!handler_list_begin(&l, p, sizeof(access_route_t)))
+ *       return handler_oom(err);
+ *   access_status_t st = access_routes_list(tx, &l.page, l.rows, &l.n, &l.has_more, &l.aerr);
+ *   return handler_list_end(&l, st, route_item, NULL, result, err);
+ *
+ * where route_item(const void *row) returns one row's JSON (NULL when out of
+ * memory). */
+typedef struct handler_list {
+    access_page_t page; /* from the payload (handler_page) */
+    void *rows;         /* room for page.limit rows, zeroed */
+    size_t row_size;
+    int n; /* rows the access call filled */
+    bool has_more;
+    access_error_t aerr;
+} handler_list_t;
+
+/* Reads the page and allocates its rows. Returns false when out of memory. */
+bool handler_list_begin(handler_list_t *l, const json_t *payload, size_t row_size);
+
+/* Answers {"data": [item(row)…], "has_more"} when st is ACCESS_OK, otherwise
+ * l->aerr as handler_access_error does. clear (may be NULL) frees what each
+ * filled row owns; the rows themselves are freed either way. */
+handler_status_t handler_list_end(handler_list_t *l, access_status_t st,
+                                  json_t *(*item)(const void *row), void (*clear)(void *row),
+                                  json_t **result, handler_error_t *err);
+
 /* ---- Answers ----------------------------------------------------------------- */
 
 /* Turns a failed access call into the handler's answer: NOT_FOUND → not_found,

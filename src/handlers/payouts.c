@@ -147,35 +147,27 @@ static handler_status_t get(access_tx_t *tx, const json_t *p, json_t **result, h
     return answer_payout(&po, result, err);
 }
 
+static json_t *payout_item(const void *row)
+{
+    return payout_json(row);
+}
+
+static void payout_clear(void *row)
+{
+    access_payout_clear(row);
+}
+
 static handler_status_t list(access_tx_t *tx, const json_t *p, json_t **result,
                              handler_error_t *err)
 {
-    access_page_t page;
-    handler_page(p, &page);
     access_payout_status_t status;
     bool filter = access_payout_status_parse(handler_arg_str(p, "status"), &status);
-    access_payout_t *rows = calloc((size_t)page.limit, sizeof(*rows));
-    if (rows == NULL)
+    handler_list_t l;
+    if (!handler_list_begin(&l, p, sizeof(access_payout_t)))
         return handler_oom(err);
-    int n = 0;
-    bool has_more = false;
-    access_error_t aerr;
-    if (access_payouts_list(tx, filter ? &status : NULL, &page, rows, &n, &has_more, &aerr) !=
-        ACCESS_OK) {
-        free(rows);
-        return handler_access_error(&aerr, err);
-    }
-    json_t *data = json_array();
-    for (int i = 0; i < n; i++) {
-        if (data != NULL && json_array_append_new(data, payout_json(&rows[i])) != 0) {
-            json_decref(data);
-            data = NULL;
-        }
-        access_payout_clear(&rows[i]);
-    }
-    free(rows);
-    *result = handler_list_result(data, has_more);
-    return *result != NULL ? HANDLER_OK : handler_oom(err);
+    access_status_t st = access_payouts_list(tx, filter ? &status : NULL, &l.page, l.rows, &l.n,
+                                             &l.has_more, &l.aerr);
+    return handler_list_end(&l, st, payout_item, payout_clear, result, err);
 }
 
 const handler_t handlers_payouts[] = {

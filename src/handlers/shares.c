@@ -5,7 +5,6 @@
 #include "alloc.h"
 
 #include <inttypes.h>
-#include <stdlib.h>
 
 /* ---- Payload schemas ---------------------------------------------------- */
 
@@ -129,32 +128,21 @@ static json_t *share_json(const access_share_row_t *r)
                      "created_at", handler_time(r->created_at_ms).s);
 }
 
+static json_t *share_item(const void *row)
+{
+    return share_json(row);
+}
+
 static handler_status_t list(access_tx_t *tx, const json_t *p, json_t **result,
                              handler_error_t *err)
 {
-    access_page_t page;
-    handler_page(p, &page);
-    access_share_row_t *rows = calloc((size_t)page.limit, sizeof(*rows));
-    if (rows == NULL)
+    handler_list_t l;
+    if (!handler_list_begin(&l, p, sizeof(access_share_row_t)))
         return handler_oom(err);
-    int n = 0;
-    bool has_more = false;
-    access_error_t aerr;
-    if (access_shares_list(tx, handler_arg_str(p, "payment_id"), handler_arg_str(p, "party"), &page,
-                           rows, &n, &has_more, &aerr) != ACCESS_OK) {
-        free(rows);
-        return handler_access_error(&aerr, err);
-    }
-    json_t *data = json_array();
-    for (int i = 0; i < n && data != NULL; i++) {
-        if (json_array_append_new(data, share_json(&rows[i])) != 0) {
-            json_decref(data);
-            data = NULL;
-        }
-    }
-    free(rows);
-    *result = handler_list_result(data, has_more);
-    return *result != NULL ? HANDLER_OK : handler_oom(err);
+    access_status_t st =
+        access_shares_list(tx, handler_arg_str(p, "payment_id"), handler_arg_str(p, "party"),
+                           &l.page, l.rows, &l.n, &l.has_more, &l.aerr);
+    return handler_list_end(&l, st, share_item, NULL, result, err);
 }
 
 const handler_t handlers_shares[] = {

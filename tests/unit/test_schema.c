@@ -8,6 +8,8 @@
 
 #include "../../src/handlers/handler_internal.h"
 
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 /* ---- A schema with every field type --------------------------------------- */
@@ -465,6 +467,74 @@ static void test_result_helpers(void **state)
     json_decref(p);
 }
 
+/* ---- handler_list_begin / handler_list_end -------------------------------- */
+
+typedef struct test_row {
+    int value;
+    char *owned; /* what clear frees */
+} test_row_t;
+
+static int cleared;
+
+static json_t *test_item(const void *row)
+{
+    return json_integer(((const test_row_t *)row)->value);
+}
+
+static void test_clear(void *row)
+{
+    test_row_t *r = row;
+    free(r->owned);
+    r->owned = NULL;
+    cleared++;
+}
+
+static void test_list_helpers(void **state)
+{
+    (void)state;
+    json_t *p = json_pack("{s:i}", "limit", 3);
+    handler_list_t l;
+    assert_true(handler_list_begin(&l, p, sizeof(test_row_t)));
+    assert_int_equal(l.page.limit, 3);
+    assert_null(l.page.starting_after);
+    test_row_t *rows = l.rows;
+    for (int i = 0; i < 2; i++) { /* as an access list call fills them */
+        rows[i].value = 10 + i;
+        rows[i].owned = strdup("x");
+    }
+    assert_int_equal(rows[2].value, 0); /* zeroed */
+    l.n = 2;
+    l.has_more = true;
+    json_t *result = NULL;
+    handler_error_t err;
+    cleared = 0;
+    assert_int_equal(handler_list_end(&l, ACCESS_OK, test_item, test_clear, &result, &err),
+                     HANDLER_OK);
+    assert_int_equal(cleared, 2);
+    json_t *data = json_object_get(result, "data");
+    assert_int_equal(json_array_size(data), 2);
+    assert_int_equal(json_integer_value(json_array_get(data, 0)), 10);
+    assert_int_equal(json_integer_value(json_array_get(data, 1)), 11);
+    assert_true(json_is_true(json_object_get(result, "has_more")));
+    json_decref(result);
+
+    /* A failed access call: its error is the answer, and nothing is cleared
+     * (the access layer leaves no row owning anything). */
+    assert_true(handler_list_begin(&l, p, sizeof(test_row_t)));
+    l.aerr = (access_error_t){.status = ACCESS_NOT_FOUND};
+    snprintf(l.aerr.field, sizeof(l.aerr.field), "starting_after");
+    snprintf(l.aerr.message, sizeof(l.aerr.message), "no payment with this id in the account");
+    result = NULL;
+    cleared = 0;
+    assert_int_equal(handler_list_end(&l, ACCESS_NOT_FOUND, test_item, test_clear, &result, &err),
+                     HANDLER_REJECTED);
+    assert_null(result);
+    assert_int_equal(cleared, 0);
+    assert_int_equal(err.code, TALLY_ERR_NOT_FOUND);
+    assert_string_equal(err.field, "starting_after");
+    json_decref(p);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -483,6 +553,7 @@ int main(void)
         cmocka_unit_test(test_execute_validates_first),
         cmocka_unit_test(test_access_error_mapping),
         cmocka_unit_test(test_result_helpers),
+        cmocka_unit_test(test_list_helpers),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
