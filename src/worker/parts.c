@@ -148,11 +148,9 @@ void parts_commit(runtime_t *rt, const rd_kafka_topic_partition_list_t *parts)
     rd_kafka_topic_partition_list_destroy(l);
 }
 
-/* Ends a revocation: commit what finished, forget the partitions, unassign. */
-void parts_finish_revoke(runtime_t *rt, rd_kafka_topic_partition_list_t *parts, bool commit)
+/* Drops the queued jobs of the assigned partitions among parts and forgets them. */
+static void forget(runtime_t *rt, const rd_kafka_topic_partition_list_t *parts)
 {
-    if (commit)
-        parts_commit(rt, parts);
     for (int i = 0; i < parts->cnt; i++) {
         part_t *pt = parts_get(rt, parts->elems[i].partition);
         if (pt != NULL && pt->assigned) {
@@ -160,6 +158,14 @@ void parts_finish_revoke(runtime_t *rt, rd_kafka_topic_partition_list_t *parts, 
             parts_release(rt, pt);
         }
     }
+}
+
+/* Ends a revocation: commit what finished, forget the partitions, unassign. */
+void parts_finish_revoke(runtime_t *rt, rd_kafka_topic_partition_list_t *parts, bool commit)
+{
+    if (commit)
+        parts_commit(rt, parts);
+    forget(rt, parts);
     rd_kafka_error_t *e = rd_kafka_incremental_unassign(rt->kafka.consumer, parts);
     if (e != NULL) {
         log_warn("incremental unassign failed", LOG_S("error", rd_kafka_error_string(e)));
@@ -253,13 +259,7 @@ void parts_rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
         } else {
             if (!lost && rt->phase != RT_CLOSING)
                 parts_commit(rt, parts);
-            for (int i = 0; i < parts->cnt; i++) {
-                part_t *pt = parts_get(rt, parts->elems[i].partition);
-                if (pt != NULL && pt->assigned) {
-                    parts_drop_queued(rt, false, parts->elems[i].partition);
-                    parts_release(rt, pt);
-                }
-            }
+            forget(rt, parts);
             rd_kafka_assign(rk, NULL);
         }
         return;
