@@ -147,7 +147,9 @@ static run_result_t run_job(access_session_t *s, job_t *job, const char *worker)
     if (access_tx_begin(s, &job->env.account, &tx, &err) != ACCESS_OK) {
         if (job->final_internal)
             return answer_internal(job, worker, t0, true);
-        return infra(job, "tx begin", &err);
+        /* A session whose savepoint could not be set is not to be trusted
+         * with the rest of the batch. */
+        return infra(job, "tx begin", &err) == RUN_LOST ? RUN_LOST : RUN_BROKEN;
     }
 
     tally_errcode_t code = job->env.error;
@@ -253,8 +255,9 @@ static run_result_t run_job(access_session_t *s, job_t *job, const char *worker)
         goto rollback;
     }
     if (access_tx_end(tx, &err) != ACCESS_OK) {
+        /* RELEASE failed: the session is unusable. */
         tx = NULL;
-        rr = infra(job, "tx end", &err);
+        rr = infra(job, "tx end", &err) == RUN_LOST ? RUN_LOST : RUN_BROKEN;
         goto out;
     }
     tx = NULL;

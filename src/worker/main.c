@@ -21,9 +21,19 @@ static int check_role(pool_t *pool)
 {
     char err[512];
     pool_conn_t *conn = NULL;
-    if (pool_acquire(pool, &conn, err, sizeof(err)) != 0) {
-        log_error("cannot connect to the database", LOG_S("error", err));
-        return -1;
+    /* The database may still be starting (a fresh deployment): wait up to
+     * about half a minute before giving up. */
+    int delay_ms = 250;
+    for (int attempt = 1; pool_acquire(pool, &conn, err, sizeof(err)) != 0; attempt++) {
+        if (attempt >= 10) {
+            log_error("cannot connect to the database", LOG_S("error", err));
+            fprintf(stderr, "tally-worker: %s\n", err);
+            return -1;
+        }
+        log_warn("database not reachable yet, retrying", LOG_I("attempt", attempt),
+                 LOG_I("delay_ms", delay_ms), LOG_S("error", err));
+        usleep((useconds_t)delay_ms * 1000);
+        delay_ms = delay_ms * 2 > 5000 ? 5000 : delay_ms * 2;
     }
     char problem[512] = "";
     access_error_t aerr;

@@ -3,8 +3,9 @@
  *
  * One libuv loop thread owns everything here and never blocks (except in
  * the final shutdown steps: flush, commit, close); database work runs on
- * the executors (exec.h). settle() is the one place that turns a job's
- * outcome into publish / retry / dead-letter / offset commit. */
+ * the executors (exec.h). Partitions, flow control and rebalances are in
+ * parts.h; settle.h is the one place that turns a job's outcome into
+ * publish / retry / dead-letter / offset commit. */
 #ifndef TALLY_WORKER_RUNTIME_H
 #define TALLY_WORKER_RUNTIME_H
 

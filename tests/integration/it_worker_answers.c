@@ -4,6 +4,8 @@
  * retry. One stack (PostgreSQL, broker, one worker) for every case. */
 #include "it_worker_common.h"
 
+#include <unistd.h>
+
 typedef struct stack {
     th_pg_t *pg;
     th_broker_t *b;
@@ -18,7 +20,7 @@ static int setup(void **state)
     s->pg = th_pg_start();
     th_pg_migrate(s->pg);
     s->b = th_broker_start(3);
-    const char *env[] = {"TALLY_MAX_RETRIES=3", NULL};
+    const char *env[] = {"TALLY_MAX_RETRIES=3", "KAFKA_STATISTICS_INTERVAL_MS=500", NULL};
     s->w = th_worker_start(s->pg, s->b, env);
     if (!th_worker_wait_ready(s->w, 60000))
         fail_msg("worker not ready");
@@ -400,6 +402,41 @@ static void test_health_endpoints(void **state)
     assert_non_null(strstr(body, "tally_dlq_messages_total"));
     assert_null(strstr(body, "acct_")); /* no per-account labels */
     free(body);
+    /* Consumer lag comes from librdkafka's statistics (every 500 ms here). */
+    bool lag = false;
+    for (int i = 0; i < 50 && !lag; i++) {
+        assert_int_equal(th_worker_http_get(s->w, "/metrics", &body, 5000), 200);
+        lag = strstr(body, "tally_consumer_lag{") != NULL;
+        free(body);
+        if (!lag)
+            usleep(200 * 1000);
+    }
+    assert_true(lag);
+}
+
+/* A role that could get around row-level security is refused at start-up
+ * with one clear line and exit status 1; a bad setting exits 2. */
+static void test_refuses_bad_role_and_settings(void **state)
+{
+    wstack_t *s = *state;
+    char url[256], env_url[300];
+    th_pg_url(s->pg, "postgres", url, sizeof(url));
+    snprintf(env_url, sizeof(env_url), "DATABASE_URL=%s", url);
+    const char *env[] = {env_url, NULL};
+    th_worker_t *w = th_worker_start(s->pg, s->b, env);
+    int st = th_worker_wait(w, 30000);
+    assert_true(st >= 0 && WIFEXITED(st));
+    assert_int_equal(WEXITSTATUS(st), 1);
+    assert_true(th_worker_wait_log(w, "refusing to run with this database role", 1000));
+    th_worker_stop(w);
+
+    const char *bad[] = {"TALLY_POOL_MAX=zero", NULL};
+    w = th_worker_start(s->pg, s->b, bad);
+    st = th_worker_wait(w, 30000);
+    assert_true(st >= 0 && WIFEXITED(st));
+    assert_int_equal(WEXITSTATUS(st), 2);
+    assert_true(th_worker_wait_log(w, "TALLY_POOL_MAX: \"zero\" is not an integer", 1000));
+    th_worker_stop(w);
 }
 
 static void test_sigterm_exits_zero(void **state)
@@ -423,6 +460,7 @@ int main(void)
         cmocka_unit_test(test_internal_after_retries),
         cmocka_unit_test(test_replay_and_idempotency),
         cmocka_unit_test(test_health_endpoints),
+        cmocka_unit_test(test_refuses_bad_role_and_settings),
         cmocka_unit_test(test_sigterm_exits_zero),
     };
     if (getenv("IT_FILTER") != NULL)

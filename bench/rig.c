@@ -1,0 +1,164 @@
+/* rig — see rig.h. */
+#include "rig.h"
+
+#include "procstat.h"
+#include "th_internal.h"
+
+#include <jansson.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#define READY_TIMEOUT_MS 120000
+
+void rig_pg_start(rig_t *s, FILE *out)
+{
+    s->pg = th_pg_start();
+    th_pg_migrate(s->pg);
+    /* The postmaster is a backend's parent. */
+    pid_t backend = (pid_t)th_pg_i64(s->pg, "postgres", "SELECT pg_backend_pid()");
+    s->pg_pid = procstat_ppid(backend);
+    char *version = th_pg_text(s->pg, "postgres", "SHOW server_version");
+    char *settings = th_pg_text(
+        s->pg, "postgres",
+        "SELECT string_agg(name || '=' || setting || coalesce(unit, ''), ' ' ORDER BY name) "
+        "FROM pg_settings WHERE name IN ('fsync', 'synchronous_commit', 'full_page_writes', "
+        "'shared_buffers', 'max_connections', 'wal_level', 'autovacuum')");
+    fprintf(out, "postgresql: %s on 127.0.0.1:%d, tuned like the tests: %s\n", version,
+            th_pg_port(s->pg), settings);
+    free(version);
+    free(settings);
+}
+
+void rig_pg_settle(rig_t *s)
+{
+    th_pg_exec(s->pg, "postgres", "VACUUM ANALYZE");
+    th_pg_exec(s->pg, "postgres", "CHECKPOINT");
+}
+
+void rig_broker_start(rig_t *s, int partitions)
+{
+    char n[16];
+    snprintf(n, sizeof(n), "%d", s->brokers > 0 ? s->brokers : 3);
+    const char *args[] = {"--brokers", n, NULL};
+    s->broker = th_broker_start_args(partitions, args);
+    s->partitions = partitions;
+}
+
+void rig_broker_stop(rig_t *s)
+{
+    th_broker_stop(s->broker);
+    s->broker = NULL;
+}
+
+static int assigned_partitions(th_worker_t *w)
+{
+    char *body = NULL;
+    int code = th_worker_http_get(w, "/readyz", &body, 2000);
+    int n = -1;
+    if (code == 200 && body != NULL) {
+        json_t *j = json_loads(body, 0, NULL);
+        json_t *v = json_object_get(j, "partitions_assigned");
+        if (json_is_integer(v))
+            n = (int)json_integer_value(v);
+        json_decref(j);
+    }
+    free(body);
+    return n;
+}
+
+void rig_workers_start(rig_t *s, int n, bool wait_assigned)
+{
+    if (n > RIG_MAX_WORKERS)
+        fail_msg("bench: at most %d replicas", RIG_MAX_WORKERS);
+    for (int i = 0; i < n; i++) {
+        s->workers[i] = th_worker_start(s->pg, s->broker, s->worker_env);
+        s->worker_hwm_kb[i] = -1;
+    }
+    s->nworkers = n;
+    if (!wait_assigned)
+        return;
+    int64_t deadline = th_now_ms() + READY_TIMEOUT_MS;
+    for (;;) {
+        int total = 0, empty = 0;
+        for (int i = 0; i < n; i++) {
+            int a = assigned_partitions(s->workers[i]);
+            total += a > 0 ? a : 0;
+            empty += a <= 0;
+        }
+        /* Every partition has an owner, and nobody idles who could work. */
+        if (total == s->partitions && (empty == 0 || n > s->partitions))
+            return;
+        if (th_now_ms() >= deadline)
+            fail_msg("bench: %d replicas did not share %d partitions within %d s (%d assigned)", n,
+                     s->partitions, READY_TIMEOUT_MS / 1000, total);
+        th_sleep_ms(200);
+    }
+}
+
+int rig_worker_partitions(rig_t *s, int i)
+{
+    return i < s->nworkers ? assigned_partitions(s->workers[i]) : -1;
+}
+
+void rig_workers_stop(rig_t *s)
+{
+    for (int i = 0; i < s->nworkers; i++) {
+        int64_t rss;
+        procstat_mem_kb(th_worker_pid(s->workers[i]), &rss, &s->worker_hwm_kb[i]);
+    }
+    for (int i = 0; i < s->nworkers; i++) {
+        th_worker_stop(s->workers[i]);
+        s->workers[i] = NULL;
+    }
+    s->nworkers = 0;
+}
+
+void rig_stop(rig_t *s)
+{
+    rig_workers_stop(s);
+    if (s->broker != NULL)
+        rig_broker_stop(s);
+    th_pg_stop(s->pg);
+    s->pg = NULL;
+}
+
+void rig_cpu_snapshot(const rig_t *s, rig_cpu_t *out)
+{
+    memset(out, 0, sizeof(*out));
+    out->pg = procstat_cpu_ticks(s->pg_pid, 1);
+    out->broker = s->broker != NULL ? procstat_cpu_ticks(th_broker_pid(s->broker), 0) : 0;
+    for (int i = 0; i < s->nworkers; i++) {
+        int64_t t = procstat_cpu_ticks(th_worker_pid(s->workers[i]), 0);
+        out->workers += t > 0 ? t : 0;
+    }
+    out->bench = procstat_cpu_ticks(getpid(), 0);
+    procstat_machine_ticks(&out->idle, &out->total);
+    out->wall_ms = th_now_ms();
+}
+
+void rig_cpu_split(const rig_cpu_t *a, const rig_cpu_t *b, double client_extra_s, rig_split_t *out)
+{
+    memset(out, 0, sizeof(*out));
+    out->seconds = (double)(b->wall_ms - a->wall_ms) / 1000.0;
+    if (out->seconds <= 0)
+        return;
+    double hz = (double)procstat_ticks_per_second();
+    double secs = out->seconds;
+    out->pg = (double)(b->pg - a->pg) / hz / secs;
+    out->kafka = (double)(b->broker - a->broker) / hz / secs;
+    out->tally = (double)(b->workers - a->workers) / hz / secs;
+    out->client = ((double)(b->bench - a->bench) / hz + client_extra_s) / secs;
+    /* /proc/stat counts every CPU: shares of the total times the CPU count. */
+    long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+    double n = (double)(cpus > 0 ? cpus : 1);
+    if (b->total > a->total) {
+        double total = (double)(b->total - a->total);
+        out->idle = (double)(b->idle - a->idle) / total * n;
+        double busy = n - out->idle;
+        out->other = busy - out->pg - out->kafka - out->tally - out->client;
+        if (out->other < 0)
+            out->other = 0;
+    }
+}

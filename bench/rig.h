@@ -1,0 +1,72 @@
+/* rig — the embedded stack the benchmark measures: one private PostgreSQL
+ * for the whole run (the test harness's, tuned like the tests'), and per row
+ * a fresh embedded Kafka broker and 1…N tally-worker replicas in one
+ * consumer group; plus CPU accounting of each part.
+ *
+ * Harness style: a failure to start anything fails the program (fail_msg). */
+#ifndef TALLY_BENCH_RIG_H
+#define TALLY_BENCH_RIG_H
+
+#include "harness.h"
+
+#include <stdint.h>
+#include <stdio.h>
+#include <sys/types.h>
+
+#define RIG_MAX_WORKERS 8
+
+typedef struct rig {
+    th_pg_t *pg;
+    pid_t pg_pid; /* the postmaster */
+    th_broker_t *broker;
+    int partitions;
+    int brokers;
+    th_worker_t *workers[RIG_MAX_WORKERS];
+    int nworkers;
+    int64_t worker_hwm_kb[RIG_MAX_WORKERS]; /* VmHWM read just before each stop */
+    const char *const *worker_env;          /* extra KEY=VALUE for every worker */
+} rig_t;
+
+/* Starts PostgreSQL, applies the migrations and grants the worker's role;
+ * prints the server's tuning on out. */
+void rig_pg_start(rig_t *s, FILE *out);
+
+/* VACUUM ANALYZE and CHECKPOINT, so every row starts from the same state. */
+void rig_pg_settle(rig_t *s);
+
+void rig_broker_start(rig_t *s, int partitions);
+void rig_broker_stop(rig_t *s);
+
+/* Starts n replicas; with wait_assigned, returns once every one is ready
+ * and the request topic's partitions are all assigned among them. */
+void rig_workers_start(rig_t *s, int n, bool wait_assigned);
+
+/* Partitions replica i owns now (from its /readyz), or -1. */
+int rig_worker_partitions(rig_t *s, int i);
+
+/* SIGTERM to every replica and waits (their VmHWM is kept first). */
+void rig_workers_stop(rig_t *s);
+
+void rig_stop(rig_t *s);
+
+/* CPU time used so far by each part, and by the whole machine. */
+typedef struct rig_cpu {
+    int64_t pg, broker, workers, bench; /* clock ticks */
+    int64_t idle, total;                /* the machine's, every CPU */
+    int64_t wall_ms;
+} rig_cpu_t;
+
+void rig_cpu_snapshot(const rig_t *s, rig_cpu_t *out);
+
+/* Where the CPU went between two snapshots, in cores (1.0 = one CPU busy
+ * the whole time): PostgreSQL, the broker, the workers, the client (this
+ * program, or pgbench's seconds given as client_extra_s), everything else on
+ * the machine (other users' load), and idle. */
+typedef struct rig_split {
+    double pg, kafka, tally, client, other, idle;
+    double seconds;
+} rig_split_t;
+
+void rig_cpu_split(const rig_cpu_t *a, const rig_cpu_t *b, double client_extra_s, rig_split_t *out);
+
+#endif

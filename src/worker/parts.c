@@ -1,0 +1,281 @@
+#include "parts.h"
+
+#include "flow.h"
+#include "settle.h"
+
+#include "common/clock.h"
+#include "common/log.h"
+
+#include <inttypes.h>
+#include <jansson.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* ---- partitions ------------------------------------------------------- */
+
+part_t *parts_get(runtime_t *rt, int32_t p)
+{
+    if (p < 0)
+        return NULL;
+    if (p >= rt->nparts) {
+        int32_t n = rt->nparts ? rt->nparts : 16;
+        while (n <= p)
+            n *= 2;
+        part_t *np = realloc(rt->parts, (size_t)n * sizeof(*np));
+        if (np == NULL)
+            return NULL;
+        for (int32_t i = rt->nparts; i < n; i++)
+            np[i] = (part_t){.stored = -1, .lag = -1};
+        rt->parts = np;
+        rt->nparts = n;
+    }
+    return &rt->parts[p];
+}
+
+bool parts_job_current(runtime_t *rt, const job_t *job)
+{
+    return job->partition < rt->nparts && rt->parts[job->partition].assigned &&
+           rt->parts[job->partition].generation == job->generation;
+}
+
+void parts_release(runtime_t *rt, part_t *pt)
+{
+    if (pt->assigned)
+        rt->assigned--;
+    offsets_free(pt->offsets);
+    uint64_t gen = pt->generation;
+    *pt = (part_t){.stored = -1, .lag = -1, .generation = gen + 1};
+}
+
+/* Which queued (not started) jobs to drop: all, or one partition's. */
+typedef struct drop_ctx {
+    runtime_t *rt;
+    bool all;
+    int32_t partition;
+} drop_ctx_t;
+
+static bool drop_pred(const sched_item_t *it, void *arg)
+{
+    const drop_ctx_t *c = arg;
+    return c->all || ((const job_t *)it)->partition == c->partition;
+}
+
+static void drop_job(sched_item_t *it, void *arg)
+{
+    settle_job_free(((drop_ctx_t *)arg)->rt, (job_t *)it);
+}
+
+size_t parts_drop_queued(runtime_t *rt, bool all, int32_t partition)
+{
+    drop_ctx_t c = {.rt = rt, .all = all, .partition = partition};
+    return sched_drop(rt->sched, drop_pred, drop_job, &c);
+}
+
+/* ---- flow control ------------------------------------------------------ */
+
+void parts_flow_apply(runtime_t *rt)
+{
+    if (runtime_stopped(rt) || rt->nparts == 0)
+        return;
+    size_t n = 0;
+    int32_t *idx = calloc((size_t)rt->nparts, sizeof(*idx));
+    int64_t *inf = calloc((size_t)rt->nparts, sizeof(*inf));
+    bool *paused = calloc((size_t)rt->nparts, sizeof(*paused));
+    bool *want = calloc((size_t)rt->nparts, sizeof(*want));
+    int64_t *bytes = calloc((size_t)rt->nparts, sizeof(*bytes));
+    bool *want_bytes = calloc((size_t)rt->nparts, sizeof(*want_bytes));
+    if (idx == NULL || inf == NULL || paused == NULL || want == NULL || bytes == NULL ||
+        want_bytes == NULL)
+        goto out;
+    for (int32_t p = 0; p < rt->nparts; p++) {
+        if (!rt->parts[p].assigned)
+            continue;
+        idx[n] = p;
+        inf[n] = (int64_t)offsets_in_flight(rt->parts[p].offsets);
+        bytes[n] = rt->parts[p].bytes;
+        paused[n] = rt->parts[p].paused;
+        n++;
+    }
+    /* The same fair-share rule over messages and over bytes: a partition
+     * stays paused while either says so. */
+    flow_decide(rt->cfg->max_in_flight, n, inf, paused, want);
+    flow_decide(MAX_IN_FLIGHT_BYTES, n, bytes, paused, want_bytes);
+    rd_kafka_topic_partition_list_t *pause = rd_kafka_topic_partition_list_new(4);
+    rd_kafka_topic_partition_list_t *resume = rd_kafka_topic_partition_list_new(4);
+    for (size_t i = 0; i < n; i++) {
+        part_t *pt = &rt->parts[idx[i]];
+        bool w = want[i] || want_bytes[i] || rt->db_down || runtime_draining(rt) || pt->revoking;
+        if (w == pt->paused)
+            continue;
+        rd_kafka_topic_partition_list_add(w ? pause : resume, rt->cfg->request_topic, idx[i]);
+        pt->paused = w;
+    }
+    if (pause->cnt > 0)
+        rd_kafka_pause_partitions(rt->kafka.consumer, pause);
+    if (resume->cnt > 0)
+        rd_kafka_resume_partitions(rt->kafka.consumer, resume);
+    if (pause->cnt + resume->cnt > 0)
+        log_debug("flow control", LOG_I("paused", pause->cnt), LOG_I("resumed", resume->cnt),
+                  LOG_I("in_flight", rt->in_flight));
+    rd_kafka_topic_partition_list_destroy(pause);
+    rd_kafka_topic_partition_list_destroy(resume);
+out:
+    free(bytes);
+    free(want_bytes);
+    free(idx);
+    free(inf);
+    free(paused);
+    free(want);
+}
+
+/* ---- rebalance ----------------------------------------------------------- */
+
+void parts_commit(runtime_t *rt, const rd_kafka_topic_partition_list_t *parts)
+{
+    rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(parts->cnt);
+    for (int i = 0; i < parts->cnt; i++) {
+        part_t *pt = parts_get(rt, parts->elems[i].partition);
+        if (pt != NULL && pt->assigned && pt->stored >= 0)
+            rd_kafka_topic_partition_list_add(l, parts->elems[i].topic, parts->elems[i].partition)
+                ->offset = pt->stored;
+    }
+    if (l->cnt > 0) {
+        rd_kafka_resp_err_t err = rd_kafka_commit(rt->kafka.consumer, l, 0 /* sync */);
+        if (err != RD_KAFKA_RESP_ERR_NO_ERROR)
+            log_warn("offset commit failed", LOG_S("error", rd_kafka_err2str(err)));
+    }
+    rd_kafka_topic_partition_list_destroy(l);
+}
+
+/* Ends a revocation: commit what finished, forget the partitions, unassign. */
+void parts_finish_revoke(runtime_t *rt, rd_kafka_topic_partition_list_t *parts, bool commit)
+{
+    if (commit)
+        parts_commit(rt, parts);
+    for (int i = 0; i < parts->cnt; i++) {
+        part_t *pt = parts_get(rt, parts->elems[i].partition);
+        if (pt != NULL && pt->assigned) {
+            parts_drop_queued(rt, false, parts->elems[i].partition);
+            parts_release(rt, pt);
+        }
+    }
+    rd_kafka_error_t *e = rd_kafka_incremental_unassign(rt->kafka.consumer, parts);
+    if (e != NULL) {
+        log_warn("incremental unassign failed", LOG_S("error", rd_kafka_error_string(e)));
+        rd_kafka_error_destroy(e);
+    }
+    log_info("partitions revoked", LOG_I("count", parts->cnt), LOG_B("committed", commit));
+}
+
+void parts_check_revoke(runtime_t *rt)
+{
+    if (rt->revoke == NULL)
+        return;
+    bool busy = false;
+    for (int i = 0; i < rt->revoke->cnt; i++) {
+        part_t *pt = parts_get(rt, rt->revoke->elems[i].partition);
+        if (pt != NULL && pt->assigned && pt->started > 0)
+            busy = true;
+    }
+    if (busy && runtime_now_ms() < rt->revoke_deadline)
+        return;
+    if (busy)
+        log_warn("revocation timed out: unfinished requests are left to the next owner");
+    runtime_producer_drain(rt); /* acknowledgements that already arrived count */
+    rd_kafka_topic_partition_list_t *l = rt->revoke;
+    rt->revoke = NULL;
+    parts_finish_revoke(rt, l, true);
+    rd_kafka_topic_partition_list_destroy(l);
+}
+
+/* Rebalance callback (loop thread, from rd_kafka_consumer_poll, or from
+ * rd_kafka_consumer_close at the very end). */
+void parts_rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
+                        rd_kafka_topic_partition_list_t *parts, void *opaque)
+{
+    runtime_t *rt = opaque;
+    bool cooperative = strcmp(rd_kafka_rebalance_protocol(rk), "COOPERATIVE") == 0;
+    if (err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
+        for (int i = 0; i < parts->cnt; i++) {
+            part_t *pt = parts_get(rt, parts->elems[i].partition);
+            if (pt == NULL)
+                abort();
+            if (pt->assigned)
+                parts_release(rt, pt);
+            pt->assigned = true;
+            pt->offsets = offsets_new();
+            pt->stored = -1;
+            pt->lag = -1;
+            rt->assigned++;
+        }
+        rd_kafka_error_t *e = NULL;
+        if (cooperative)
+            e = rd_kafka_incremental_assign(rk, parts);
+        else
+            rd_kafka_assign(rk, parts);
+        /* A partition paused while it was ours before (flow control, a
+         * revocation) keeps librdkafka's pause flag: start it flowing. */
+        rd_kafka_resume_partitions(rk, parts);
+        if (e != NULL) {
+            log_error("incremental assign failed", LOG_S("error", rd_kafka_error_string(e)));
+            rd_kafka_error_destroy(e);
+        }
+        log_info("partitions assigned", LOG_I("count", parts->cnt),
+                 LOG_I("assigned", rt->assigned));
+        parts_flow_apply(rt);
+        return;
+    }
+    if (err != RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS) {
+        log_error("rebalance error", LOG_S("error", rd_kafka_err2str(err)));
+        if (cooperative)
+            rd_kafka_error_destroy(rd_kafka_incremental_unassign(rk, parts));
+        else
+            rd_kafka_assign(rk, NULL);
+        return;
+    }
+    /* A revocation supersedes any deferred one: finish that first. */
+    if (rt->revoke != NULL) {
+        rd_kafka_topic_partition_list_t *l = rt->revoke;
+        rt->revoke = NULL;
+        parts_finish_revoke(rt, l, !rd_kafka_assignment_lost(rk));
+        rd_kafka_topic_partition_list_destroy(l);
+    }
+    if (rt->phase == RT_CLOSING || rd_kafka_assignment_lost(rk) || !cooperative) {
+        /* Lost partitions belong to someone else already: commit nothing.
+         * At close, the drain has committed. */
+        bool lost = rd_kafka_assignment_lost(rk);
+        if (lost)
+            log_warn("partitions lost: the group moved on without this member",
+                     LOG_I("count", parts->cnt));
+        if (cooperative) {
+            parts_finish_revoke(rt, parts, !lost && rt->phase != RT_CLOSING);
+        } else {
+            if (!lost && rt->phase != RT_CLOSING)
+                parts_commit(rt, parts);
+            for (int i = 0; i < parts->cnt; i++) {
+                part_t *pt = parts_get(rt, parts->elems[i].partition);
+                if (pt != NULL && pt->assigned) {
+                    parts_drop_queued(rt, false, parts->elems[i].partition);
+                    parts_release(rt, pt);
+                }
+            }
+            rd_kafka_assign(rk, NULL);
+        }
+        return;
+    }
+    /* Stop starting work of these partitions; let started jobs finish (bounded
+     * by the shutdown timeout), then commit and unassign (check_revoke). */
+    for (int i = 0; i < parts->cnt; i++) {
+        part_t *pt = parts_get(rt, parts->elems[i].partition);
+        if (pt != NULL && pt->assigned) {
+            pt->revoking = true;
+            parts_drop_queued(rt, false, parts->elems[i].partition);
+        }
+    }
+    rt->revoke = rd_kafka_topic_partition_list_copy(parts);
+    rt->revoke_deadline = runtime_now_ms() + rt->cfg->shutdown_timeout_ms;
+    log_info("partitions being revoked", LOG_I("count", parts->cnt));
+    parts_flow_apply(rt);
+    parts_check_revoke(rt);
+}

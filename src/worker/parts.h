@@ -1,0 +1,44 @@
+/* parts — the assigned partitions: their in-flight offsets, flow control
+ * (pause/resume), and the cooperative rebalance protocol (assign at once;
+ * on revoke, drop queued jobs, let started ones finish within the shutdown
+ * timeout, commit, then unassign — deferred out of the callback, and
+ * finished early when another revocation supersedes it).
+ *
+ * Loop thread only. */
+#ifndef TALLY_WORKER_PARTS_H
+#define TALLY_WORKER_PARTS_H
+
+#include "runtime_internal.h"
+
+/* The record of partition p (grown on demand); NULL when p < 0 or out of memory. */
+part_t *parts_get(runtime_t *rt, int32_t p);
+
+/* Whether job belongs to the current assignment of its partition. */
+bool parts_job_current(runtime_t *rt, const job_t *job);
+
+/* Forgets a partition (its generation moves on, so late completions of its
+ * jobs no longer touch its offsets). */
+void parts_release(runtime_t *rt, part_t *pt);
+
+/* Drops queued (not started) jobs: all, or those of one partition. */
+size_t parts_drop_queued(runtime_t *rt, bool all, int32_t partition);
+
+/* Pauses and resumes partitions (flow.h), everything while the database is
+ * down, draining, or a partition is being revoked. */
+void parts_flow_apply(runtime_t *rt);
+
+/* Commits the stored offsets of parts synchronously. */
+void parts_commit(runtime_t *rt, const rd_kafka_topic_partition_list_t *parts);
+
+/* Ends a revocation: commit (optionally), forget, unassign. */
+void parts_finish_revoke(runtime_t *rt, rd_kafka_topic_partition_list_t *parts, bool commit);
+
+/* Finishes a deferred revocation once its started jobs are done or its
+ * deadline passed. */
+void parts_check_revoke(runtime_t *rt);
+
+/* The consumer's rebalance callback. */
+void parts_rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
+                        rd_kafka_topic_partition_list_t *parts, void *opaque);
+
+#endif

@@ -1,0 +1,133 @@
+/* runtime_internal — the worker runtime's state, shared by the loop
+ * (runtime.c), partition handling (parts.c) and outcome handling
+ * (settle.c). Loop thread only: nothing here is locked. */
+#ifndef TALLY_WORKER_RUNTIME_INTERNAL_H
+#define TALLY_WORKER_RUNTIME_INTERNAL_H
+
+#include "config.h"
+#include "exec.h"
+#include "http.h"
+#include "job.h"
+#include "kafka.h"
+#include "metrics.h"
+#include "offsets.h"
+#include "pool/pool.h"
+#include "scheduler.h"
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <uv.h>
+
+#define RETRY_BASE_MS   100
+#define RETRY_CAP_MS    10000
+#define PROBE_CAP_MS    5000
+#define TICK_MS         1000
+#define HEALTH_EVERY_MS 5000
+#define HEALTH_STALE_MS 30000
+#define PRUNE_EVERY_MS  (3600 * 1000)
+/* The read-ahead window in bytes, beside TALLY_MAX_IN_FLIGHT in messages:
+ * 1000 requests of up to 1 MiB each must not mean a gigabyte of memory. */
+#define MAX_IN_FLIGHT_BYTES (64 * 1024 * 1024)
+#define PRUNE_FIRST_MS      (60 * 1000)
+
+typedef struct part {
+    bool assigned;
+    bool revoking; /* in a pending revocation: nothing new starts */
+    bool paused;
+    uint64_t generation;
+    offsets_t *offsets;
+    int64_t started; /* jobs handed to executors or being published */
+    int64_t bytes;   /* message bytes held by its in-flight jobs */
+    int64_t stored;  /* last offset stored for commit, -1 when none */
+    int64_t lag;     /* from librdkafka statistics, -1 unknown */
+} part_t;
+
+typedef enum delivery_kind { DELIVERY_RESULT, DELIVERY_AUDIT, DELIVERY_DLQ } delivery_kind_t;
+
+typedef struct delivery {
+    job_t *job;
+    delivery_kind_t kind;
+    bool redirected; /* reply_to failed: the result goes to the results topic */
+    bool stub;       /* the DLQ refused the original: send its headers without the value */
+    char redirect_reason[128];
+    int attempts;
+    int64_t due_ms;
+    struct delivery *next;
+} delivery_t;
+
+/* The worker's life, in order; each phase includes the restrictions of the
+ * ones before it. */
+typedef enum runtime_phase {
+    RT_RUNNING,  /* consuming and serving */
+    RT_DRAINING, /* a signal or a fatal error: nothing new starts, started work finishes */
+    RT_STOPPED,  /* drained (or timed out), committed: the loop is closing its handles */
+    RT_CLOSING,  /* after the loop: rd_kafka_consumer_close is leaving the group */
+} runtime_phase_t;
+
+typedef struct runtime {
+    const config_t *cfg;
+    pool_t *pool;
+    char worker_name[128];
+    uv_loop_t loop;
+    uv_poll_t consumer_poll, producer_poll;
+    uv_async_t wake;
+    uv_timer_t sched_timer, tick_timer, redeliver_timer, probe_timer;
+    uv_signal_t sigterm, sigint;
+    kafka_t kafka;
+    exec_t *exec;
+    http_server_t *http;
+    metrics_t *metrics;
+    sched_t *sched;
+
+    part_t *parts;
+    int32_t nparts; /* capacity of parts */
+    int assigned;
+    int64_t in_flight;
+    int64_t in_flight_bytes;
+    job_t *jobs; /* every live job */
+
+    delivery_t *redeliver; /* waiting for their due time */
+
+    bool db_down;
+    bool probe_running;
+    int probe_attempt;
+    int64_t db_ok_ms;  /* last time the database answered */
+    int64_t health_ms; /* last periodic health check started */
+    int64_t prune_ms;  /* next prune due */
+    bool prune_running;
+
+    rd_kafka_topic_partition_list_t *revoke; /* a deferred revocation */
+    int64_t revoke_deadline;
+
+    runtime_phase_t phase; /* moves forward only */
+    int64_t drain_deadline;
+    int exit_code;
+    uint64_t rng;
+} runtime_t;
+
+static inline bool runtime_draining(const runtime_t *rt)
+{
+    return rt->phase >= RT_DRAINING;
+}
+
+static inline bool runtime_stopped(const runtime_t *rt)
+{
+    return rt->phase >= RT_STOPPED;
+}
+
+/* Monotonic milliseconds. */
+int64_t runtime_now_ms(void);
+
+/* Hands ready accounts' jobs to idle executors (or probes a database that is down). */
+void runtime_dispatch(runtime_t *rt);
+
+/* Starts the drain (signal or fatal error); the exit code only grows. */
+void runtime_begin_drain(runtime_t *rt, int exit_code, const char *why);
+
+/* Stops the loop once the drain finished or timed out. */
+void runtime_check_drain(runtime_t *rt);
+
+/* Serves the producer's queue: delivery reports. */
+void runtime_producer_drain(runtime_t *rt);
+
+#endif

@@ -1,0 +1,327 @@
+#include "settle.h"
+
+#include "answer.h"
+#include "parts.h"
+#include "scheduler.h"
+
+#include "common/clock.h"
+#include "common/log.h"
+
+#include <inttypes.h>
+#include <jansson.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* ---- jobs ------------------------------------------------------------- */
+
+void settle_job_free(runtime_t *rt, job_t *job)
+{
+    if (job->all_prev != NULL)
+        job->all_prev->all_next = job->all_next;
+    else
+        rt->jobs = job->all_next;
+    if (job->all_next != NULL)
+        job->all_next->all_prev = job->all_prev;
+    rt->in_flight--;
+    rt->in_flight_bytes -= (int64_t)job->value_len;
+    if (parts_job_current(rt, job))
+        rt->parts[job->partition].bytes -= (int64_t)job->value_len;
+    envelope_clear(&job->env);
+    free(job->key);
+    free(job->value);
+    free(job->result_text);
+    free(job->audit_text);
+    free(job);
+}
+
+void settle_job_started(runtime_t *rt, job_t *job, bool started)
+{
+    if (job->started == started)
+        return;
+    job->started = started;
+    if (parts_job_current(rt, job))
+        rt->parts[job->partition].started += started ? 1 : -1;
+}
+
+/* The job is finished (answered and acknowledged, or dead-lettered and
+ * acknowledged): its offset may be committed. */
+static void job_done(runtime_t *rt, job_t *job)
+{
+    if (parts_job_current(rt, job)) {
+        part_t *pt = &rt->parts[job->partition];
+        int64_t next;
+        offsets_done(pt->offsets, job->offset);
+        if (offsets_advance(pt->offsets, &next)) {
+            rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(1);
+            rd_kafka_topic_partition_list_add(l, rt->cfg->request_topic, job->partition)->offset =
+                next;
+            rd_kafka_resp_err_t err = rd_kafka_offsets_store(rt->kafka.consumer, l);
+            if (err != RD_KAFKA_RESP_ERR_NO_ERROR)
+                log_warn("offset store failed", LOG_I("partition", job->partition),
+                         LOG_I("offset", next), LOG_S("error", rd_kafka_err2str(err)));
+            else
+                pt->stored = next;
+            rd_kafka_topic_partition_list_destroy(l);
+        }
+    }
+    settle_job_started(rt, job, false);
+    settle_job_free(rt, job);
+}
+
+/* ---- publishing --------------------------------------------------------- */
+
+static void add_header(rd_kafka_headers_t *h, const char *name, const char *value)
+{
+    rd_kafka_header_add(h, name, -1, value, -1);
+}
+
+static void redeliver_cb(uv_timer_t *t);
+static void produce(runtime_t *rt, delivery_t *d);
+static void delivery_failed(runtime_t *rt, delivery_t *d, rd_kafka_resp_err_t err);
+
+/* Arms the redelivery timer for the earliest due delivery. */
+static void arm_redeliver(runtime_t *rt)
+{
+    if (rt->redeliver == NULL || runtime_stopped(rt))
+        return;
+    int64_t due = INT64_MAX;
+    for (delivery_t *d = rt->redeliver; d != NULL; d = d->next)
+        due = d->due_ms < due ? d->due_ms : due;
+    int64_t wait = due - runtime_now_ms();
+    uv_timer_start(&rt->redeliver_timer, redeliver_cb, (uint64_t)(wait > 1 ? wait : 1), 0);
+}
+
+static void redeliver_later(runtime_t *rt, delivery_t *d, const char *why)
+{
+    d->attempts++;
+    d->due_ms =
+        runtime_now_ms() + sched_backoff_ms(d->attempts, RETRY_BASE_MS, RETRY_CAP_MS, &rt->rng);
+    log_warn("delivery failed, will retry", LOG_S("account_id", d->job->env.account.id),
+             LOG_S("request_id", d->job->env.id), LOG_I("attempt", d->attempts),
+             LOG_S("error", why));
+    d->next = rt->redeliver;
+    rt->redeliver = d;
+    arm_redeliver(rt);
+}
+
+static void redeliver_cb(uv_timer_t *t)
+{
+    runtime_t *rt = t->data;
+    int64_t now = runtime_now_ms();
+    delivery_t *due = NULL;
+    for (delivery_t **pp = &rt->redeliver; *pp != NULL;) {
+        delivery_t *d = *pp;
+        if (d->due_ms <= now) {
+            *pp = d->next;
+            d->next = due;
+            due = d;
+        } else {
+            pp = &d->next;
+        }
+    }
+    while (due != NULL) {
+        delivery_t *d = due;
+        due = d->next;
+        d->next = NULL;
+        produce(rt, d);
+    }
+    arm_redeliver(rt);
+}
+
+static void produce(runtime_t *rt, delivery_t *d)
+{
+    const config_t *cfg = rt->cfg;
+    job_t *job = d->job;
+    rd_kafka_headers_t *h = rd_kafka_headers_new(8);
+    const char *topic;
+    const void *key, *value;
+    size_t key_len, value_len;
+    char num[32];
+    switch (d->kind) {
+    case DELIVERY_RESULT:
+        topic =
+            job->env.reply_to[0] != '\0' && !d->redirected ? job->env.reply_to : cfg->result_topic;
+        key = job->env.account.id;
+        key_len = strlen(job->env.account.id);
+        value = job->result_text;
+        value_len = strlen(job->result_text);
+        add_header(h, "tally-account-id", job->env.account.id);
+        add_header(h, "tally-request-id", job->env.id);
+        add_header(h, "tally-status", job->ok ? "ok" : "error");
+        if (d->redirected) {
+            add_header(h, "tally-reply-to", job->env.reply_to);
+            add_header(h, "tally-reply-to-error", d->redirect_reason);
+        }
+        break;
+    case DELIVERY_AUDIT:
+        topic = cfg->audit_topic;
+        key = job->env.account.id;
+        key_len = strlen(job->env.account.id);
+        value = job->audit_text;
+        value_len = strlen(job->audit_text);
+        break;
+    case DELIVERY_DLQ:
+    default:
+        topic = cfg->dlq_topic;
+        key = job->key;
+        key_len = job->key_len;
+        value = d->stub ? NULL : job->value;
+        value_len = d->stub ? 0 : job->value_len;
+        if (d->stub) {
+            snprintf(num, sizeof(num), "%zu", job->value_len);
+            add_header(h, "tally-dlq-value-omitted", num);
+            add_header(h, "tally-dlq-omitted-reason", d->redirect_reason);
+        }
+        add_header(
+            h, "tally-error-code",
+            tally_errcode_str(job->unanswerable ? TALLY_ERR_INVALID_REQUEST : TALLY_ERR_INTERNAL));
+        add_header(h, "tally-error-message", job->env.error_message);
+        add_header(h, "tally-source-topic", cfg->request_topic);
+        snprintf(num, sizeof(num), "%" PRId32, job->partition);
+        add_header(h, "tally-source-partition", num);
+        snprintf(num, sizeof(num), "%" PRId64, job->offset);
+        add_header(h, "tally-source-offset", num);
+        break;
+    }
+    /* No copy: the texts live in the job until every delivery is acknowledged. */
+    rd_kafka_resp_err_t err =
+        rd_kafka_producev(rt->kafka.producer, RD_KAFKA_V_TOPIC(topic), RD_KAFKA_V_KEY(key, key_len),
+                          RD_KAFKA_V_VALUE((void *)value, value_len), RD_KAFKA_V_HEADERS(h),
+                          RD_KAFKA_V_OPAQUE(d), RD_KAFKA_V_MSGFLAGS(0), RD_KAFKA_V_END);
+    if (err == RD_KAFKA_RESP_ERR_NO_ERROR)
+        return;
+    rd_kafka_headers_destroy(h); /* still ours when producev fails */
+    delivery_failed(rt, d, err);
+}
+
+/* A delivery failed (synchronously or in its report): decide how to go on.
+ * Nothing is dropped: a retriable failure is produced again after a backoff
+ * (the offset stays uncommitted meanwhile); a result whose reply_to topic
+ * cannot take it goes to the results topic with tally-reply-to* headers; a
+ * DLQ copy the DLQ cannot take (too large) goes there without its value,
+ * with tally-dlq-value-omitted naming its size (the source headers still
+ * locate the original). */
+static void delivery_failed(runtime_t *rt, delivery_t *d, rd_kafka_resp_err_t err)
+{
+    kafka_err_class_t cls = kafka_classify(rt->kafka.producer, err);
+    if (cls == KAFKA_ERR_FATAL)
+        runtime_begin_drain(rt, 1, "the producer failed fatally");
+    job_t *job = d->job;
+    if (cls == KAFKA_ERR_TOPIC && d->kind == DELIVERY_RESULT && !d->redirected &&
+        job->env.reply_to[0] != '\0' && strcmp(job->env.reply_to, rt->cfg->result_topic) != 0) {
+        d->redirected = true;
+        snprintf(d->redirect_reason, sizeof(d->redirect_reason), "%s", rd_kafka_err2str(err));
+        log_warn("reply_to cannot take the result: sent to the results topic",
+                 LOG_S("account_id", job->env.account.id), LOG_S("request_id", job->env.id),
+                 LOG_S("reply_to", job->env.reply_to), LOG_S("error", d->redirect_reason));
+        produce(rt, d);
+        return;
+    }
+    if (cls == KAFKA_ERR_TOPIC && d->kind == DELIVERY_DLQ && !d->stub && job->value_len > 0) {
+        d->stub = true;
+        snprintf(d->redirect_reason, sizeof(d->redirect_reason), "%s", rd_kafka_err2str(err));
+        log_error("the DLQ refused a message: sending it without its value",
+                  LOG_I("partition", job->partition), LOG_I("offset", job->offset),
+                  LOG_I("bytes", (int64_t)job->value_len), LOG_S("error", d->redirect_reason));
+        produce(rt, d);
+        return;
+    }
+    redeliver_later(rt, d, rd_kafka_err2str(err));
+}
+
+void settle_publish(runtime_t *rt, job_t *job, delivery_kind_t kind)
+{
+    delivery_t *d = calloc(1, sizeof(*d));
+    if (d == NULL)
+        abort(); /* losing a delivery silently is worse than a restart */
+    d->job = job;
+    d->kind = kind;
+    job->pending_acks++;
+    produce(rt, d);
+}
+
+/* Producer delivery report (loop thread, from rd_kafka_poll on the producer). */
+void settle_delivery_cb(rd_kafka_t *rk, const rd_kafka_message_t *msg, void *opaque)
+{
+    runtime_t *rt = opaque;
+    delivery_t *d = msg->_private;
+    if (msg->err != RD_KAFKA_RESP_ERR_NO_ERROR) {
+        delivery_failed(rt, d, msg->err);
+        return;
+    }
+    job_t *job = d->job;
+    free(d);
+    if (--job->pending_acks == 0)
+        job_done(rt, job);
+}
+
+/* ---- settle: the one place that turns an outcome into actions ----------- */
+
+void settle_job(runtime_t *rt, job_t *job)
+{
+    int64_t now = runtime_now_ms();
+    switch (job->status) {
+    case JOB_ANSWERED:
+        sched_finish(rt->sched, &job->item);
+        if (job->final_internal)
+            log_warn("request answered", LOG_S("account_id", job->env.account.id),
+                     LOG_S("request_id", job->env.id), LOG_S("type", job->env.type),
+                     LOG_S("error_code", tally_errcode_str(job->error_code)),
+                     LOG_B("replayed", job->replayed), LOG_I("partition", job->partition),
+                     LOG_I("offset", job->offset));
+        else
+            log_debug("request answered", LOG_S("account_id", job->env.account.id),
+                      LOG_S("request_id", job->env.id), LOG_S("type", job->env.type),
+                      LOG_B("replayed", job->replayed), LOG_I("partition", job->partition),
+                      LOG_I("offset", job->offset));
+        metrics_request_done(rt->metrics, job->env.type[0] ? job->env.type : NULL,
+                             job->ok ? "ok" : "error",
+                             job->ok ? NULL : tally_errcode_str(job->error_code),
+                             (double)(clock_mono_ns() - job->received_ns) / 1e9, job->replayed);
+        settle_publish(rt, job, DELIVERY_RESULT);
+        settle_publish(rt, job, DELIVERY_AUDIT);
+        if (job->final_internal) {
+            metrics_dlq(rt->metrics, "internal");
+            settle_publish(rt, job, DELIVERY_DLQ);
+        }
+        return;
+    case JOB_RETRY:
+    case JOB_REQUEUE:
+        if (!parts_job_current(rt, job) || rt->parts[job->partition].revoking ||
+            runtime_draining(rt)) {
+            /* Its partition is going away: not finished, so not committed;
+             * the next owner runs it. */
+            sched_finish(rt->sched, &job->item);
+            settle_job_started(rt, job, false);
+            settle_job_free(rt, job);
+            return;
+        }
+        settle_job_started(rt, job, false);
+        if (job->status == JOB_REQUEUE) {
+            sched_retry(rt->sched, &job->item, now, 0);
+            return;
+        }
+        job->attempts++;
+        metrics_retry(rt->metrics);
+        if (job->attempts >= rt->cfg->max_retries) {
+            log_error("request failed after all attempts: answering internal",
+                      LOG_S("account_id", job->env.account.id), LOG_S("request_id", job->env.id),
+                      LOG_I("attempts", job->attempts), LOG_S("error", job->fail_reason),
+                      LOG_I("partition", job->partition), LOG_I("offset", job->offset));
+            job->final_internal = true;
+            job->env.error = TALLY_ERR_INTERNAL;
+            job->env.error_field[0] = '\0';
+            snprintf(job->env.error_message, sizeof(job->env.error_message),
+                     "processing failed after %d attempts", job->attempts);
+            sched_retry(rt->sched, &job->item, now, 0);
+            return;
+        }
+        int64_t delay = sched_backoff_ms(job->attempts, RETRY_BASE_MS, RETRY_CAP_MS, &rt->rng);
+        log_warn("request will be retried", LOG_S("account_id", job->env.account.id),
+                 LOG_S("request_id", job->env.id), LOG_I("attempt", job->attempts),
+                 LOG_I("delay_ms", delay), LOG_S("error", job->fail_reason));
+        sched_retry(rt->sched, &job->item, now, delay);
+        return;
+    }
+}
