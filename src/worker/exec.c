@@ -1,9 +1,6 @@
 #include "exec.h"
 
-#if __has_include("access/admin.h")
 #include "access/admin.h"
-#define HAVE_ADMIN 1
-#endif
 #include "access/logs.h"
 #include "access/outcome.h"
 #include "access/session.h"
@@ -376,13 +373,11 @@ static void run_prune(exec_t *e, exec_task_t *t)
         snprintf(t->error, sizeof(t->error), "%s", err);
         return;
     }
-#ifdef HAVE_ADMIN
     access_error_t aerr;
     if (access_admin_prune_outcomes(conn, t->prune_days, &t->pruned, &aerr) == ACCESS_OK)
         t->ok = true;
     else
         snprintf(t->error, sizeof(t->error), "%s", aerr.message);
-#endif
     pool_release(e->pool, conn);
 }
 

@@ -74,6 +74,9 @@ static rd_kafka_conf_t *build_conf(const config_t *cfg, const prop_t *defs, size
                                    const prop_t *req, size_t nreq, char *err, size_t errlen)
 {
     rd_kafka_conf_t *conf = rd_kafka_conf_new();
+    /* Every line librdkafka logs goes through our logger: its default one
+     * writes raw text to stderr. */
+    rd_kafka_conf_set_log_cb(conf, log_cb);
     for (size_t i = 0; i < ndefs; i++) {
         if (set(conf, defs[i].key, defs[i].value, err, errlen) != 0)
             goto fail;
@@ -94,7 +97,6 @@ static rd_kafka_conf_t *build_conf(const config_t *cfg, const prop_t *defs, size
     }
     if (set(conf, "bootstrap.servers", cfg->bootstrap_servers, err, errlen) != 0)
         goto fail;
-    rd_kafka_conf_set_log_cb(conf, log_cb);
     return conf;
 fail:
     rd_kafka_conf_destroy(conf);
