@@ -12,12 +12,18 @@ typedef struct prop {
     const char *key, *value;
 } prop_t;
 
-/* Defaults the user may override. Memory: the local fetch queue holds at
- * most ~8 MB per consumer (the contract's 1 MiB messages still fit). */
+/* Defaults the user may override. Memory: librdkafka 2.0 bounds the local
+ * fetch queue per partition (queued.min.messages, queued.max.messages.kbytes,
+ * plus one fetch of up to fetch.message.max.bytes), so with many partitions
+ * generous values read ahead far beyond the worker's own window
+ * (TALLY_MAX_IN_FLIGHT): with 1000 messages and 8 MB per partition a worker on
+ * 128 partitions of backlog held 79 MB, with these 33 MB (bench/, backlog row).
+ * Larger messages are still fetched: librdkafka grows the request for a
+ * message that does not fit, so 1 MiB requests still arrive. */
 static const prop_t consumer_defaults[] = {
-    {"client.id", "tally-worker"},       {"queued.max.messages.kbytes", "8192"},
-    {"queued.min.messages", "1000"},     {"fetch.max.bytes", "8388608"},
-    {"statistics.interval.ms", "10000"},
+    {"client.id", "tally-worker"},         {"queued.min.messages", "100"},
+    {"queued.max.messages.kbytes", "512"}, {"fetch.message.max.bytes", "65536"},
+    {"fetch.max.bytes", "1048576"},        {"statistics.interval.ms", "10000"},
 };
 /* What correctness depends on: the user cannot change these. */
 static const prop_t consumer_required[] = {
