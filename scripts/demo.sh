@@ -2,10 +2,13 @@
 # The demo command: installs missing packages, builds a release configuration
 # in build/, starts the whole stack on this machine (a private PostgreSQL under
 # .demo/, the embedded Kafka broker, migrations, one tally-worker), sends the
-# sample requests of scripts/demo-requests.jsonl, prints their results, and
+# sample requests of scripts/demo-requests.jsonl (every job type, a few
+# deliberate errors and replays) and prints their results, shows one malformed
+# message in the dead-letter topic and the worker's request counters, and
 # shuts everything down again, also on failure or Ctrl-C.
 #
-#   bash scripts/demo.sh
+#   bash scripts/demo.sh          # one readable line per result
+#   bash scripts/demo.sh --json   # the results as published, one JSON object per line
 #
 # Each step is a small function below; a step whose part of Tally is not built
 # yet says so and is skipped. Logs stay in .demo/.
@@ -19,6 +22,20 @@ worker_bin="$build/tally-worker"
 requests="$root/scripts/demo-requests.jsonl"
 pgbin=${TALLY_PG_BINDIR:-/usr/lib/postgresql/15/bin}
 jobs=${TALLY_JOBS:-2}
+
+raw_json=0
+case "${1:-}" in
+"") ;;
+--json) raw_json=1 ;;
+-h | --help)
+    sed -n '2,14p' "$0" | sed 's/^# \{0,1\}//'
+    exit 0
+    ;;
+*)
+    echo "usage: bash scripts/demo.sh [--json]" >&2
+    exit 2
+    ;;
+esac
 
 pg_pid="" broker_pid="" worker_pid=""
 pg_port="" pg_data="" bootstrap="" http_port=""
@@ -244,14 +261,246 @@ step_send() {
         skip "no worker, so no results to show"
         return 0
     fi
-    say "sending $n requests from scripts/demo-requests.jsonl; their results:"
-    # Some samples are meant to be refused (a conflict, a bad amount, an
-    # unknown type), and then enqueue --wait exits 1: only its output says
-    # whether something else went wrong.
-    KAFKA_BOOTSTRAP_SERVERS="$bootstrap" "$ctl" enqueue --quiet --file "$requests" --wait \
-        --timeout 60s
-    local rc=$?
-    [ $rc -le 1 ] || die "tallyctl enqueue failed (exit $rc)"
+    say "sending $n requests from scripts/demo-requests.jsonl, round by round; their results:"
+    KAFKA_BOOTSTRAP_SERVERS="$bootstrap" DEMO_RAW_JSON=$raw_json \
+        python3 - "$ctl" "$requests" <<'PY' || die "sending the requests failed"
+# Sends the demo's requests round by round (rounds are separated by blank
+# lines) with `tallyctl enqueue --wait --json`, and prints one line per
+# request in file order: request id, account, status, type, the interesting
+# fields, and the correlation_id, which names the deliberate cases. A string
+# "{{demo-004.payment.id}}" in a payload is replaced by that member of the
+# result of request demo-004 from an earlier round (ids Tally generates).
+import json, os, re, subprocess, sys, tempfile
+
+ctl, path = sys.argv[1], sys.argv[2]
+raw = os.environ.get("DEMO_RAW_JSON") == "1"
+tty = sys.stdout.isatty()
+PLACEHOLDER = re.compile(r"^\{\{([^.{}]+)\.([^{}]+)\}\}$")
+
+
+def color(s, code):
+    return f"\033[{code}m{s}\033[0m" if tty else s
+
+
+def money(amount, currency):
+    if not isinstance(amount, int):
+        return "-"
+    if currency in ("usd", "eur", "gbp", "cad", "aud", "chf"):  # two decimals
+        sign = "-" if amount < 0 else ""
+        return f"{sign}{abs(amount) // 100}.{abs(amount) % 100:02d} {currency}"
+    return f"{amount} {currency or ''}".strip()
+
+
+def short(i):
+    """pay_01M80X866JYACTNQCMX3314VG6 -> pay_…314VG6"""
+    if isinstance(i, str) and "_" in i and len(i) > 16:
+        return i[: i.index("_") + 1] + "…" + i[-6:]
+    return str(i)
+
+
+def payment(p):
+    s = f"{short(p['id'])} {p['external_id']} {money(p['amount'], p['currency'])} {p['status']}"
+    if p.get("amount_refunded"):
+        s += f" (refunded {money(p['amount_refunded'], p['currency'])})"
+    return s
+
+
+def payout(p):
+    via = f" via {short(p['route_id'])}" if p.get("route_id") else ""
+    return f"{short(p['id'])} {money(p['amount'], p['currency'])} {p['status']}{via}"
+
+
+def route(r):
+    d = " default" if r.get("is_default") else ""
+    return f"{short(r['id'])} {r['kind']} {r['destination']} {r.get('currency') or 'any currency'}{d}"
+
+
+def code(c):
+    value = money(c["amount"], c["currency"]) + " " if c.get("amount") else ""
+    return f"{c['code']} {value}{c['redeemed_count']}/{c['max_redemptions']} redeemed, {c['status']}"
+
+
+def agent(a):
+    return f"{a['agent_id']} role={a.get('role')} share={a['share_basis_points']} bp ({short(a['id'])})"
+
+
+def share(s):
+    return f"{s['kind']} {s['party']} {money(s['amount'], s['currency'])}"
+
+
+def items(data, fmt, more):
+    shown = "; ".join(fmt(x) for x in data)
+    return f"{len(data)} item(s){', has_more' if more else ''}: {shown}" if data else "no items"
+
+
+def summary(kind, res):
+    if kind in ("payment.record", "payment.update_status", "payment.get"):
+        return payment(res["payment"])
+    if kind == "payment.refund":
+        r, p = res["refund"], res["payment"]
+        return f"{short(r['id'])} {money(r['amount'], p['currency'])} back; payment now {payment(p)}"
+    if kind == "share.allocate":
+        parts = ", ".join(f"{a['party']} {money(a['amount'], res['currency'])}" for a in res["allocations"])
+        return f"net {money(res['net_amount'], res['currency'])} -> {parts}"
+    if kind == "balance.get":
+        return "; ".join(
+            f"{b['currency']}: available {money(b['available'], b['currency'])}, pending payouts "
+            f"{money(b['pending_payouts'], b['currency'])}, paid out {money(b['paid_out'], b['currency'])}"
+            for b in res["data"])
+    if kind in ("payout.create", "payout.update_status", "payout.get"):
+        return payout(res["payout"])
+    if kind in ("route.upsert", "route.get"):
+        return route(res["route"])
+    if kind == "route.delete":
+        return f"deleted {route(res['route'])}"
+    if kind in ("settings.get", "settings.update"):
+        s = res["settings"]
+        return (f"default_currency={s['default_currency']} payout_schedule={s['payout_schedule']} "
+                f"min_payout_amount={s['min_payout_amount']} statement_descriptor={json.dumps(s['statement_descriptor'])}")
+    if kind in ("code.create", "code.revoke"):
+        return code(res["code"])
+    if kind == "code.redeem":
+        return f"{code(res['code'])}; redeemed by {res['redemption'].get('redeemer')}"
+    if kind == "code.get":
+        who = ", ".join(str(r.get("redeemer")) for r in res["redemptions"])
+        return f"{code(res['code'])}; redemptions (newest first): {who or 'none'}"
+    if kind in ("agent.link", "agent.unlink"):
+        return ("unlinked " if kind == "agent.unlink" else "") + agent(res["agent"])
+    lists = {"payment.list": payment, "payout.list": payout, "route.list": route, "code.list": code,
+             "agent.list": agent, "share.list": share,
+             "audit.list": lambda r: f"{r['type']} {r['status']}{' ' + r['error_code'] if r['error_code'] else ''}"
+                                     f"{' (replayed)' if r['replayed'] else ''}"}
+    if kind in lists:
+        return items(res["data"], lists[kind], res["has_more"])
+    text = json.dumps(res, separators=(",", ":"))
+    return text if len(text) < 120 else text[:117] + "..."
+
+
+def resolve(value, results, missing):
+    if isinstance(value, dict):
+        return {k: resolve(v, results, missing) for k, v in value.items()}
+    if isinstance(value, list):
+        return [resolve(v, results, missing) for v in value]
+    m = PLACEHOLDER.match(value) if isinstance(value, str) else None
+    if not m:
+        return value
+    node = results.get(m.group(1), {}).get("result")
+    for step in m.group(2).split("."):
+        if isinstance(node, list) and step.isdigit() and int(step) < len(node):
+            node = node[int(step)]
+        elif isinstance(node, dict):
+            node = node.get(step)
+        else:
+            node = None
+    if node is None:
+        missing.append(value)
+    return node
+
+
+def line(req, res):
+    rid, acct, kind = req["id"], req["account_id"], req["type"]
+    corr = f"  [{req['correlation_id']}]" if "correlation_id" in req else ""
+    if res is None:
+        return f"{rid:<9} {acct:<12} {color('??', '31'):<5}  {kind:<22} no result arrived{corr}"
+    replay = " (replayed)" if res.get("replayed") else ""
+    if res["status"] == "ok":
+        status, text = color("ok   ", "32"), summary(kind, res["result"])
+    else:
+        e = res["error"]
+        field = f" ({e['field']})" if e.get("field") else ""
+        status, text = color("error", "33"), f"{e['code']}{field}: {e['message']}"
+    return f"{rid:<9} {acct:<12} {status}  {kind:<22} {text}{replay}{corr}"
+
+
+rounds, current = [], []
+with open(path, encoding="utf-8") as f:
+    for text in f:
+        if text.strip():
+            current.append(json.loads(text))
+        elif current:
+            rounds.append(current)
+            current = []
+if current:
+    rounds.append(current)
+
+results = {}  # request id -> its first result
+answered = errors = 0
+for number, batch in enumerate(rounds, 1):
+    to_send, skipped = [], {}
+    for req in batch:
+        missing = []
+        req = dict(req, payload=resolve(req.get("payload"), results, missing))
+        if missing:
+            skipped[id(req)] = missing
+        to_send.append(req)
+    sendable = [r for r in to_send if id(r) not in skipped]
+    with tempfile.NamedTemporaryFile("w", suffix=".jsonl", delete=False) as tmp:
+        for req in sendable:
+            tmp.write(json.dumps(req) + "\n")
+    proc = subprocess.run([ctl, "enqueue", "--quiet", "--file", tmp.name, "--wait", "--json",
+                           "--timeout", "60s"], capture_output=True, text=True)
+    os.unlink(tmp.name)
+    if proc.returncode > 1:  # 1: some answers are errors, as intended
+        sys.stderr.write(proc.stderr)
+        sys.exit(1)
+    got = {}
+    for text in proc.stdout.splitlines():
+        res = json.loads(text)
+        got[(res["account_id"], res["id"])] = res
+    if not raw:
+        print(f"-- round {number}: {len(sendable)} request(s)")
+    for req in to_send:
+        res = got.get((req["account_id"], req["id"]))
+        if id(req) in skipped:
+            print(f"{req['id']:<9} {req['account_id']:<12} skipped: no value for "
+                  f"{', '.join(skipped[id(req)])}")
+            continue
+        if res is not None:
+            answered += 1
+            errors += res["status"] != "ok"
+            results.setdefault(req["id"], res)
+        print(json.dumps(res, separators=(",", ":")) if raw else line(req, res))
+total = sum(len(b) for b in rounds)
+print(f"-- {answered} of {total} requests answered: {answered - errors} ok, {errors} error",
+      file=sys.stderr if raw else sys.stdout)
+sys.exit(0 if answered == total else 1)
+PY
+}
+
+# One malformed message (no account_id), sent unchecked: the worker cannot
+# answer it, so it goes to the dead-letter topic.
+step_dlq() {
+    [ $have_worker -eq 1 ] && ctl_has dlq || return 0
+    say "sending one malformed message (no account_id); the dead-letter topic then holds:"
+    printf '%s\n' '{"v":1,"id":"demo-dlq-1","type":"payment.get","payload":{}}' |
+        KAFKA_BOOTSTRAP_SERVERS="$bootstrap" "$ctl" enqueue --quiet --raw >/dev/null ||
+        die "tallyctl enqueue --raw failed"
+    local out=""
+    for _ in $(seq 1 50); do
+        out=$(KAFKA_BOOTSTRAP_SERVERS="$bootstrap" "$ctl" dlq list 2>/dev/null)
+        [ -n "$out" ] && break
+        sleep 0.2
+    done
+    [ -n "$out" ] || die "the malformed message did not reach the dead-letter topic in 10 s"
+    if [ $raw_json -eq 1 ]; then
+        KAFKA_BOOTSTRAP_SERVERS="$bootstrap" "$ctl" dlq list --json
+    else
+        printf '%s\n' "$out"
+    fi
+}
+
+# The worker's request counters, from its Prometheus endpoint.
+step_metrics() {
+    [ $have_worker -eq 1 ] || return 0
+    say "the worker's /metrics, tally_requests_total (counters at zero left out):"
+    local body
+    exec 3<>"/dev/tcp/127.0.0.1/$http_port" || die "cannot reach the worker's HTTP port"
+    printf 'GET /metrics HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n' >&3
+    body=$(timeout 5 cat <&3)
+    exec 3<&-
+    grep -q '^tally_requests_total' <<<"$body" || die "no tally_requests_total in /metrics"
+    grep '^tally_requests_total' <<<"$body" | grep -v ' 0$'
+
 }
 
 # ---- main --------------------------------------------------------------------
@@ -265,4 +514,6 @@ step_migrate
 step_schema
 step_worker
 step_send
+step_dlq
+step_metrics
 say "done"

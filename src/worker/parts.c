@@ -76,29 +76,36 @@ size_t parts_drop_queued(runtime_t *rt, bool all, int32_t partition)
 
 void parts_flow_apply(runtime_t *rt)
 {
-    if (rt->stopped || rt->nparts == 0)
+    if (runtime_stopped(rt) || rt->nparts == 0)
         return;
     size_t n = 0;
     int32_t *idx = calloc((size_t)rt->nparts, sizeof(*idx));
     int64_t *inf = calloc((size_t)rt->nparts, sizeof(*inf));
     bool *paused = calloc((size_t)rt->nparts, sizeof(*paused));
     bool *want = calloc((size_t)rt->nparts, sizeof(*want));
-    if (idx == NULL || inf == NULL || paused == NULL || want == NULL)
+    int64_t *bytes = calloc((size_t)rt->nparts, sizeof(*bytes));
+    bool *want_bytes = calloc((size_t)rt->nparts, sizeof(*want_bytes));
+    if (idx == NULL || inf == NULL || paused == NULL || want == NULL || bytes == NULL ||
+        want_bytes == NULL)
         goto out;
     for (int32_t p = 0; p < rt->nparts; p++) {
         if (!rt->parts[p].assigned)
             continue;
         idx[n] = p;
         inf[n] = (int64_t)offsets_in_flight(rt->parts[p].offsets);
+        bytes[n] = rt->parts[p].bytes;
         paused[n] = rt->parts[p].paused;
         n++;
     }
+    /* The same fair-share rule over messages and over bytes: a partition
+     * stays paused while either says so. */
     flow_decide(rt->cfg->max_in_flight, n, inf, paused, want);
+    flow_decide(MAX_IN_FLIGHT_BYTES, n, bytes, paused, want_bytes);
     rd_kafka_topic_partition_list_t *pause = rd_kafka_topic_partition_list_new(4);
     rd_kafka_topic_partition_list_t *resume = rd_kafka_topic_partition_list_new(4);
     for (size_t i = 0; i < n; i++) {
         part_t *pt = &rt->parts[idx[i]];
-        bool w = want[i] || rt->db_down || rt->draining || pt->revoking;
+        bool w = want[i] || want_bytes[i] || rt->db_down || runtime_draining(rt) || pt->revoking;
         if (w == pt->paused)
             continue;
         rd_kafka_topic_partition_list_add(w ? pause : resume, rt->cfg->request_topic, idx[i]);
@@ -114,6 +121,8 @@ void parts_flow_apply(runtime_t *rt)
     rd_kafka_topic_partition_list_destroy(pause);
     rd_kafka_topic_partition_list_destroy(resume);
 out:
+    free(bytes);
+    free(want_bytes);
     free(idx);
     free(inf);
     free(paused);
@@ -232,7 +241,7 @@ void parts_rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
         parts_finish_revoke(rt, l, !rd_kafka_assignment_lost(rk));
         rd_kafka_topic_partition_list_destroy(l);
     }
-    if (rt->closing || rd_kafka_assignment_lost(rk) || !cooperative) {
+    if (rt->phase == RT_CLOSING || rd_kafka_assignment_lost(rk) || !cooperative) {
         /* Lost partitions belong to someone else already: commit nothing.
          * At close, the drain has committed. */
         bool lost = rd_kafka_assignment_lost(rk);
@@ -240,9 +249,9 @@ void parts_rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
             log_warn("partitions lost: the group moved on without this member",
                      LOG_I("count", parts->cnt));
         if (cooperative) {
-            parts_finish_revoke(rt, parts, !lost && !rt->closing);
+            parts_finish_revoke(rt, parts, !lost && rt->phase != RT_CLOSING);
         } else {
-            if (!lost && !rt->closing)
+            if (!lost && rt->phase != RT_CLOSING)
                 parts_commit(rt, parts);
             for (int i = 0; i < parts->cnt; i++) {
                 part_t *pt = parts_get(rt, parts->elems[i].partition);

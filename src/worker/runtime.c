@@ -31,7 +31,7 @@ static void consume_message(runtime_t *rt, rd_kafka_message_t *m)
         return;
     }
     part_t *pt = parts_get(rt, m->partition);
-    if (pt == NULL || !pt->assigned || pt->revoking || rt->draining)
+    if (pt == NULL || !pt->assigned || pt->revoking || runtime_draining(rt))
         return; /* not ours to start any more: the next owner reads it again */
     if (offsets_track(pt->offsets, m->offset) != 0) {
         log_debug("message already seen", LOG_I("partition", m->partition),
@@ -61,6 +61,8 @@ static void consume_message(runtime_t *rt, rd_kafka_message_t *m)
         rt->jobs->all_prev = job;
     rt->jobs = job;
     rt->in_flight++;
+    rt->in_flight_bytes += (int64_t)job->value_len;
+    pt->bytes += (int64_t)job->value_len;
 
     if (envelope_decode(job->key, m->key != NULL ? m->key_len : 0, job->value, job->value_len,
                         &job->env) == ENVELOPE_DLQ) {
@@ -77,19 +79,21 @@ static void consume_message(runtime_t *rt, rd_kafka_message_t *m)
 
 static void consume_drain(runtime_t *rt)
 {
-    if (rt->stopped || rt->kafka.consumer == NULL)
+    if (runtime_stopped(rt) || rt->kafka.consumer == NULL)
         return;
     rd_kafka_message_t *m;
     int since_flow = 0;
     while ((m = rd_kafka_consumer_poll(rt->kafka.consumer, 0)) != NULL) {
         consume_message(rt, m);
         rd_kafka_message_destroy(m);
-        if (rt->stopped)
+        if (runtime_stopped(rt))
             return;
         /* Over the window, pause the heavy partitions while draining, not
          * only after: the local queue (queued.max.messages.kbytes) may hold
          * many more messages than the window. */
-        if (rt->in_flight >= rt->cfg->max_in_flight && ++since_flow >= 64) {
+        if ((rt->in_flight >= rt->cfg->max_in_flight ||
+             rt->in_flight_bytes >= MAX_IN_FLIGHT_BYTES) &&
+            ++since_flow >= 64) {
             parts_flow_apply(rt);
             since_flow = 0;
         }
@@ -150,7 +154,7 @@ static void probe_timer_cb(uv_timer_t *t)
 
 void runtime_dispatch(runtime_t *rt)
 {
-    if (rt->stopped || rt->draining)
+    if (runtime_draining(rt))
         return;
     if (rt->db_down) {
         if (!uv_is_active((uv_handle_t *)&rt->probe_timer))
@@ -233,7 +237,7 @@ static void on_completion(uv_async_t *h)
                                                                  PROBE_CAP_MS, &rt->rng);
                 log_debug("database still unavailable", LOG_I("attempt", rt->probe_attempt),
                           LOG_S("error", t->error));
-                if (!rt->stopped)
+                if (!runtime_stopped(rt))
                     uv_timer_start(&rt->probe_timer, probe_timer_cb, (uint64_t)delay, 0);
             } else {
                 set_db_down(rt, t->error);
@@ -304,9 +308,9 @@ void runtime_begin_drain(runtime_t *rt, int exit_code, const char *why)
 {
     if (exit_code > rt->exit_code)
         rt->exit_code = exit_code;
-    if (rt->draining)
+    if (runtime_draining(rt))
         return;
-    rt->draining = true;
+    rt->phase = RT_DRAINING;
     rt->drain_deadline = runtime_now_ms() + rt->cfg->shutdown_timeout_ms;
     size_t dropped = parts_drop_queued(rt, true, 0);
     log_info("draining: finishing started requests", LOG_S("reason", why),
@@ -342,7 +346,7 @@ static void close_handles(runtime_t *rt)
 
 void runtime_check_drain(runtime_t *rt)
 {
-    if (!rt->draining || rt->stopped)
+    if (!runtime_draining(rt) || runtime_stopped(rt))
         return;
     bool busy = exec_busy_count(rt->exec) > 0 && rt->in_flight > 0;
     for (job_t *j = rt->jobs; j != NULL && !busy; j = j->all_next)
@@ -352,7 +356,7 @@ void runtime_check_drain(runtime_t *rt)
     if (busy)
         log_warn("drain timed out: unfinished requests are left for redelivery",
                  LOG_I("in_flight", rt->in_flight));
-    rt->stopped = true;
+    rt->phase = RT_STOPPED;
     /* Acknowledgements first (they store offsets), then the final commit. */
     int64_t left = rt->drain_deadline - runtime_now_ms();
     rd_kafka_flush(rt->kafka.producer, (int)(left > 1000 ? left : 1000));
@@ -372,7 +376,7 @@ void runtime_check_drain(runtime_t *rt)
 static void signal_cb(uv_signal_t *h, int signum)
 {
     runtime_t *rt = h->data;
-    if (rt->draining) {
+    if (runtime_draining(rt)) {
         log_warn("second signal: stopping now", LOG_I("signal", signum));
         rt->drain_deadline = 0;
         runtime_check_drain(rt);
@@ -389,15 +393,15 @@ static void tick_cb(uv_timer_t *t)
      * max.poll.interval.ms even when nothing arrives. */
     consume_drain(rt);
     runtime_producer_drain(rt);
-    if (rt->stopped)
+    if (runtime_stopped(rt))
         return;
     pool_reap_idle(rt->pool);
-    if (!rt->db_down && !rt->draining && now - rt->db_ok_ms > HEALTH_EVERY_MS &&
+    if (!rt->db_down && !runtime_draining(rt) && now - rt->db_ok_ms > HEALTH_EVERY_MS &&
         now - rt->health_ms > HEALTH_EVERY_MS) {
         rt->health_ms = now;
         post_probe(rt);
     }
-    if (!rt->db_down && !rt->draining && !rt->prune_running && now >= rt->prune_ms) {
+    if (!rt->db_down && !runtime_draining(rt) && !rt->prune_running && now >= rt->prune_ms) {
         int i = exec_idle(rt->exec);
         if (i >= 0) {
             exec_task_t *task = calloc(1, sizeof(*task));
@@ -437,7 +441,7 @@ static void http_cb(void *ctx, const char *method, const char *path, http_respon
         set_body(resp, 200, "text/plain; charset=utf-8", strdup("ok\n"));
     } else if (strcmp(path, "/readyz") == 0) {
         bool db = !rt->db_down && runtime_now_ms() - rt->db_ok_ms <= HEALTH_STALE_MS;
-        bool ready = db && rt->assigned > 0 && !rt->draining;
+        bool ready = db && rt->assigned > 0 && !runtime_draining(rt);
         json_t *reasons = json_array();
         if (rt->db_down)
             json_array_append_new(reasons, json_string("database unavailable"));
@@ -445,10 +449,10 @@ static void http_cb(void *ctx, const char *method, const char *path, http_respon
             json_array_append_new(reasons, json_string("database not checked recently"));
         if (rt->assigned == 0)
             json_array_append_new(reasons, json_string("no partitions assigned"));
-        if (rt->draining)
+        if (runtime_draining(rt))
             json_array_append_new(reasons, json_string("draining"));
         json_t *o = json_pack("{s:b,s:b,s:i,s:b,s:I,s:o}", "ready", ready, "database", db,
-                              "partitions_assigned", rt->assigned, "draining", rt->draining,
+                              "partitions_assigned", rt->assigned, "draining", runtime_draining(rt),
                               "in_flight", (json_int_t)rt->in_flight, "reasons", reasons);
         char *text = json_dumps(o, JSON_COMPACT);
         json_decref(o);
@@ -541,7 +545,7 @@ int runtime_run(const config_t *cfg, pool_t *pool, const char *worker_name)
     if (kerr != RD_KAFKA_RESP_ERR_NO_ERROR) {
         log_error("cannot subscribe", LOG_S("topic", cfg->request_topic),
                   LOG_S("error", rd_kafka_err2str(kerr)));
-        rt->draining = true; /* nothing started: stop at once */
+        rt->phase = RT_DRAINING; /* nothing started: stop at once */
         rt->exit_code = 1;
         runtime_check_drain(rt);
     } else {
@@ -556,7 +560,7 @@ int runtime_run(const config_t *cfg, pool_t *pool, const char *worker_name)
 
 out:
     if (rt->kafka.consumer != NULL) {
-        rt->closing = true;
+        rt->phase = RT_CLOSING;
         rd_kafka_consumer_close(rt->kafka.consumer); /* leaves the group */
     }
     if (rt->exec != NULL) {

@@ -25,7 +25,10 @@
 #define HEALTH_EVERY_MS 5000
 #define HEALTH_STALE_MS 30000
 #define PRUNE_EVERY_MS  (3600 * 1000)
-#define PRUNE_FIRST_MS  (60 * 1000)
+/* The read-ahead window in bytes, beside TALLY_MAX_IN_FLIGHT in messages:
+ * 1000 requests of up to 1 MiB each must not mean a gigabyte of memory. */
+#define MAX_IN_FLIGHT_BYTES (64 * 1024 * 1024)
+#define PRUNE_FIRST_MS      (60 * 1000)
 
 typedef struct part {
     bool assigned;
@@ -34,6 +37,7 @@ typedef struct part {
     uint64_t generation;
     offsets_t *offsets;
     int64_t started; /* jobs handed to executors or being published */
+    int64_t bytes;   /* message bytes held by its in-flight jobs */
     int64_t stored;  /* last offset stored for commit, -1 when none */
     int64_t lag;     /* from librdkafka statistics, -1 unknown */
 } part_t;
@@ -50,6 +54,15 @@ typedef struct delivery {
     int64_t due_ms;
     struct delivery *next;
 } delivery_t;
+
+/* The worker's life, in order; each phase includes the restrictions of the
+ * ones before it. */
+typedef enum runtime_phase {
+    RT_RUNNING,  /* consuming and serving */
+    RT_DRAINING, /* a signal or a fatal error: nothing new starts, started work finishes */
+    RT_STOPPED,  /* drained (or timed out), committed: the loop is closing its handles */
+    RT_CLOSING,  /* after the loop: rd_kafka_consumer_close is leaving the group */
+} runtime_phase_t;
 
 typedef struct runtime {
     const config_t *cfg;
@@ -70,6 +83,7 @@ typedef struct runtime {
     int32_t nparts; /* capacity of parts */
     int assigned;
     int64_t in_flight;
+    int64_t in_flight_bytes;
     job_t *jobs; /* every live job */
 
     delivery_t *redeliver; /* waiting for their due time */
@@ -84,14 +98,22 @@ typedef struct runtime {
 
     rd_kafka_topic_partition_list_t *revoke; /* a deferred revocation */
     int64_t revoke_deadline;
-    bool closing; /* rd_kafka_consumer_close is running */
 
-    bool draining;
+    runtime_phase_t phase; /* moves forward only */
     int64_t drain_deadline;
-    bool stopped;
     int exit_code;
     uint64_t rng;
 } runtime_t;
+
+static inline bool runtime_draining(const runtime_t *rt)
+{
+    return rt->phase >= RT_DRAINING;
+}
+
+static inline bool runtime_stopped(const runtime_t *rt)
+{
+    return rt->phase >= RT_STOPPED;
+}
 
 /* Monotonic milliseconds. */
 int64_t runtime_now_ms(void);

@@ -24,6 +24,9 @@ void settle_job_free(runtime_t *rt, job_t *job)
     if (job->all_next != NULL)
         job->all_next->all_prev = job->all_prev;
     rt->in_flight--;
+    rt->in_flight_bytes -= (int64_t)job->value_len;
+    if (parts_job_current(rt, job))
+        rt->parts[job->partition].bytes -= (int64_t)job->value_len;
     envelope_clear(&job->env);
     free(job->key);
     free(job->value);
@@ -80,7 +83,7 @@ static void delivery_failed(runtime_t *rt, delivery_t *d, rd_kafka_resp_err_t er
 /* Arms the redelivery timer for the earliest due delivery. */
 static void arm_redeliver(runtime_t *rt)
 {
-    if (rt->redeliver == NULL || rt->stopped)
+    if (rt->redeliver == NULL || runtime_stopped(rt))
         return;
     int64_t due = INT64_MAX;
     for (delivery_t *d = rt->redeliver; d != NULL; d = d->next)
@@ -285,7 +288,8 @@ void settle_job(runtime_t *rt, job_t *job)
         return;
     case JOB_RETRY:
     case JOB_REQUEUE:
-        if (!parts_job_current(rt, job) || rt->parts[job->partition].revoking || rt->draining) {
+        if (!parts_job_current(rt, job) || rt->parts[job->partition].revoking ||
+            runtime_draining(rt)) {
             /* Its partition is going away: not finished, so not committed;
              * the next owner runs it. */
             sched_finish(rt->sched, &job->item);

@@ -24,6 +24,7 @@
 #include "envelope.h"
 
 #include <jansson.h>
+#include <regex.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -306,7 +307,10 @@ static void check_envelope(const envelope_t *env, envelope_kind_t kind, const js
         CHECK(env->payload == NULL && env->handler == NULL, "%s: DLQ with a payload", what);
         return;
     }
-    CHECK(access_account_valid(&env->account), "%s: decoded account_id is not valid", what);
+    CHECK(access_account_valid(&env->account) &&
+              all_in(env->account.id, strlen(env->account.id), ACCOUNT_CHARS) &&
+              strlen(env->account.id) <= 64,
+          "%s: decoded account_id is not valid", what);
     CHECK(strcmp(env->account.id, json_string_value(json_object_get(root, "account_id"))) == 0,
           "%s: account_id differs from the message's", what);
     const json_t *id = json_object_get(root, "id");
@@ -448,6 +452,38 @@ static void check_allocation(const json_t *payload, const uint8_t *data, size_t 
     }
 }
 
+/* The CHECK constraints of migrations/ on payload fields, by field name: what
+ * passes validation must also pass the database, or the request would fail
+ * as `internal` instead of being answered invalid_request. */
+static const struct db_rule {
+    const char *field, *regex;
+    bool match;
+} db_rules[] = {
+    {"currency", "^[a-z]{3}$", true},           {"default_currency", "^[a-z]{3}$", true},
+    {"code", "^[A-Z0-9-]{4,64}$", true},        {"statement_descriptor", "^[ -~]{5,22}$", true},
+    {"statement_descriptor", "[A-Za-z]", true}, {"statement_descriptor", "[<>\\'\"*]", false},
+};
+
+static void check_db_rules(const char *type, const json_t *payload)
+{
+    static regex_t compiled[sizeof(db_rules) / sizeof(db_rules[0])];
+    static bool ready;
+    size_t n = sizeof(db_rules) / sizeof(db_rules[0]);
+    if (!ready) {
+        for (size_t i = 0; i < n; i++)
+            CHECK(regcomp(&compiled[i], db_rules[i].regex, REG_EXTENDED | REG_NOSUB) == 0,
+                  "regex %s", db_rules[i].regex);
+        ready = true;
+    }
+    for (size_t i = 0; i < n; i++) {
+        const char *s = json_string_value(json_object_get(payload, db_rules[i].field));
+        if (s != NULL)
+            CHECK((regexec(&compiled[i], s, 0, NULL, 0) == 0) == db_rules[i].match,
+                  "%s.%s \"%s\" passed validation but breaks the database's CHECK (%s)", type,
+                  db_rules[i].field, s, db_rules[i].regex);
+    }
+}
+
 /* The pure work between validation and the first access call. */
 static void check_pre_database(const handler_t *h, const json_t *full, const uint8_t *data,
                                size_t size)
@@ -485,6 +521,7 @@ static void check_pre_database(const handler_t *h, const json_t *full, const uin
     }
     if (strcmp(name, "share.allocate") == 0)
         check_allocation(full, data, size);
+    check_db_rules(name, full);
 }
 
 static void check_payload(const envelope_t *env, const uint8_t *data, size_t size)
