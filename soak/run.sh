@@ -92,10 +92,8 @@ rm -rf "$out"
 mkdir -p "$out"
 bash "$root/scripts/install-deps.sh" || die "installing packages failed"
 say "building a release configuration in ${build#"$root"/}/"
-# Warnings stay warnings here: gcc -O3 reports false maybe-uninitialized ones
-# that the Debug and RelWithDebInfo builds do not.
 cmake -S "$root" -B "$build" -DCMAKE_BUILD_TYPE=Release -DTALLY_SANITIZE=OFF -DTALLY_TESTS=OFF \
-    -DTALLY_WERROR=OFF >"$out/build.log" 2>&1 && cmake --build "$build" -j 2 --target tally-worker tallyctl \
+    >"$out/build.log" 2>&1 && cmake --build "$build" -j 2 --target tally-worker tallyctl \
     >>"$out/build.log" 2>&1 || { tail -30 "$out/build.log"; die "the build failed"; }
 ctl="$build/tallyctl"
 
