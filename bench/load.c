@@ -1,6 +1,7 @@
 /* load — see load.h. */
 #include "load.h"
 
+#include "common/clock.h"
 #include "procstat.h"
 #include "th_internal.h"
 
@@ -24,6 +25,8 @@ enum { ST_NONE, ST_OK, ST_ERROR };
 typedef struct slot {
     int64_t sent_ns;
     int64_t recv_ns;
+    int64_t sent_wall_ms; /* CLOCK_REALTIME, to compare with processed_at */
+    int64_t answered_ms;  /* the result's processed_at, epoch ms; 0 if unreadable */
     uint8_t type;
     uint8_t status;
 } slot_t;
@@ -101,6 +104,7 @@ static int64_t take_seq(load_t *l, load_type_t t, const char *account, int64_t *
     l->next_seq++;
     *sent_ns = mono_ns();
     l->slots[seq].sent_ns = *sent_ns;
+    l->slots[seq].sent_wall_ms = clock_wall_ms();
     l->slots[seq].type = (uint8_t)t;
     if (l->accounts != NULL)
         snprintf(l->accounts[seq], ACCOUNT_MAX, "%s", account);
@@ -197,6 +201,11 @@ static void on_result(load_t *l, const rd_kafka_message_t *m, int64_t now)
         return;
     int64_t sent_ns = strtoll(dot + 1, NULL, 10);
     bool ok = header_is(m, "tally-status", "ok");
+    char at[40];
+    int64_t answered_ms = 0;
+    if (find_string(text, m->len, "\"processed_at\":\"", at, sizeof(at)) &&
+        clock_parse_rfc3339(at, &answered_ms) != 0)
+        answered_ms = 0;
 
     pthread_mutex_lock(&l->lock);
     if (seq >= l->next_seq) {
@@ -211,6 +220,7 @@ static void on_result(load_t *l, const rd_kafka_message_t *m, int64_t now)
     }
     s->recv_ns = now;
     s->sent_ns = sent_ns; /* the time the envelope itself carries */
+    s->answered_ms = answered_ms;
     s->status = ok ? ST_OK : ST_ERROR;
     load_type_t type = (load_type_t)s->type;
     if (!ok && l->first_error[0] == '\0')
@@ -526,7 +536,12 @@ void load_stats(load_t *l, int64_t from, int64_t to, load_stats_t *out)
         pthread_mutex_unlock(&l->lock);
         fail_msg("bench: out of memory");
     }
-    int64_t first_sent = INT64_MAX, last_recv = 0, k = 0;
+    int64_t *ans = malloc((size_t)(n > 0 ? n : 1) * sizeof(*ans));
+    if (ans == NULL) {
+        pthread_mutex_unlock(&l->lock);
+        fail_msg("bench: out of memory");
+    }
+    int64_t first_sent = INT64_MAX, last_recv = 0, k = 0, a = 0;
     for (int64_t s = from; s < to; s++) {
         const slot_t *sl = &l->slots[s];
         out->sent++;
@@ -545,6 +560,8 @@ void load_stats(load_t *l, int64_t from, int64_t to, load_stats_t *out)
         if (sl->recv_ns > last_recv)
             last_recv = sl->recv_ns;
         lat[k++] = sl->recv_ns - sl->sent_ns;
+        if (sl->answered_ms > 0)
+            ans[a++] = (sl->answered_ms - sl->sent_wall_ms) * 1000000;
     }
     out->duplicates = l->duplicates;
     snprintf(out->first_error, sizeof(out->first_error), "%s", l->first_error);
@@ -554,6 +571,10 @@ void load_stats(load_t *l, int64_t from, int64_t to, load_stats_t *out)
     out->p95_ms = quantile_ms(lat, k, 0.95);
     out->p99_ms = quantile_ms(lat, k, 0.99);
     out->max_ms = k > 0 ? (double)lat[k - 1] / 1e6 : 0;
+    qsort(ans, (size_t)a, sizeof(*ans), cmp_i64);
+    out->answered_p50_ms = quantile_ms(ans, a, 0.50);
+    out->answered_p99_ms = quantile_ms(ans, a, 0.99);
+    free(ans);
     if (k > 0 && last_recv > first_sent) {
         out->seconds = (double)(last_recv - first_sent) / 1e9;
         out->per_s = (double)out->answered / out->seconds;

@@ -91,6 +91,9 @@ typedef struct load_stats {
     double seconds; /* first send → last result */
     double per_s;   /* answered / seconds */
     double p50_ms, p95_ms, p99_ms, max_ms;
+    /* From sending to the worker's answer (the result's processed_at, wall
+     * clock, millisecond resolution): the rest is the way back. */
+    double answered_p50_ms, answered_p99_ms;
     char first_error[256]; /* the first error result's text, for the report */
 } load_stats_t;
 

@@ -214,7 +214,8 @@ static void usage(FILE *f)
                "                         replicas, fairness, halfrate, backlog\n"
                "  --replicas LIST        replica counts of the replicas row (default 1,2,4)\n"
                "  --partitions N         request topic partitions (default 16)\n"
-               "  --brokers N            embedded brokers (default 3)\n"
+               "  --brokers N            embedded brokers (default 1; more cost every client\n"
+               "                         CPU, see the README)\n"
                "  --clients N            pgbench clients (default 5, the worker's pool size)\n"
                "  --pgbench-seconds N    each pgbench run (default 15)\n"
                "  --warmup N             requests before each measured Tally row (default 500)\n"
@@ -292,7 +293,7 @@ static int parse_opts(int argc, char **argv, opts_t *o)
     *o = (opts_t){.n = 50000,
                   .accounts = 1000,
                   .partitions = 16,
-                  .brokers = 3,
+                  .brokers = 1,
                   .clients = 5,
                   .pgbench_seconds = 15,
                   .warmup = 500,
@@ -576,8 +577,9 @@ static double tally_row(bench_t *b, const char *name, int replicas, bool chain, 
     for (int i = 0; i < replicas; i++)
         snprintf(spread + strlen(spread), sizeof(spread) - strlen(spread), "%s%d", i ? "/" : "",
                  parts[i]);
-    snprintf(line->note, sizeof(line->note), "%d partitions (%s), pool 5 per replica",
-             b->o.partitions, spread);
+    snprintf(line->note, sizeof(line->note),
+             "%d partitions (%s), pool 5 per replica; answered p50 %.0f p99 %.0f ms after sending",
+             b->o.partitions, spread, st.answered_p50_ms, st.answered_p99_ms);
     if (chain) {
         size_t len = strlen(line->note);
         for (int t = 0; t < LOAD_NTYPES; t++)

@@ -10,8 +10,8 @@
 #   bash scripts/demo.sh          # one readable line per result
 #   bash scripts/demo.sh --json   # the results as published, one JSON object per line
 #
-# Each step is a small function below; a step whose part of Tally is not built
-# yet says so and is skipped. Logs stay in .demo/.
+# Each step is a small function below; any failure stops the demo. Logs stay
+# in .demo/.
 set -uo pipefail
 
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -39,15 +39,13 @@ esac
 
 pg_pid="" broker_pid="" worker_pid=""
 pg_port="" pg_data="" bootstrap="" http_port=""
-have_schema=0 have_worker=0
 
 if [ -t 1 ]; then
-    bold=$'\033[1m' yellow=$'\033[33m' red=$'\033[31m' plain=$'\033[0m'
+    bold=$'\033[1m' red=$'\033[31m' plain=$'\033[0m'
 else
-    bold="" yellow="" red="" plain=""
+    bold="" red="" plain=""
 fi
 say() { printf '%sdemo:%s %s\n' "$bold" "$plain" "$*"; }
-skip() { printf '%sdemo:%s %sskipped:%s %s\n' "$bold" "$plain" "$yellow" "$plain" "$*"; }
 die() {
     printf '%sdemo:%s %sfailed:%s %s\n' "$bold" "$plain" "$red" "$plain" "$*" >&2
     exit 1
@@ -107,17 +105,6 @@ free_port() {
     die "no free port found"
 }
 
-# Whether a built binary is still the placeholder ("not built yet").
-not_built() {
-    local out
-    out=$("$@" --help 2>&1)
-    grep -q "not built yet" <<<"$out"
-}
-
-# Whether `tallyctl <command>` exists.
-ctl_has() {
-    "$ctl" "$1" --help >/dev/null 2>&1
-}
 
 psql_as() {
     local role=$1
@@ -199,20 +186,14 @@ step_broker() {
 }
 
 step_migrate() {
-    if ! ctl_has migrate; then
-        skip "tallyctl migrate is not built yet: no schema"
-        return 0
-    fi
     say "applying migrations as tally_owner"
     MIGRATION_DATABASE_URL="postgresql://tally_owner@127.0.0.1:$pg_port/tally" \
         TALLY_MIGRATIONS_DIR="$root/migrations" "$ctl" migrate || die "tallyctl migrate failed"
     psql_as tally_owner -d tally -c "GRANT tally_app TO tally_demo_worker" ||
         die "granting tally_app failed"
-    have_schema=1
 }
 
 step_schema() {
-    [ $have_schema -eq 1 ] || return 0
     say "tables and their row-level security (tenant tables: enabled and forced):"
     psql_as postgres -d tally -P footer=off -c "
         SELECT c.relname AS table, c.relrowsecurity AS rls, c.relforcerowsecurity AS forced,
@@ -223,14 +204,6 @@ step_schema() {
 }
 
 step_worker() {
-    if not_built "$worker_bin"; then
-        skip "tally-worker is not built yet"
-        return 0
-    fi
-    if [ $have_schema -eq 0 ]; then
-        skip "tally-worker needs the schema"
-        return 0
-    fi
     http_port=$(free_port)
     say "starting one tally-worker (HTTP on 127.0.0.1:$http_port)"
     DATABASE_URL="postgresql://tally_demo_worker@127.0.0.1:$pg_port/tally" \
@@ -244,23 +217,11 @@ step_worker() {
     done
     [ "$(http_status "$http_port" /readyz 2>/dev/null)" = 200 ] ||
         die "tally-worker was not ready within 60 s (log: .demo/worker.log)"
-    have_worker=1
 }
 
 step_send() {
-    if ! ctl_has enqueue; then
-        skip "tallyctl enqueue is not built yet: no requests sent"
-        return 0
-    fi
     local n
     n=$(grep -c . "$requests")
-    if [ $have_worker -eq 0 ]; then
-        say "sending $n requests from scripts/demo-requests.jsonl (no worker to answer them)"
-        KAFKA_BOOTSTRAP_SERVERS="$bootstrap" "$ctl" enqueue --quiet --file "$requests" ||
-            die "tallyctl enqueue failed"
-        skip "no worker, so no results to show"
-        return 0
-    fi
     say "sending $n requests from scripts/demo-requests.jsonl, round by round; their results:"
     KAFKA_BOOTSTRAP_SERVERS="$bootstrap" DEMO_RAW_JSON=$raw_json \
         python3 - "$ctl" "$requests" <<'PY' || die "sending the requests failed"
@@ -470,7 +431,6 @@ PY
 # One malformed message (no account_id), sent unchecked: the worker cannot
 # answer it, so it goes to the dead-letter topic.
 step_dlq() {
-    [ $have_worker -eq 1 ] && ctl_has dlq || return 0
     say "sending one malformed message (no account_id); the dead-letter topic then holds:"
     printf '%s\n' '{"v":1,"id":"demo-dlq-1","type":"payment.get","payload":{}}' |
         KAFKA_BOOTSTRAP_SERVERS="$bootstrap" "$ctl" enqueue --quiet --raw >/dev/null ||
@@ -491,7 +451,6 @@ step_dlq() {
 
 # The worker's request counters, from its Prometheus endpoint.
 step_metrics() {
-    [ $have_worker -eq 1 ] || return 0
     say "the worker's /metrics, tally_requests_total (counters at zero left out):"
     local body
     exec 3<>"/dev/tcp/127.0.0.1/$http_port" || die "cannot reach the worker's HTTP port"

@@ -66,30 +66,61 @@ struct access_tx {
     bool in_error; /* a statement failed since the savepoint: rollback before anything else */
 };
 
+/* Control statements; prepared once per connection like every other. */
+typedef enum access_ctl {
+    ACCESS_CTL_BEGIN,
+    ACCESS_CTL_SAVEPOINT,
+    ACCESS_CTL_RELEASE,
+    ACCESS_CTL_ROLLBACK_TO,
+    ACCESS_CTL_SET_TENANT, /* set_config('app.account_id', <the open tx's account>, true) */
+    ACCESS_CTL_COMMIT,
+} access_ctl_t;
+
+#define ACCESS_MAX_PENDING  8
+#define ACCESS_MAX_DEFERRED 8
+
+typedef struct access_stmt access_stmt_t;
+typedef struct access_errmap access_errmap_t;
+
+/* A write of a pipelined session that waits for access_tx_end (see
+ * access_exec_write). */
+typedef struct access_deferred {
+    const access_stmt_t *st;
+    char **args;     /* copies of the caller's values, one allocation */
+    int expect_rows; /* -1: any */
+    const access_errmap_t *mismatch;
+} access_deferred_t;
+
 struct access_session {
     pool_conn_t *conn;
     PGconn *pg;
-    access_tx_t tx;       /* at most one tenant transaction is open at a time */
-    bool begin_pending;   /* BEGIN not sent yet: it goes out with the first tenant tx */
-    bool release_pending; /* the last tx ended: RELEASE goes out with the next one */
-    bool broken;          /* an infrastructure failure: only abort is left */
+    access_tx_t tx;  /* at most one tenant transaction is open at a time */
+    bool pipelined;  /* access_session_begin_pipelined */
+    bool sent;       /* something went to the server (BEGIN first) */
+    bool tx_pending; /* the open tx's SAVEPOINT is still in pending */
+    bool broken;     /* an infrastructure failure: only abort is left */
+    /* Control statements that go out ahead of the next statement. */
+    access_ctl_t pending[ACCESS_MAX_PENDING];
+    int npending;
+    access_deferred_t deferred[ACCESS_MAX_DEFERRED];
+    int ndeferred;
 };
 
 /* One SQLSTATE (and optionally one constraint) turned into a business outcome. */
-typedef struct access_errmap {
+struct access_errmap {
     const char *sqlstate;   /* e.g. "23505"; NULL ends the list */
     const char *constraint; /* constraint name, or NULL for any */
     access_status_t status; /* e.g. ACCESS_CONFLICT */
     const char *field;      /* payload field to blame, or NULL */
     const char *message;    /* for the result */
-} access_errmap_t;
+};
 
-typedef struct access_stmt {
+struct access_stmt {
     const char *name;              /* unique across src/access/, "<module>_<what>" */
     const char *sql;               /* $1 is the tenant's account id */
     int nargs;                     /* values the caller passes, bound to $2…$(nargs+1) */
     const access_errmap_t *errors; /* NULL-terminated; may be NULL */
-} access_stmt_t;
+};
 
 #define ACCESS_MAX_ARGS 32
 
@@ -103,6 +134,25 @@ typedef struct access_stmt {
  * NULL when st->nargs is 0. */
 PGresult *access_exec(access_tx_t *tx, const access_stmt_t *st, const char *const *args,
                       access_error_t *err);
+
+/* Runs a write whose result only matters as "it worked" (expect_rows -1) or
+ * "exactly expect_rows rows came back"; otherwise it fails with mismatch's
+ * status, field and message (mismatch may be NULL only with -1). In an eager
+ * session it runs at once. In a pipelined session it is queued (its values
+ * copied) and sent with the others by access_tx_end, which reports the first
+ * failure; access_tx_rollback discards the queue. */
+access_status_t access_exec_write(access_tx_t *tx, const access_stmt_t *st, const char *const *args,
+                                  int expect_rows, const access_errmap_t *mismatch,
+                                  access_error_t *err);
+
+/* Sends the session's pending control statements, then ctl (if not -1)
+ * and the queued writes (if flush_deferred), in one pipeline. For
+ * session.c; see there. */
+access_status_t access_pipe_ctl(access_session_t *s, int ctl, bool flush_deferred,
+                                access_error_t *err);
+
+/* Frees the queued writes without sending them. */
+void access_deferred_clear(access_session_t *s);
 
 /* Fills a failure that SQLSTATE did not produce: a row that is not there
  * (NOT_FOUND), a conditional UPDATE that matched nothing (CONFLICT), ….

@@ -47,17 +47,13 @@ access_status_t access_logs_insert(access_tx_t *tx, const access_log_entry_t *e,
         return access_fail(err, ACCESS_FAILED, NULL, "logs: cannot make an id");
     char at[ACCESS_I64_LEN], part[ACCESS_I64_LEN], off[ACCESS_I64_LEN], dur[32];
     snprintf(dur, sizeof(dur), "%.3f", e->duration_ms >= 0 ? e->duration_ms : 0.0);
-    PGresult *r =
-        access_exec(tx, &INSERT,
-                    ACCESS_ARGS(id, e->request_id, e->type, e->status, e->error_code,
-                                e->replayed ? "true" : "false", access_fmt_i64(at, e->at_ms), dur,
-                                e->worker != NULL ? e->worker : "",
-                                access_fmt_i64(part, e->partition), access_fmt_i64(off, e->offset)),
-                    err);
-    if (r == NULL)
-        return err->status;
-    PQclear(r);
-    return ACCESS_OK;
+    return access_exec_write(
+        tx, &INSERT,
+        ACCESS_ARGS(id, e->request_id, e->type, e->status, e->error_code,
+                    e->replayed ? "true" : "false", access_fmt_i64(at, e->at_ms), dur,
+                    e->worker != NULL ? e->worker : "", access_fmt_i64(part, e->partition),
+                    access_fmt_i64(off, e->offset)),
+        -1, NULL, err);
 }
 
 access_status_t access_logs_list(access_tx_t *tx, const char *type, const access_page_t *page,

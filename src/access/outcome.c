@@ -41,6 +41,13 @@ static const access_stmt_t STORE = {
     .nargs = 4,
 };
 
+/* STORE returns no row. */
+static const access_errmap_t STORE_TAKEN = {
+    .status = ACCESS_CONFLICT,
+    .field = "id",
+    .message = "outcome: the request id already has another stored outcome",
+};
+
 /* A row can vanish between the INSERT and the SELECT only if it was pruned
  * (or its claim rolled back) in that instant; a few attempts settle it. */
 #define CLAIM_ATTEMPTS 3
@@ -97,13 +104,6 @@ access_status_t access_outcome_store(access_tx_t *tx, const char *request_id, co
     access_error_clear(err);
     if (response == NULL)
         return access_fail(err, ACCESS_FAILED, NULL, "outcome: no response to store");
-    PGresult *r = access_exec(tx, &STORE, ACCESS_ARGS(request_id, type, payload, response), err);
-    if (r == NULL)
-        return err->status;
-    int n = PQntuples(r);
-    PQclear(r);
-    if (n != 1)
-        return access_fail(err, ACCESS_CONFLICT, "id",
-                           "outcome: the request id already has another stored outcome");
-    return ACCESS_OK;
+    return access_exec_write(tx, &STORE, ACCESS_ARGS(request_id, type, payload, response), 1,
+                             &STORE_TAKEN, err);
 }

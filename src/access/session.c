@@ -1,20 +1,27 @@
 /* session — see access/session.h.
  *
- * Round trips. The control statements travel in libpq pipeline mode, several
- * per round trip, and BEGIN / RELEASE are deferred until something else has to
- * go to the server anyway:
+ * Round trips. Control statements are prepared once per connection and
+ * travel in libpq pipelines (query.c) together with whatever else has to go
+ * to the server; BEGIN and RELEASE wait for the next message:
  *
- *   access_session_begin    nothing sent (BEGIN is pending)
- *   access_tx_begin         [BEGIN | RELEASE SAVEPOINT] SAVEPOINT; set_config  1 round trip
- *   access_tx_rollback      ROLLBACK TO SAVEPOINT; set_config                 1 round trip
- *   access_tx_end           nothing sent (RELEASE is pending)
- *   access_session_commit   COMMIT (releases the last savepoint with it)       1 round trip
+ *                          eager session                 pipelined session
+ *   access_session_begin   nothing sent (BEGIN pending)  the same
+ *   access_tx_begin        [BEGIN|RELEASE] SAVEPOINT;    nothing sent: they go with
+ *                          set_config: 1 round trip      the tx's first statement
+ *   access_exec_write      1 round trip                  queued for access_tx_end
+ *   access_tx_rollback     ROLLBACK TO SAVEPOINT;        queued for the next message
+ *                          set_config: 1 round trip
+ *   access_tx_end          nothing sent (RELEASE         the queued writes: 1 round
+ *                          pending)                      trip when there are any
+ *   access_session_commit  COMMIT (releases the last savepoint with it): 1 round trip
  *
  * so a session of k tenant transactions costs k + 1 round trips of its own
- * instead of 4k + 2. set_config takes the account as a bound parameter, which
- * the simple query protocol (the only one that accepts several statements in
- * one message) cannot do; pipelining the extended protocol gets the single
- * round trip without ever splicing the account into SQL text.
+ * (eager) and a request of the worker — claim, its statement, outcome and
+ * audit row — three (pipelined). set_config takes the account as a bound
+ * parameter, which the simple query protocol (the only one that accepts
+ * several statements in one message) cannot do; pipelining the extended
+ * protocol gets the single round trip without ever splicing the account into
+ * SQL text.
  *
  * set_config runs after SAVEPOINT, inside the subtransaction: ROLLBACK TO
  * SAVEPOINT therefore restores the value from before it (the previous
@@ -24,91 +31,30 @@
 #include <stdlib.h>
 #include <string.h>
 
-typedef struct ctl_cmd {
-    const char *sql;
-    const char *arg;        /* one text parameter, or NULL */
-    const char *expect_tag; /* command tag that must come back, or NULL */
-} ctl_cmd_t;
-
-#define SQL_SET_TENANT "SELECT set_config('app.account_id', $1, true)"
-
-static access_status_t lost(access_session_t *s, access_error_t *err)
+/* Queues a control statement for the next message. The queue never holds
+ * more than a handful by construction; a full one means a bug, and the
+ * session is not trusted any more. */
+static void push(access_session_t *s, access_ctl_t ctl)
 {
-    s->broken = true;
-    pool_conn_mark_broken(s->conn);
-    return err->status;
+    if (s->npending == ACCESS_MAX_PENDING) {
+        s->broken = true;
+        return;
+    }
+    s->pending[s->npending++] = ctl;
 }
 
-/* Sends cmds in one pipeline and reads every result. Returns ACCESS_OK, or
- * the classified failure of the first command that failed. */
-static access_status_t run_ctl(access_session_t *s, const ctl_cmd_t *cmds, int n,
-                               access_error_t *err)
+/* Drops the last queued control statement if it is ctl. */
+static bool pop_if(access_session_t *s, access_ctl_t ctl)
 {
-    PGconn *pg = s->pg;
-    if (!PQenterPipelineMode(pg)) {
-        access_error_from_pg(pg, NULL, "session", NULL, err);
-        return lost(s, err);
+    if (s->npending > 0 && s->pending[s->npending - 1] == ctl) {
+        s->npending--;
+        return true;
     }
-    for (int i = 0; i < n; i++) {
-        const char *const *params = cmds[i].arg != NULL ? &cmds[i].arg : NULL;
-        if (!PQsendQueryParams(pg, cmds[i].sql, params != NULL ? 1 : 0, NULL, params, NULL, NULL,
-                               0)) {
-            access_error_from_pg(pg, NULL, cmds[i].sql, NULL, err);
-            return lost(s, err);
-        }
-    }
-    if (!PQpipelineSync(pg)) {
-        access_error_from_pg(pg, NULL, "session", NULL, err);
-        return lost(s, err);
-    }
-
-    access_error_clear(err);
-    int i = 0;     /* the command whose results are being read */
-    int nulls = 0; /* NULLs mark the end of one command's results */
-    bool synced = false;
-    while (!synced) {
-        PGresult *r = PQgetResult(pg);
-        if (r == NULL) {
-            if (PQstatus(pg) != CONNECTION_OK || ++nulls > n + 1)
-                break;
-            i++;
-            continue;
-        }
-        const char *what = cmds[i < n ? i : n - 1].sql;
-        switch (PQresultStatus(r)) {
-        case PGRES_PIPELINE_SYNC:
-            synced = true;
-            break;
-        case PGRES_PIPELINE_ABORTED:
-            break; /* skipped after an earlier failure, already recorded */
-        case PGRES_COMMAND_OK:
-        case PGRES_TUPLES_OK:
-            if (i < n && cmds[i].expect_tag != NULL && err->status == ACCESS_OK &&
-                strcmp(PQcmdStatus(r), cmds[i].expect_tag) != 0) {
-                /* COMMIT of a transaction in error answers ROLLBACK. */
-                access_fail(err, ACCESS_FAILED, NULL, "%s: the server answered %s", what,
-                            PQcmdStatus(r));
-            }
-            break;
-        default:
-            if (err->status == ACCESS_OK)
-                access_error_from_pg(pg, r, what, NULL, err);
-            break;
-        }
-        PQclear(r);
-    }
-    if (!synced || !PQexitPipelineMode(pg)) {
-        if (err->status == ACCESS_OK || PQstatus(pg) != CONNECTION_OK)
-            access_error_from_pg(pg, NULL, "session", NULL, err);
-        return lost(s, err);
-    }
-    if (err->status == ACCESS_UNAVAILABLE)
-        return lost(s, err);
-    return err->status;
+    return false;
 }
 
-access_status_t access_session_begin(struct pool_conn *conn, access_session_t **out,
-                                     access_error_t *err)
+static access_status_t begin(struct pool_conn *conn, bool pipelined, access_session_t **out,
+                             access_error_t *err)
 {
     *out = NULL;
     access_error_clear(err);
@@ -127,9 +73,27 @@ access_status_t access_session_begin(struct pool_conn *conn, access_session_t **
     s->conn = conn;
     s->pg = pg;
     s->tx.session = s;
-    s->begin_pending = true;
+    s->pipelined = pipelined;
+    push(s, ACCESS_CTL_BEGIN);
     *out = s;
     return ACCESS_OK;
+}
+
+access_status_t access_session_begin(struct pool_conn *conn, access_session_t **out,
+                                     access_error_t *err)
+{
+    return begin(conn, false, out, err);
+}
+
+access_status_t access_session_begin_pipelined(struct pool_conn *conn, access_session_t **out,
+                                               access_error_t *err)
+{
+    return begin(conn, true, out, err);
+}
+
+bool access_session_failed(const access_session_t *s)
+{
+    return s->broken;
 }
 
 access_status_t access_tx_begin(access_session_t *s, const access_account_t *account,
@@ -144,27 +108,22 @@ access_status_t access_tx_begin(access_session_t *s, const access_account_t *acc
     if (s->tx.open)
         return access_fail(err, ACCESS_FAILED, NULL, "tx: another tenant transaction is open");
 
-    ctl_cmd_t cmds[4];
-    int n = 0;
-    if (s->begin_pending)
-        cmds[n++] = (ctl_cmd_t){.sql = "BEGIN"};
-    if (s->release_pending)
-        cmds[n++] = (ctl_cmd_t){.sql = "RELEASE SAVEPOINT tally_tx"};
-    cmds[n++] = (ctl_cmd_t){.sql = "SAVEPOINT tally_tx"};
-    cmds[n++] = (ctl_cmd_t){.sql = SQL_SET_TENANT, .arg = account->id};
-    access_status_t st = run_ctl(s, cmds, n, err);
-    if (st != ACCESS_OK) {
-        /* Whatever was pending is now in an unknown state: the session is
-         * over, and abort rolls back whatever BEGIN started. */
-        s->begin_pending = false;
-        s->broken = true;
-        return st;
-    }
-    s->begin_pending = false;
-    s->release_pending = false;
     s->tx.account = *account;
     s->tx.open = true;
     s->tx.in_error = false;
+    push(s, ACCESS_CTL_SAVEPOINT);
+    push(s, ACCESS_CTL_SET_TENANT);
+    s->tx_pending = true;
+    if (!s->pipelined) {
+        access_status_t st = access_pipe_ctl(s, -1, false, err);
+        if (st != ACCESS_OK) {
+            /* Whatever was pending is now in an unknown state: the session is
+             * over, and abort rolls back whatever BEGIN started. */
+            s->tx.open = false;
+            s->broken = true;
+            return st;
+        }
+    }
     *out = &s->tx;
     return ACCESS_OK;
 }
@@ -181,14 +140,20 @@ access_status_t access_tx_rollback(access_tx_t *tx, access_error_t *err)
     if (!tx->open || s->broken)
         return access_fail(err, ACCESS_FAILED, NULL, "tx: %s",
                            s->broken ? "the session has failed" : "not open");
-    const ctl_cmd_t cmds[] = {
-        {.sql = "ROLLBACK TO SAVEPOINT tally_tx"},
-        {.sql = SQL_SET_TENANT, .arg = tx->account.id},
-    };
-    access_status_t st = run_ctl(s, cmds, 2, err);
-    if (st != ACCESS_OK) {
-        s->broken = true;
-        return st;
+    access_deferred_clear(s); /* never sent: nothing to undo */
+    if (s->tx_pending) {
+        /* Nothing of this tx reached the server yet. */
+        tx->in_error = false;
+        return ACCESS_OK;
+    }
+    push(s, ACCESS_CTL_ROLLBACK_TO);
+    push(s, ACCESS_CTL_SET_TENANT);
+    if (!s->pipelined) {
+        access_status_t st = access_pipe_ctl(s, -1, false, err);
+        if (st != ACCESS_OK) {
+            s->broken = true;
+            return st;
+        }
     }
     tx->in_error = false;
     return ACCESS_OK;
@@ -210,7 +175,30 @@ access_status_t access_tx_end(access_tx_t *tx, access_error_t *err)
         return access_fail(err, ACCESS_FAILED, NULL,
                            "tx: ended after a failed statement without access_tx_rollback");
     }
-    s->release_pending = true;
+    if (s->ndeferred > 0) {
+        access_status_t st = access_pipe_ctl(s, -1, true, err);
+        if (st != ACCESS_OK) {
+            if (s->broken)
+                return st;
+            /* A queued write failed: undo the whole tx, the session goes on. */
+            tx->in_error = false;
+            push(s, ACCESS_CTL_ROLLBACK_TO);
+            push(s, ACCESS_CTL_RELEASE);
+            return st;
+        }
+        push(s, ACCESS_CTL_RELEASE);
+        return ACCESS_OK;
+    }
+    if (s->tx_pending) {
+        /* The tx never reached the server: it need not begin at all. */
+        pop_if(s, ACCESS_CTL_SET_TENANT);
+        pop_if(s, ACCESS_CTL_SAVEPOINT);
+        s->tx_pending = false;
+        return ACCESS_OK;
+    }
+    /* A rollback's tenant setting has nothing left to serve. */
+    pop_if(s, ACCESS_CTL_SET_TENANT);
+    push(s, ACCESS_CTL_RELEASE);
     return ACCESS_OK;
 }
 
@@ -225,10 +213,10 @@ access_status_t access_session_commit(access_session_t *s, access_error_t *err)
         access_session_abort(s);
         return st;
     }
-    if (!s->begin_pending) {
+    if (s->sent) {
         /* COMMIT releases the last savepoint along with everything else. */
-        const ctl_cmd_t commit = {.sql = "COMMIT", .expect_tag = "COMMIT"};
-        st = run_ctl(s, &commit, 1, err);
+        pop_if(s, ACCESS_CTL_RELEASE);
+        st = access_pipe_ctl(s, ACCESS_CTL_COMMIT, false, err);
         if (st != ACCESS_OK) {
             access_session_abort(s);
             return st;
@@ -242,8 +230,9 @@ void access_session_abort(access_session_t *s)
 {
     if (s == NULL)
         return;
+    access_deferred_clear(s);
     PGconn *pg = s->pg;
-    if (!s->begin_pending && PQstatus(pg) == CONNECTION_OK) {
+    if (s->sent && PQstatus(pg) == CONNECTION_OK) {
         if (PQpipelineStatus(pg) != PQ_PIPELINE_OFF || PQtransactionStatus(pg) == PQTRANS_ACTIVE) {
             /* Stuck mid-protocol: closing is cheaper than recovering. */
             pool_conn_mark_broken(s->conn);

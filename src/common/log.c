@@ -63,7 +63,8 @@ void log_redact(const char *in, char *out, size_t size)
             }
         }
         /* Keyword form: password=secret (possibly quoted). */
-        if ((i == 0 || !isalnum((unsigned char)in[i - 1])) && strncasecmp(in + i, "password", 8) == 0) {
+        if ((i == 0 || !isalnum((unsigned char)in[i - 1])) &&
+            strncasecmp(in + i, "password", 8) == 0) {
             size_t j = i + 8;
             while (in[j] == ' ')
                 j++;
@@ -128,8 +129,23 @@ static size_t put_json_string(char *buf, size_t o, size_t cap, const char *s)
     return o;
 }
 
+/* Appends s to buf for the text format: control characters are escaped as
+ * in JSON, so that a multi-line value (libpq's messages) stays on one line. */
+static size_t put_text_string(char *buf, size_t o, size_t cap, const char *s)
+{
+    for (const unsigned char *p = (const unsigned char *)s; *p != '\0' && o + 7 < cap; p++) {
+        if (*p < 0x20) {
+            char one[2] = {(char)*p, '\0'};
+            o = put_json_string(buf, o, cap, one);
+        } else {
+            buf[o++] = (char)*p;
+        }
+    }
+    return o;
+}
+
 __attribute__((format(printf, 4, 5))) static size_t put(char *buf, size_t o, size_t cap,
-                                                     const char *fmt, ...)
+                                                        const char *fmt, ...)
 {
     if (o >= cap)
         return o;
@@ -154,7 +170,8 @@ void log_emit(log_level_t level, const char *msg, ...)
 
     size_t o = 0;
     if (text_format) {
-        o = put(buf, o, cap, "%s %-5s %s", ts, level_names[level], msg);
+        o = put(buf, o, cap, "%s %-5s ", ts, level_names[level]);
+        o = put_text_string(buf, o, cap, msg);
     } else {
         o = put(buf, o, cap, "{\"ts\":\"%s\",\"level\":\"%s\",\"msg\":\"", ts, level_names[level]);
         o = put_json_string(buf, o, cap, msg);
@@ -179,7 +196,7 @@ void log_emit(log_level_t level, const char *msg, ...)
             }
             log_redact(kv.s, redacted, sizeof(redacted));
             if (text_format) {
-                o = put(buf, o, cap, "%s", redacted);
+                o = put_text_string(buf, o, cap, redacted);
             } else {
                 o = put(buf, o, cap, "\"");
                 o = put_json_string(buf, o, cap, redacted);

@@ -153,8 +153,8 @@ void pool_free(pool_t *pool)
     free(pool);
 }
 
-/* Server notices (and the FATAL of a terminated idle backend) go to our log
- * instead of libpq's default, raw stderr. */
+/* Server notices (and the FATAL of a terminated idle backend, which libpq
+ * reports as a notice) go to our log instead of libpq's default, raw stderr. */
 static void notice_cb(void *arg, const PGresult *r)
 {
     (void)arg;
@@ -188,12 +188,13 @@ static PGconn *connect_with_deadline(const pool_t *p, int64_t deadline, char *er
         set_err(err, errlen, "cannot connect to the database", "out of memory");
         return NULL;
     }
+    /* Before the first poll: the server may send warnings during start-up
+     * (a role setting it cannot apply, for one). */
+    PQsetNoticeReceiver(pg, notice_cb, NULL);
     PostgresPollingStatusType st = PGRES_POLLING_WRITING;
     while (PQstatus(pg) != CONNECTION_BAD) {
-        if (st == PGRES_POLLING_OK) {
-            PQsetNoticeReceiver(pg, notice_cb, NULL);
+        if (st == PGRES_POLLING_OK)
             return pg;
-        }
         if (st == PGRES_POLLING_FAILED)
             break;
         int64_t left_ms = (deadline - clock_mono_ns()) / 1000000;

@@ -52,7 +52,7 @@ static const setting_t settings[] = {
      OFF(shutdown_timeout_ms), "time to finish started requests on shutdown or revocation"},
     {"TALLY_OUTCOME_RETENTION_DAYS", "outcome-retention-days", K_INT, "30", 1, 36500,
      OFF(outcome_retention_days), "days stored outcomes are kept for replay"},
-    {"TALLY_BATCH_MAX", "batch-max", K_INT, "8", 1, 1000, OFF(batch_max),
+    {"TALLY_BATCH_MAX", "batch-max", K_INT, "20", 1, 1000, OFF(batch_max),
      "requests of different accounts committed in one transaction (group commit)"},
     {"TALLY_HTTP_ADDR", "http-addr", K_ADDR, "127.0.0.1:8080", 0, 0, OFF(http_addr),
      "host:port of /livez, /readyz and /metrics"},

@@ -1,9 +1,6 @@
 #include "exec.h"
 
-#if __has_include("access/admin.h")
 #include "access/admin.h"
-#define HAVE_ADMIN 1
-#endif
 #include "access/logs.h"
 #include "access/outcome.h"
 #include "access/session.h"
@@ -119,6 +116,16 @@ static access_status_t audit_row(access_tx_t *tx, const job_t *job, bool ok, tal
     return access_logs_insert(tx, &e, err);
 }
 
+/* access_tx_end failed, and the tx is over either way. In a pipelined
+ * session a queued write (outcome, audit row) may have failed: the tx was
+ * undone and the session goes on, so only this job runs again. Otherwise the
+ * session is unusable. */
+static run_result_t ended_badly(const access_session_t *s, job_t *job, const access_error_t *err)
+{
+    run_result_t rr = infra(job, "tx end", err);
+    return rr == RUN_LOST || !access_session_failed(s) ? rr : RUN_BROKEN;
+}
+
 /* The `internal` answer after the last attempt, built even without its audit row. */
 static run_result_t answer_internal(job_t *job, const char *worker, int64_t t0, bool lost)
 {
@@ -165,18 +172,28 @@ static run_result_t run_job(access_session_t *s, job_t *job, const char *worker)
         /* Decided without running the job: only the audit row is written. */
         stored = answer_stored_error(code, message, field);
         stamp_t at = stamp_now(t0);
-        if (audit_row(tx, job, false, code, false, worker, at, &err) != ACCESS_OK ||
-            access_tx_end(tx, &err) != ACCESS_OK) {
+        bool ended = false;
+        access_status_t st = audit_row(tx, job, false, code, false, worker, at, &err);
+        if (st == ACCESS_OK) {
+            st = access_tx_end(tx, &err);
+            ended = true;
+        }
+        if (st != ACCESS_OK) {
             if (job->final_internal) {
                 /* `internal` is answered even when its best-effort row fails. */
                 log_warn("audit row of an internal answer failed",
                          LOG_S("account_id", job->env.account.id), LOG_S("request_id", job->env.id),
                          LOG_S("error", err.message));
                 access_error_t e2;
-                bool gone =
-                    access_tx_rollback(tx, &e2) != ACCESS_OK || access_tx_end(tx, &e2) != ACCESS_OK;
+                bool gone = ended ? access_session_failed(s)
+                                  : access_tx_rollback(tx, &e2) != ACCESS_OK ||
+                                        access_tx_end(tx, &e2) != ACCESS_OK;
                 free(stored);
                 return answer_internal(job, worker, t0, gone);
+            }
+            if (ended) {
+                rr = ended_badly(s, job, &err);
+                goto out;
             }
             rr = infra(job, "audit row", &err);
             goto rollback;
@@ -255,9 +272,8 @@ static run_result_t run_job(access_session_t *s, job_t *job, const char *worker)
         goto rollback;
     }
     if (access_tx_end(tx, &err) != ACCESS_OK) {
-        /* RELEASE failed: the session is unusable. */
         tx = NULL;
-        rr = infra(job, "tx end", &err) == RUN_LOST ? RUN_LOST : RUN_BROKEN;
+        rr = ended_badly(s, job, &err);
         goto out;
     }
     tx = NULL;
@@ -306,7 +322,9 @@ static void run_batch(exec_t *e, exec_task_t *t)
         set_all(t, 0, JOB_REQUEUE);
         return;
     }
-    if (access_session_begin(conn, &s, &aerr) != ACCESS_OK) {
+    /* Pipelined: a request costs three round trips (claim, its statement,
+     * outcome and audit row), the batch one more (COMMIT). */
+    if (access_session_begin_pipelined(conn, &s, &aerr) != ACCESS_OK) {
         snprintf(t->error, sizeof(t->error), "session: %.200s", aerr.message);
         t->db_unavailable = aerr.status == ACCESS_UNAVAILABLE;
         set_all(t, 0, JOB_REQUEUE);
@@ -376,13 +394,11 @@ static void run_prune(exec_t *e, exec_task_t *t)
         snprintf(t->error, sizeof(t->error), "%s", err);
         return;
     }
-#ifdef HAVE_ADMIN
     access_error_t aerr;
     if (access_admin_prune_outcomes(conn, t->prune_days, &t->pruned, &aerr) == ACCESS_OK)
         t->ok = true;
     else
         snprintf(t->error, sizeof(t->error), "%s", aerr.message);
-#endif
     pool_release(e->pool, conn);
 }
 

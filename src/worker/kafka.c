@@ -12,12 +12,23 @@ typedef struct prop {
     const char *key, *value;
 } prop_t;
 
-/* Defaults the user may override. Memory: the local fetch queue holds at
- * most ~8 MB per consumer (the contract's 1 MiB messages still fit). */
+/* Defaults the user may override. The local fetch queue: with one consumer
+ * queue (rd_kafka_poll_set_consumer) librdkafka 2.0 measures
+ * queued.min.messages and queued.max.messages.kbytes on that shared queue,
+ * and a partition found over either limit stops fetching until its next
+ * periodic check, up to a second later. A single fetch response must
+ * therefore stay well below both, or one account's backlog arriving in one
+ * fetch stalls every partition (bench/ fairness row: other accounts waited
+ * 1 s with queued.min.messages=100 or 1000, 80 ms with 10000). One fetch
+ * carries at most fetch.max.bytes (~4 500 requests of 230 bytes), each
+ * partition at most fetch.message.max.bytes of it; larger messages are still
+ * fetched (librdkafka grows the request), so 1 MiB requests arrive. Memory:
+ * with 8 MB fetches a worker on 128 partitions of backlog held 79 MB, with
+ * these 46 MB (bench/ backlog row, 3 brokers). */
 static const prop_t consumer_defaults[] = {
-    {"client.id", "tally-worker"},       {"queued.max.messages.kbytes", "8192"},
-    {"queued.min.messages", "1000"},     {"fetch.max.bytes", "8388608"},
-    {"statistics.interval.ms", "10000"},
+    {"client.id", "tally-worker"},          {"queued.min.messages", "10000"},
+    {"queued.max.messages.kbytes", "4096"}, {"fetch.message.max.bytes", "65536"},
+    {"fetch.max.bytes", "1048576"},         {"statistics.interval.ms", "10000"},
 };
 /* What correctness depends on: the user cannot change these. */
 static const prop_t consumer_required[] = {
@@ -74,6 +85,9 @@ static rd_kafka_conf_t *build_conf(const config_t *cfg, const prop_t *defs, size
                                    const prop_t *req, size_t nreq, char *err, size_t errlen)
 {
     rd_kafka_conf_t *conf = rd_kafka_conf_new();
+    /* Every line librdkafka logs goes through our logger: its default one
+     * writes raw text to stderr. */
+    rd_kafka_conf_set_log_cb(conf, log_cb);
     for (size_t i = 0; i < ndefs; i++) {
         if (set(conf, defs[i].key, defs[i].value, err, errlen) != 0)
             goto fail;
@@ -94,7 +108,6 @@ static rd_kafka_conf_t *build_conf(const config_t *cfg, const prop_t *defs, size
     }
     if (set(conf, "bootstrap.servers", cfg->bootstrap_servers, err, errlen) != 0)
         goto fail;
-    rd_kafka_conf_set_log_cb(conf, log_cb);
     return conf;
 fail:
     rd_kafka_conf_destroy(conf);

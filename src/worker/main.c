@@ -27,7 +27,6 @@ static int check_role(pool_t *pool)
     for (int attempt = 1; pool_acquire(pool, &conn, err, sizeof(err)) != 0; attempt++) {
         if (attempt >= 10) {
             log_error("cannot connect to the database", LOG_S("error", err));
-            fprintf(stderr, "tally-worker: %s\n", err);
             return -1;
         }
         log_warn("database not reachable yet, retrying", LOG_I("attempt", attempt),
@@ -41,7 +40,6 @@ static int check_role(pool_t *pool)
     pool_release(pool, conn);
     if (st == ACCESS_INVALID) {
         log_error("refusing to run with this database role", LOG_S("problem", problem));
-        fprintf(stderr, "tally-worker: %s\n", problem);
         return -1;
     }
     if (st != ACCESS_OK) {
@@ -59,7 +57,8 @@ int main(int argc, char **argv)
     case CONFIG_EXIT:
         return 0;
     case CONFIG_ERROR:
-        fprintf(stderr, "tally-worker: %s\n", err);
+        /* Logged in the default format: the configured one is not known. */
+        log_error("invalid configuration", LOG_S("error", err));
         return 2;
     case CONFIG_RUN:
         break;
@@ -86,7 +85,6 @@ int main(int argc, char **argv)
     int rc = 1;
     if (pool_new(&pc, &pool, err, sizeof(err)) != 0) {
         log_error("cannot create the connection pool", LOG_S("error", err));
-        fprintf(stderr, "tally-worker: %s\n", err);
         goto out;
     }
     if (check_role(pool) != 0)

@@ -516,8 +516,8 @@ int runtime_run(const config_t *cfg, pool_t *pool, const char *worker_name)
 
     if (http_server_start(&rt->loop, cfg->http_addr, http_cb, rt, &rt->http, err, sizeof(err)) !=
         0) {
-        log_error("cannot start the HTTP server", LOG_S("error", err));
-        fprintf(stderr, "tally-worker: TALLY_HTTP_ADDR: %s\n", err);
+        log_error("cannot start the HTTP server", LOG_S("http_addr", cfg->http_addr),
+                  LOG_S("error", err));
         goto out;
     }
     uv_poll_init(&rt->loop, &rt->consumer_poll, rt->kafka.consumer_fds[0]);

@@ -14,13 +14,18 @@ typedef struct stack {
     collector_t *results, *audit, *dlq;
 } wstack_t;
 
+/* In the worker's DATABASE_URL; no log line may show it. */
+#define DB_PASSWORD "Answers-t3st-pw"
+
 static int setup(void **state)
 {
     wstack_t *s = calloc(1, sizeof(*s));
     s->pg = th_pg_start();
     th_pg_migrate(s->pg);
     s->b = th_broker_start(3);
-    const char *env[] = {"TALLY_MAX_RETRIES=3", "KAFKA_STATISTICS_INTERVAL_MS=500", NULL};
+    char url[256];
+    worker_role_for_log_checks(s->pg, DB_PASSWORD, url, sizeof(url));
+    const char *env[] = {url, "TALLY_MAX_RETRIES=3", "KAFKA_STATISTICS_INTERVAL_MS=500", NULL};
     s->w = th_worker_start(s->pg, s->b, env);
     if (!th_worker_wait_ready(s->w, 60000))
         fail_msg("worker not ready");
@@ -428,15 +433,15 @@ static void test_refuses_bad_role_and_settings(void **state)
     assert_true(st >= 0 && WIFEXITED(st));
     assert_int_equal(WEXITSTATUS(st), 1);
     assert_true(th_worker_wait_log(w, "refusing to run with this database role", 1000));
-    th_worker_stop(w);
+    stop_worker_checked(w, NULL);
 
     const char *bad[] = {"TALLY_POOL_MAX=zero", NULL};
     w = th_worker_start(s->pg, s->b, bad);
     st = th_worker_wait(w, 30000);
     assert_true(st >= 0 && WIFEXITED(st));
     assert_int_equal(WEXITSTATUS(st), 2);
-    assert_true(th_worker_wait_log(w, "TALLY_POOL_MAX: \"zero\" is not an integer", 1000));
-    th_worker_stop(w);
+    assert_true(th_worker_wait_log(w, "TALLY_POOL_MAX: \\\"zero\\\" is not an integer", 1000));
+    stop_worker_checked(w, NULL);
 }
 
 static void test_sigterm_exits_zero(void **state)
@@ -448,6 +453,9 @@ static void test_sigterm_exits_zero(void **state)
     assert_true(WIFEXITED(st));
     assert_int_equal(WEXITSTATUS(st), 0);
     assert_true(th_worker_wait_log(s->w, "worker stopped", 1000));
+    /* Everything it wrote, errors of the cases above included, is one JSON
+     * log object per line, and the password never appears. */
+    expect_log_json(th_worker_log_path(s->w), DB_PASSWORD);
 }
 
 int main(void)

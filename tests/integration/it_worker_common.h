@@ -14,6 +14,7 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -145,7 +146,64 @@ static inline void send_request(th_producer_t *p, int32_t partition, const char 
     th_produce(p, REQ_TOPIC, partition, key, buf, (size_t)n);
 }
 
-#endif
+/* Fails the test unless every line of the worker log at path is one JSON
+ * object with the string members ts, level (debug, info, warn, error) and
+ * msg, and no line contains secret (NULL: not checked). Call it once the
+ * worker has exited, so that no line is half written. */
+static inline void expect_log_json(const char *path, const char *secret)
+{
+    FILE *f = fopen(path, "r");
+    if (f == NULL)
+        fail_msg("cannot open the worker log %s", path);
+    char *line = NULL;
+    size_t cap = 0;
+    ssize_t len;
+    int lineno = 0;
+    while ((len = getline(&line, &cap, f)) != -1) {
+        lineno++;
+        if (secret != NULL && strstr(line, secret) != NULL)
+            fail_msg("%s:%d: the database password appears in the log", path, lineno);
+        json_t *j = json_loadb(line, (size_t)len, 0, NULL);
+        const char *level = json_string_value(json_object_get(j, "level"));
+        bool ok = line[len - 1] == '\n' && json_is_object(j) &&
+                  json_is_string(json_object_get(j, "ts")) &&
+                  json_is_string(json_object_get(j, "msg")) && level != NULL &&
+                  (strcmp(level, "debug") == 0 || strcmp(level, "info") == 0 ||
+                   strcmp(level, "warn") == 0 || strcmp(level, "error") == 0);
+        json_decref(j);
+        if (!ok)
+            fail_msg("%s:%d: not one JSON log object: %.300s", path, lineno, line);
+    }
+    free(line);
+    fclose(f);
+    if (lineno == 0)
+        fail_msg("the worker log %s is empty", path);
+}
+
+/* Gives tally_worker a password (trust authentication ignores it) and a
+ * role setting the server cannot apply, so that every connection of the
+ * worker starts with a WARNING from the server: libpq's default would print
+ * it raw on stderr. Writes the DATABASE_URL=… entry for th_worker_start. */
+static inline void worker_role_for_log_checks(th_pg_t *pg, const char *password, char *env,
+                                              size_t size)
+{
+    char sql[256];
+    snprintf(sql, sizeof(sql), "ALTER ROLE tally_worker PASSWORD '%s'", password);
+    th_pg_exec(pg, "postgres", sql);
+    th_pg_exec(pg, "postgres",
+               "ALTER ROLE tally_worker SET default_text_search_config = 'pg_catalog.none'");
+    snprintf(env, size, "DATABASE_URL=postgresql://tally_worker:%s@127.0.0.1:%d/tally", password,
+             th_pg_port(pg));
+}
+
+/* Stops w and checks its whole log with expect_log_json. */
+static inline void stop_worker_checked(th_worker_t *w, const char *secret)
+{
+    char *path = strdup(th_worker_log_path(w));
+    th_worker_stop(w);
+    expect_log_json(path, secret);
+    free(path);
+}
 
 /* Distinct answers collected so far for ids "<prefix>-<n>", n < count;
  * errors (status "error") with code `internal` are counted in *internal. */
@@ -186,3 +244,5 @@ static inline int wait_answered(collector_t *col, const char *prefix, int count,
         collector_poll(col, 2048, 200);
     return have;
 }
+
+#endif

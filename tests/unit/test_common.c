@@ -1,4 +1,5 @@
-/* Unit tests for src/common: error codes, time format, ids, log redaction. */
+/* Unit tests for src/common: error codes, time format, ids, log redaction and
+ * log lines. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -11,6 +12,7 @@
 #include "common/log.h"
 
 #include <string.h>
+#include <unistd.h>
 
 static void test_errcode_strings_and_storage(void **state)
 {
@@ -100,6 +102,47 @@ static void test_log_redact(void **state)
     assert_string_equal(out, "no secrets here");
 }
 
+/* What one log_emit writes to stderr (captured through a pipe). */
+static void capture_log(bool text, char *out, size_t size)
+{
+    int fds[2];
+    assert_int_equal(pipe(fds), 0);
+    int saved = dup(STDERR_FILENO);
+    assert_true(saved >= 0);
+    assert_true(dup2(fds[1], STDERR_FILENO) >= 0);
+    log_setup(LOG_INFO, text);
+    log_warn("two\nlines", LOG_S("error", "FATAL:  terminating\n\tserver \"x\""),
+             LOG_S("url", "postgresql://u:s3cret@db/t"), LOG_I("n", 7));
+    log_setup(LOG_INFO, false);
+    assert_true(dup2(saved, STDERR_FILENO) >= 0);
+    close(saved);
+    close(fds[1]);
+    ssize_t n = read(fds[0], out, size - 1);
+    close(fds[0]);
+    assert_true(n > 0);
+    out[n] = '\0';
+}
+
+/* One line per call in both formats, whatever the values hold (libpq's
+ * messages span lines), and no password from a connection string. */
+static void test_log_one_line_per_call(void **state)
+{
+    (void)state;
+    char out[1024];
+    capture_log(false, out, sizeof(out));
+    assert_non_null(strstr(out, "\"level\":\"warn\",\"msg\":\"two\\nlines\""));
+    assert_non_null(strstr(out, "\"error\":\"FATAL:  terminating\\n\\tserver \\\"x\\\"\""));
+    assert_non_null(strstr(out, "\"url\":\"postgresql://u:xxxxx@db/t\",\"n\":7}"));
+    assert_ptr_equal(strchr(out, '\n'), out + strlen(out) - 1);
+    assert_null(strstr(out, "s3cret"));
+
+    capture_log(true, out, sizeof(out));
+    assert_non_null(strstr(out, " warn  two\\nlines error=FATAL:  terminating\\n\\tserver \"x\""));
+    assert_non_null(strstr(out, " url=postgresql://u:xxxxx@db/t n=7\n"));
+    assert_ptr_equal(strchr(out, '\n'), out + strlen(out) - 1);
+    assert_null(strstr(out, "s3cret"));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -108,6 +151,7 @@ int main(void)
         cmocka_unit_test(test_rfc3339_years_0000_to_9999_only),
         cmocka_unit_test(test_ids_shape_and_order),
         cmocka_unit_test(test_log_redact),
+        cmocka_unit_test(test_log_one_line_per_call),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

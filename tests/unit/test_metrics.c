@@ -248,9 +248,7 @@ static void test_counter_grows_with_calls(void **state)
 static void test_known_type_keeps_its_name(void **state)
 {
     (void)state;
-    if (handler_count() == 0) {
-        skip(); /* the registry is empty until the job types land */
-    }
+    assert_true(handler_count() > 0);
     metrics_t *m = metrics_new();
     const char *type = handler_name(handler_at(0));
     metrics_request_done(m, type, "ok", NULL, 0.001, false);

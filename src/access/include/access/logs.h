@@ -20,6 +20,8 @@ typedef struct access_log_entry {
     int64_t offset;
 } access_log_entry_t;
 
+/* Writes the audit row (the values are copied). In a pipelined session the
+ * write is queued and access_tx_end reports its failure. */
 access_status_t access_logs_insert(access_tx_t *tx, const access_log_entry_t *e,
                                    access_error_t *err);
 

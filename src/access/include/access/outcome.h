@@ -22,7 +22,9 @@ access_status_t access_outcome_claim(access_tx_t *tx, const char *request_id, co
                                      const char *payload, access_outcome_kind_t *kind,
                                      char **response, access_error_t *err);
 
-/* Stores the response text for request_id (insert, or complete a claimed key). */
+/* Stores the response text for request_id (insert, or complete a claimed key).
+ * A response already stored is never replaced: ACCESS_CONFLICT. In a
+ * pipelined session the write is queued and access_tx_end reports this. */
 access_status_t access_outcome_store(access_tx_t *tx, const char *request_id, const char *type,
                                      const char *payload, const char *response,
                                      access_error_t *err);

@@ -19,6 +19,8 @@
 
 #include "access/tx.h"
 
+#include <stdbool.h>
+
 struct pool_conn;
 typedef struct access_session access_session_t;
 
@@ -26,6 +28,21 @@ typedef struct access_session access_session_t;
  * the connection; release it to the pool after commit or abort. */
 access_status_t access_session_begin(struct pool_conn *conn, access_session_t **out,
                                      access_error_t *err);
+
+/* The same, for throughput (the worker's sessions): nothing is sent before it
+ * has to be. access_tx_begin sends nothing (its SAVEPOINT and tenant setting
+ * travel with the tx's first statement, which reports their failure);
+ * access_tx_rollback is sent with the next message; and the writes whose
+ * result is only checked (access_outcome_store, access_logs_insert) are
+ * queued and sent together by access_tx_end, which reports the first failure
+ * and then has undone the whole tenant transaction, leaving the session
+ * usable unless access_session_failed says otherwise. */
+access_status_t access_session_begin_pipelined(struct pool_conn *conn, access_session_t **out,
+                                               access_error_t *err);
+
+/* True once the session is unusable (a lost connection, a failed control
+ * statement, a caller bug): only access_session_abort is left. */
+bool access_session_failed(const access_session_t *s);
 
 /* Opens a tenant transaction for *account (refused with ACCESS_FAILED if the
  * account is not valid). *out is owned by the session until access_tx_end. */
