@@ -219,6 +219,16 @@ static bool valid_topic(const char *s)
 /* Checks the envelope's shape (CONTRACT.md §2); the job type and the payload's
  * fields are the worker's to judge. Returns the parsed object, or NULL with
  * the reason in why. */
+
+/* Characters (code points) of a valid UTF-8 string, as the contract counts. */
+static size_t utf8_chars(const char *s)
+{
+    size_t n = 0;
+    for (; *s != '\0'; s++)
+        n += ((unsigned char)*s & 0xC0) != 0x80;
+    return n;
+}
+
 static json_t *check_envelope(const char *line, size_t len, char *why, size_t whylen)
 {
     if (len > MAX_VALUE) {
@@ -250,7 +260,7 @@ static json_t *check_envelope(const char *line, size_t len, char *why, size_t wh
              (!json_is_string(v) || !valid_topic(json_string_value(v))))
         snprintf(why, whylen, "reply_to: not a topic name");
     else if ((v = json_object_get(o, "correlation_id")) != NULL && !json_is_null(v) &&
-             (!json_is_string(v) || json_string_length(v) > 128))
+             (!json_is_string(v) || utf8_chars(json_string_value(v)) > 128))
         snprintf(why, whylen, "correlation_id: a string of at most 128 characters");
     else
         return o;

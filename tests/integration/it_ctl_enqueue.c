@@ -222,6 +222,23 @@ static void test_usage_raw_and_dry_run(void **state)
     assert_int_equal(o.code, 1);
     assert_non_null(strstr(o.out, "1 valid, 1 invalid"));
     ctl_out_free(&o);
+    /* correlation_id's limit counts characters, as the worker does: 128
+     * two-byte characters pass, 129 do not. */
+    for (int n = 128; n <= 129; n++) {
+        char corr[2 * 129 + 1] = "";
+        for (int i = 0; i < n; i++)
+            strcat(corr, "\xc3\xa9");
+        char env[600];
+        snprintf(env, sizeof(env),
+                 "{\"id\":\"r-utf8\",\"account_id\":\"a\",\"type\":\"t\",\"payload\":{},"
+                 "\"correlation_id\":\"%s\"}\n",
+                 corr);
+        ctl_run(env, NULL,
+                (const char *const[]){"enqueue", "--dry-run", "--brokers", f->brokers_flag, NULL},
+                &o);
+        assert_int_equal(o.code, n == 128 ? 0 : 1);
+        ctl_out_free(&o);
+    }
     /* --raw sends even what the worker must dead-letter, byte for byte. */
     ctl_run("not json at all\n", NULL,
             (const char *const[]){"enqueue", "--raw", "--brokers", f->brokers_flag, NULL}, &o);

@@ -11,6 +11,7 @@
 #include "common/ids.h"
 #include "common/log.h"
 
+#include <jansson.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -143,6 +144,44 @@ static void test_log_one_line_per_call(void **state)
     assert_null(strstr(out, "s3cret"));
 }
 
+/* Whatever bytes a value holds, and however long, the JSON line is valid
+ * UTF-8 and parses: invalid sequences become U+FFFD, and a cut never splits
+ * a character. */
+static void test_log_line_is_valid_json(void **state)
+{
+    (void)state;
+    static char big[12000];
+    size_t n = 0;
+    while (n + 2 < sizeof(big) - 1) { /* "é" repeated past the line's limit */
+        big[n++] = (char)0xC3;
+        big[n++] = (char)0xA9;
+    }
+    big[n] = '\0';
+    const char *const values[] = {"ok \xC3\xA9", "bad \xFF\xC3 \xED\xA0\x80 \xC0\xAF end", big};
+    for (size_t i = 0; i < sizeof(values) / sizeof(values[0]); i++) {
+        int fds[2];
+        assert_int_equal(pipe(fds), 0);
+        int saved = dup(STDERR_FILENO);
+        assert_true(dup2(fds[1], STDERR_FILENO) >= 0);
+        log_setup(LOG_INFO, false);
+        log_info("value", LOG_S("v", values[i]));
+        assert_true(dup2(saved, STDERR_FILENO) >= 0);
+        close(saved);
+        close(fds[1]);
+        static char out[16384];
+        ssize_t got = read(fds[0], out, sizeof(out) - 1);
+        close(fds[0]);
+        assert_true(got > 0);
+        out[got] = '\0';
+        json_error_t jerr;
+        json_t *line = json_loads(out, 0, &jerr);
+        if (line == NULL)
+            fail_msg("log line %zu is not valid JSON: %s", i, jerr.text);
+        assert_non_null(json_object_get(line, "v"));
+        json_decref(line);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -152,6 +191,7 @@ int main(void)
         cmocka_unit_test(test_ids_shape_and_order),
         cmocka_unit_test(test_log_redact),
         cmocka_unit_test(test_log_one_line_per_call),
+        cmocka_unit_test(test_log_line_is_valid_json),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
