@@ -341,7 +341,8 @@ load_t *load_new(const load_config_t *cfg)
     conf_set(cc, "enable.auto.commit", "false");
     conf_set(cc, "enable.partition.eof", "false");
     /* The embedded broker holds an empty fetch for the whole wait. */
-    conf_set(cc, "fetch.wait.max.ms", "10");
+    snprintf(num, sizeof(num), "%d", cfg->fetch_wait_ms);
+    conf_set(cc, "fetch.wait.max.ms", num);
     conf_set(cc, "fetch.error.backoff.ms", "10");
     l->consumer = rd_kafka_new(RD_KAFKA_CONSUMER, cc, err, sizeof(err));
     if (l->consumer == NULL)

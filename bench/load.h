@@ -36,10 +36,11 @@ typedef struct load_config {
     const char *request_topic;
     const char *result_topic;
     int result_partitions;
-    int64_t capacity; /* requests this load may send in its life */
-    const char *tag;  /* unique in the run: request ids are "<tag>-<seq>" */
-    bool chain;       /* follow every ok payment.record with its three follow-ups */
-    int linger_ms;    /* the producer's linger.ms */
+    int64_t capacity;  /* requests this load may send in its life */
+    const char *tag;   /* unique in the run: request ids are "<tag>-<seq>" */
+    bool chain;        /* follow every ok payment.record with its three follow-ups */
+    int linger_ms;     /* the producer's linger.ms */
+    int fetch_wait_ms; /* the result consumer's fetch.wait.max.ms */
 } load_config_t;
 
 typedef struct load load_t;

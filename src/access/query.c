@@ -201,6 +201,10 @@ static access_status_t pipe_run(access_session_t *s, pipe_cmd_t *cmds, int n, ac
         return access_fail(err, ACCESS_FAILED, NULL, "the session has failed");
     if (s->npending + n == 0)
         return ACCESS_OK;
+    if (s->npending + n > PIPE_MAX) {
+        s->broken = true; /* more than the queues ever hold: a bug */
+        return access_fail(err, ACCESS_FAILED, NULL, "pipeline: %d commands", s->npending + n);
+    }
     pipe_cmd_t all[PIPE_MAX];
     int total = 0;
     for (int i = 0; i < s->npending; i++)
@@ -208,7 +212,7 @@ static access_status_t pipe_run(access_session_t *s, pipe_cmd_t *cmds, int n, ac
     s->npending = 0;
     s->tx_pending = false;
     s->sent = true;
-    for (int i = 0; i < n && total < PIPE_MAX; i++)
+    for (int i = 0; i < n; i++)
         all[total++] = cmds[i];
 
     PGconn *pg = s->pg;
