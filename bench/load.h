@@ -95,6 +95,8 @@ typedef struct load_stats {
     /* From sending to the worker's answer (the result's processed_at, wall
      * clock, millisecond resolution): the rest is the way back. */
     double answered_p50_ms, answered_p99_ms;
+    /* From sending to the worker producing the result (its CreateTime). */
+    double published_p50_ms, published_p99_ms;
     char first_error[256]; /* the first error result's text, for the report */
 } load_stats_t;
 
