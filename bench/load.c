@@ -27,6 +27,7 @@ typedef struct slot {
     int64_t recv_ns;
     int64_t sent_wall_ms; /* CLOCK_REALTIME, to compare with processed_at */
     int64_t answered_ms;  /* the result's processed_at, epoch ms; 0 if unreadable */
+    int64_t published_ms; /* the result message's CreateTime: when the worker produced it */
     uint8_t type;
     uint8_t status;
 } slot_t;
@@ -221,6 +222,9 @@ static void on_result(load_t *l, const rd_kafka_message_t *m, int64_t now)
     s->recv_ns = now;
     s->sent_ns = sent_ns; /* the time the envelope itself carries */
     s->answered_ms = answered_ms;
+    rd_kafka_timestamp_type_t tstype;
+    int64_t ts = rd_kafka_message_timestamp(m, &tstype);
+    s->published_ms = tstype == RD_KAFKA_TIMESTAMP_CREATE_TIME ? ts : 0;
     s->status = ok ? ST_OK : ST_ERROR;
     load_type_t type = (load_type_t)s->type;
     if (!ok && l->first_error[0] == '\0')
@@ -280,22 +284,21 @@ static void *reader_main(void *arg)
 {
     load_t *l = arg;
     int64_t next_sample = 0;
-    rd_kafka_message_t *batch[256];
-    rd_kafka_queue_t *q = rd_kafka_queue_get_consumer(l->consumer);
     while (!atomic_load(&l->stop)) {
-        ssize_t n = rd_kafka_consume_batch_queue(q, POLL_MS, batch, 256);
+        /* One message at a time: a batch call would wait to fill its batch
+         * and so add up to its timeout to every latency. */
+        rd_kafka_message_t *m = rd_kafka_consumer_poll(l->consumer, POLL_MS);
         int64_t now = mono_ns();
-        for (ssize_t i = 0; i < n; i++) {
-            if (batch[i]->err == RD_KAFKA_RESP_ERR_NO_ERROR)
-                on_result(l, batch[i], now);
-            rd_kafka_message_destroy(batch[i]);
+        if (m != NULL) {
+            if (m->err == RD_KAFKA_RESP_ERR_NO_ERROR)
+                on_result(l, m, now);
+            rd_kafka_message_destroy(m);
         }
         if (now >= next_sample) {
             sample_watch(l);
             next_sample = now + WATCH_EVERY_NS;
         }
     }
-    rd_kafka_queue_destroy(q);
     return NULL;
 }
 
@@ -341,7 +344,8 @@ load_t *load_new(const load_config_t *cfg)
     conf_set(cc, "enable.auto.commit", "false");
     conf_set(cc, "enable.partition.eof", "false");
     /* The embedded broker holds an empty fetch for the whole wait. */
-    conf_set(cc, "fetch.wait.max.ms", "10");
+    snprintf(num, sizeof(num), "%d", cfg->fetch_wait_ms);
+    conf_set(cc, "fetch.wait.max.ms", num);
     conf_set(cc, "fetch.error.backoff.ms", "10");
     l->consumer = rd_kafka_new(RD_KAFKA_CONSUMER, cc, err, sizeof(err));
     if (l->consumer == NULL)
@@ -541,7 +545,12 @@ void load_stats(load_t *l, int64_t from, int64_t to, load_stats_t *out)
         pthread_mutex_unlock(&l->lock);
         fail_msg("bench: out of memory");
     }
-    int64_t first_sent = INT64_MAX, last_recv = 0, k = 0, a = 0;
+    int64_t *pub = malloc((size_t)(n > 0 ? n : 1) * sizeof(*pub));
+    if (pub == NULL) {
+        pthread_mutex_unlock(&l->lock);
+        fail_msg("bench: out of memory");
+    }
+    int64_t first_sent = INT64_MAX, last_recv = 0, k = 0, a = 0, p = 0;
     for (int64_t s = from; s < to; s++) {
         const slot_t *sl = &l->slots[s];
         out->sent++;
@@ -562,6 +571,8 @@ void load_stats(load_t *l, int64_t from, int64_t to, load_stats_t *out)
         lat[k++] = sl->recv_ns - sl->sent_ns;
         if (sl->answered_ms > 0)
             ans[a++] = (sl->answered_ms - sl->sent_wall_ms) * 1000000;
+        if (sl->published_ms > 0)
+            pub[p++] = (sl->published_ms - sl->sent_wall_ms) * 1000000;
     }
     out->duplicates = l->duplicates;
     snprintf(out->first_error, sizeof(out->first_error), "%s", l->first_error);
@@ -575,6 +586,10 @@ void load_stats(load_t *l, int64_t from, int64_t to, load_stats_t *out)
     out->answered_p50_ms = quantile_ms(ans, a, 0.50);
     out->answered_p99_ms = quantile_ms(ans, a, 0.99);
     free(ans);
+    qsort(pub, (size_t)p, sizeof(*pub), cmp_i64);
+    out->published_p50_ms = quantile_ms(pub, p, 0.50);
+    out->published_p99_ms = quantile_ms(pub, p, 0.99);
+    free(pub);
     if (k > 0 && last_recv > first_sent) {
         out->seconds = (double)(last_recv - first_sent) / 1e9;
         out->per_s = (double)out->answered / out->seconds;

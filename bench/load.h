@@ -36,10 +36,11 @@ typedef struct load_config {
     const char *request_topic;
     const char *result_topic;
     int result_partitions;
-    int64_t capacity; /* requests this load may send in its life */
-    const char *tag;  /* unique in the run: request ids are "<tag>-<seq>" */
-    bool chain;       /* follow every ok payment.record with its three follow-ups */
-    int linger_ms;    /* the producer's linger.ms */
+    int64_t capacity;  /* requests this load may send in its life */
+    const char *tag;   /* unique in the run: request ids are "<tag>-<seq>" */
+    bool chain;        /* follow every ok payment.record with its three follow-ups */
+    int linger_ms;     /* the producer's linger.ms */
+    int fetch_wait_ms; /* the result consumer's fetch.wait.max.ms */
 } load_config_t;
 
 typedef struct load load_t;
@@ -94,6 +95,8 @@ typedef struct load_stats {
     /* From sending to the worker's answer (the result's processed_at, wall
      * clock, millisecond resolution): the rest is the way back. */
     double answered_p50_ms, answered_p99_ms;
+    /* From sending to the worker producing the result (its CreateTime). */
+    double published_p50_ms, published_p99_ms;
     char first_error[256]; /* the first error result's text, for the report */
 } load_stats_t;
 

@@ -57,7 +57,7 @@ static const struct {
 };
 
 typedef struct opts {
-    int n, accounts, partitions, brokers, clients, pgbench_seconds, warmup;
+    int n, accounts, partitions, brokers, clients, pgbench_seconds, warmup, fetch_wait_ms;
     int replicas[MAX_REPLICAS], nreplicas;
     unsigned rows;
     double rate;
@@ -67,7 +67,7 @@ typedef struct opts {
     double quiet_load;
     int quiet_wait;
     bool smoke;
-    const char *env[MAX_ENV + 2];
+    const char *env[MAX_ENV + 3]; /* the user's, then the bench's two, then NULL */
     int nenv;
 } opts_t;
 
@@ -228,6 +228,9 @@ static void usage(FILE *f)
                "  --backlog-partitions N partitions for it (default 128; each keeps ~5 MB)\n"
                "  --drain-seconds N      how long the worker drains it while sampled (default 30)\n"
                "  --worker-env KEY=VALUE extra environment for every worker (repeatable)\n"
+               "  --fetch-wait-ms N      fetch.wait.max.ms of the workers and the result reader\n"
+               "                         (default 10, as in the tests: the embedded broker holds\n"
+               "                         an empty fetch that long even when data arrives)\n"
                "  --quiet-load L         first wait until the 1-minute load average is <= L\n"
                "  --quiet-wait S         ... for at most S seconds (default 600)\n"
                "  --smoke                every row, tiny: a few hundred requests (the ctest)\n"
@@ -295,6 +298,7 @@ static int parse_opts(int argc, char **argv, opts_t *o)
                   .partitions = 16,
                   .brokers = 1,
                   .clients = 5,
+                  .fetch_wait_ms = 10,
                   .pgbench_seconds = 15,
                   .warmup = 500,
                   .replicas = {1, 2, 4},
@@ -332,6 +336,7 @@ static int parse_opts(int argc, char **argv, opts_t *o)
         {"backlog-partitions", required_argument, 0, 'P'},
         {"drain-seconds", required_argument, 0, 'D'},
         {"worker-env", required_argument, 0, 'e'},
+        {"fetch-wait-ms", required_argument, 0, 'W'},
         {"quiet-load", required_argument, 0, 'q'},
         {"quiet-wait", required_argument, 0, 'Q'},
         {"smoke", no_argument, 0, 's'},
@@ -402,6 +407,9 @@ static int parse_opts(int argc, char **argv, opts_t *o)
             }
             o->env[o->nenv++] = optarg;
             break;
+        case 'W':
+            o->fetch_wait_ms = atoi(optarg);
+            break;
         case 'q':
             o->quiet_load = atof(optarg);
             break;
@@ -422,7 +430,7 @@ static int parse_opts(int argc, char **argv, opts_t *o)
         o->brokers < 1 || o->clients < 1 || o->pgbench_seconds < 1 || o->warmup < 0 ||
         o->fair_backlog < 1 || o->fair_accounts < 1 || o->backlog < 1 ||
         o->backlog_partitions < 1 || o->backlog_partitions > 256 || o->drain_seconds < 1 ||
-        o->halfrate_seconds < 1) {
+        o->halfrate_seconds < 1 || o->fetch_wait_ms < 1 || o->fetch_wait_ms > 500) {
         fprintf(stderr, "tally-bench: bad arguments (see --help)\n");
         return 2;
     }
@@ -501,7 +509,8 @@ static load_t *new_load(bench_t *b, int64_t capacity, bool chain, int partitions
                          .capacity = capacity,
                          .tag = tag,
                          .chain = chain,
-                         .linger_ms = 1};
+                         .linger_ms = 1,
+                         .fetch_wait_ms = b->o.fetch_wait_ms};
     return load_new(&cfg);
 }
 
@@ -578,8 +587,10 @@ static double tally_row(bench_t *b, const char *name, int replicas, bool chain, 
         snprintf(spread + strlen(spread), sizeof(spread) - strlen(spread), "%s%d", i ? "/" : "",
                  parts[i]);
     snprintf(line->note, sizeof(line->note),
-             "%d partitions (%s), pool 5 per replica; answered p50 %.0f p99 %.0f ms after sending",
-             b->o.partitions, spread, st.answered_p50_ms, st.answered_p99_ms);
+             "%d partitions (%s), pool 5 per replica; after sending: answered p50 %.0f p99 %.0f, "
+             "result produced p50 %.0f p99 %.0f ms",
+             b->o.partitions, spread, st.answered_p50_ms, st.answered_p99_ms, st.published_p50_ms,
+             st.published_p99_ms);
     if (chain) {
         size_t len = strlen(line->note);
         for (int t = 0; t < LOAD_NTYPES; t++)
@@ -792,7 +803,11 @@ int main(int argc, char **argv)
     default_env("TALLY_MIGRATIONS_DIR", TALLY_BENCH_MIGRATIONS);
     default_env("TALLY_TEST_TMPDIR", TALLY_BENCH_TMPDIR);
     b->tag = (int64_t)time(NULL);
+    int nuser = o->nenv;
     o->env[o->nenv++] = "TALLY_POOL_MAX=5";
+    char fetch_wait[48];
+    snprintf(fetch_wait, sizeof(fetch_wait), "KAFKA_FETCH_WAIT_MAX_MS=%d", o->fetch_wait_ms);
+    o->env[o->nenv++] = fetch_wait;
     o->env[o->nenv] = NULL;
     b->rig.worker_env = o->env;
     b->rig.brokers = o->brokers;
@@ -803,12 +818,12 @@ int main(int argc, char **argv)
     fprintf(out, "load average (1 min) at start: %.2f\n", procstat_loadavg1());
     rig_pg_start(&b->rig, out);
     fprintf(out,
-            "kafka: embedded broker (librdkafka mock cluster, %d brokers), fresh for each row; "
-            "clients use fetch.wait.max.ms=10\n",
-            o->brokers);
-    fprintf(out, "tally: %d requests per row over %d accounts, %d partitions, pool 5%s%s\n", o->n,
-            o->accounts, o->partitions, o->nenv > 1 ? ", worker env:" : "", "");
-    for (int i = 0; i + 1 < o->nenv; i++)
+            "kafka: embedded broker (librdkafka mock cluster, %d broker%s), fresh for each row; "
+            "consumers use fetch.wait.max.ms=%d\n",
+            o->brokers, o->brokers == 1 ? "" : "s", o->fetch_wait_ms);
+    fprintf(out, "tally: %d requests per row over %d accounts, %d partitions, pool 5%s\n", o->n,
+            o->accounts, o->partitions, nuser > 0 ? ", worker env:" : "");
+    for (int i = 0; i < nuser; i++)
         fprintf(out, "  %s\n", o->env[i]);
 
     if (o->rows & ROW_LIMIT)

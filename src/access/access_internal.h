@@ -73,24 +73,29 @@ typedef enum access_ctl {
     ACCESS_CTL_SAVEPOINT,
     ACCESS_CTL_RELEASE,
     ACCESS_CTL_ROLLBACK_TO,
-    ACCESS_CTL_SET_TENANT, /* set_config('app.account_id', <the open tx's account>, true) */
+    ACCESS_CTL_SET_TENANT, /* set_config('app.account_id', <the item's account>, true) */
     ACCESS_CTL_COMMIT,
 } access_ctl_t;
 
-#define ACCESS_MAX_PENDING  8
-#define ACCESS_MAX_DEFERRED 8
+#define ACCESS_MAX_QUEUE 24
 
 typedef struct access_stmt access_stmt_t;
 typedef struct access_errmap access_errmap_t;
 
-/* A write of a pipelined session that waits for access_tx_end (see
- * access_exec_write). */
-typedef struct access_deferred {
-    const access_stmt_t *st;
-    char **args;     /* copies of the caller's values, one allocation */
-    int expect_rows; /* -1: any */
+/* What waits in a session for its next message to the server: a control
+ * statement, or (pipelined sessions) a write whose result is only checked
+ * (access_exec_write). Each belongs to a tenant transaction, its owner,
+ * numbered from 1 in the session (0: the session's BEGIN), and carries that
+ * transaction's account: a write may be sent after its transaction ended. */
+typedef struct access_item {
+    int ctl;                 /* an access_ctl_t, or -1 for a write */
+    const access_stmt_t *st; /* the write */
+    char **args;             /* its values, copied (one allocation) */
+    int expect_rows;         /* -1: any */
     const access_errmap_t *mismatch;
-} access_deferred_t;
+    unsigned owner;
+    char account[ACCESS_ACCOUNT_ID_MAX + 1];
+} access_item_t;
 
 struct access_session {
     pool_conn_t *conn;
@@ -98,13 +103,14 @@ struct access_session {
     access_tx_t tx;  /* at most one tenant transaction is open at a time */
     bool pipelined;  /* access_session_begin_pipelined */
     bool sent;       /* something went to the server (BEGIN first) */
-    bool tx_pending; /* the open tx's SAVEPOINT is still in pending */
+    bool tx_pending; /* the open tx's SAVEPOINT has not been sent */
     bool broken;     /* an infrastructure failure: only abort is left */
-    /* Control statements that go out ahead of the next statement. */
-    access_ctl_t pending[ACCESS_MAX_PENDING];
-    int npending;
-    access_deferred_t deferred[ACCESS_MAX_DEFERRED];
-    int ndeferred;
+    unsigned ntx;    /* tenant transactions begun; the open (or last) one is ntx */
+    access_item_t queue[ACCESS_MAX_QUEUE]; /* in the order they must run */
+    int nqueue;
+    /* A tx whose writes failed after access_tx_end had returned (pipelined
+     * sessions carry them into the next message): 0 for none. */
+    unsigned failed;
 };
 
 /* One SQLSTATE (and optionally one constraint) turned into a business outcome. */
@@ -140,20 +146,28 @@ PGresult *access_exec(access_tx_t *tx, const access_stmt_t *st, const char *cons
  * "exactly expect_rows rows came back"; otherwise it fails with mismatch's
  * status, field and message (mismatch may be NULL only with -1). In an eager
  * session it runs at once. In a pipelined session it is queued (its values
- * copied) and sent with the others by access_tx_end, which reports the first
- * failure; access_tx_rollback discards the queue. */
+ * copied) and travels with the next message (see session.c); access_tx_end
+ * or, when the tx's writes are carried into the next message, that message
+ * reports a failure; access_tx_rollback discards them. */
 access_status_t access_exec_write(access_tx_t *tx, const access_stmt_t *st, const char *const *args,
                                   int expect_rows, const access_errmap_t *mismatch,
                                   access_error_t *err);
 
-/* Sends the session's pending control statements, then ctl (if not -1)
- * and the queued writes (if flush_deferred), in one pipeline. For
- * session.c; see there. */
-access_status_t access_pipe_ctl(access_session_t *s, int ctl, bool flush_deferred,
-                                access_error_t *err);
+/* Queues a control statement of tenant transaction owner (0: the
+ * session's) run for account (NULL: none needed). False when the queue is
+ * full, which never happens by construction: the session is then broken. */
+bool access_queue_ctl(access_session_t *s, access_ctl_t ctl, unsigned owner, const char *account);
 
-/* Frees the queued writes without sending them. */
-void access_deferred_clear(access_session_t *s);
+/* Sends the queue and then ctl (unless -1) in one pipeline (for session.c).
+ * A failure in writes carried from an ended tx breaks the session and sets
+ * s->failed (see query.c). */
+access_status_t access_flush(access_session_t *s, int ctl, access_error_t *err);
+
+/* Drops the queued writes of tenant transaction owner (0: all), unsent. */
+void access_queue_drop_writes(access_session_t *s, unsigned owner);
+
+/* Whether writes of tenant transaction owner are queued. */
+bool access_queue_has_writes(const access_session_t *s, unsigned owner);
 
 /* Fills a failure that SQLSTATE did not produce: a row that is not there
  * (NOT_FOUND), a conditional UPDATE that matched nothing (CONFLICT), ….

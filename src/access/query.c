@@ -71,11 +71,12 @@ access_status_t access_error_from_pg(PGconn *pg, const PGresult *r, const char *
 /* ---- the pipeline ----------------------------------------------------------
  *
  * Every statement, control statement or not, goes through pipe_run: the
- * session's pending control statements, then the given commands, in one
- * libpq pipeline and so in one round trip, each prepared on its first use on
- * the connection (the Parse travels in the same pipeline). Results are read
- * back in order; after the first failure the server skips the rest
- * (PGRES_PIPELINE_ABORTED), and that first failure is what is reported. */
+ * session's queue (control statements, queued writes), then the given
+ * commands, in one libpq pipeline and so in one round trip, each prepared on
+ * its first use on the connection (the Parse travels in the same pipeline).
+ * Results are read back in order; after the first failure the server skips
+ * the rest (PGRES_PIPELINE_ABORTED), and that first failure is what is
+ * reported. */
 
 static const struct {
     const char *name;
@@ -92,23 +93,20 @@ static const struct {
     [ACCESS_CTL_COMMIT] = {"ctl_commit", "COMMIT", "COMMIT"},
 };
 
-#define KEEP_RESULT (-2) /* pipe_cmd_t.expect_rows: hand the result to the caller */
+#define KEEP_RESULT (-2) /* expect_rows: hand the result to the caller */
 
 typedef struct pipe_cmd {
-    int ctl;                 /* an access_ctl_t, or -1 for st */
-    const access_stmt_t *st; /* with args: its values without the account */
-    const char *const *args;
-    int expect_rows; /* KEEP_RESULT, -1 (any) or the exact row count */
-    const access_errmap_t *mismatch;
-    bool prepare;     /* a Parse goes first */
-    PGresult *result; /* KEEP_RESULT: the result */
+    access_item_t item;      /* queued, or the caller's command */
+    const char *const *args; /* the values (item.args for queued writes) */
+    bool prepare;            /* a Parse goes first */
+    PGresult *result;        /* KEEP_RESULT: the result */
 } pipe_cmd_t;
 
-#define PIPE_MAX (ACCESS_MAX_PENDING + ACCESS_MAX_DEFERRED + 2)
+#define PIPE_MAX (ACCESS_MAX_QUEUE + 2)
 
 static const char *cmd_name(const pipe_cmd_t *c)
 {
-    return c->ctl >= 0 ? ctl_defs[c->ctl].name : c->st->name;
+    return c->item.ctl >= 0 ? ctl_defs[c->item.ctl].name : c->item.st->name;
 }
 
 /* The connection broke, or the protocol went astray: the session is over. */
@@ -121,33 +119,43 @@ static access_status_t pipe_lost(access_session_t *s, const char *what, access_e
     return err->status != ACCESS_OK ? err->status : ACCESS_UNAVAILABLE;
 }
 
-static bool pipe_send(access_session_t *s, pipe_cmd_t *c)
+/* Whether cmds[0..n) already carry a Parse of name. */
+static bool parsing(const pipe_cmd_t *cmds, int n, const char *name)
+{
+    for (int i = 0; i < n; i++)
+        if (cmds[i].prepare && strcmp(cmd_name(&cmds[i]), name) == 0)
+            return true;
+    return false;
+}
+
+/* Sends c; earlier[0..nearlier) went before it in the same pipeline. */
+static bool pipe_send(access_session_t *s, pipe_cmd_t *c, const pipe_cmd_t *earlier, int nearlier)
 {
     const char *values[ACCESS_MAX_ARGS];
     const char *name, *sql;
     int n;
-    if (c->ctl >= 0) {
-        name = ctl_defs[c->ctl].name;
-        sql = ctl_defs[c->ctl].sql;
-        n = c->ctl == ACCESS_CTL_SET_TENANT ? 1 : 0;
-        values[0] = s->tx.account.id;
+    values[0] = c->item.account;
+    if (c->item.ctl >= 0) {
+        name = ctl_defs[c->item.ctl].name;
+        sql = ctl_defs[c->item.ctl].sql;
+        n = c->item.ctl == ACCESS_CTL_SET_TENANT ? 1 : 0;
     } else {
-        name = c->st->name;
-        sql = c->st->sql;
-        n = c->st->nargs + 1;
-        values[0] = s->tx.account.id;
-        for (int i = 0; i < c->st->nargs; i++)
+        name = c->item.st->name;
+        sql = c->item.st->sql;
+        n = c->item.st->nargs + 1;
+        for (int i = 0; i < c->item.st->nargs; i++)
             values[i + 1] = c->args[i];
     }
-    c->prepare = !pool_conn_prepared(s->conn, name);
+    c->prepare = !pool_conn_prepared(s->conn, name) && !parsing(earlier, nearlier, name);
     if (c->prepare && !PQsendPrepare(s->pg, name, sql, n, NULL))
         return false;
     return PQsendQueryPrepared(s->pg, name, n, n > 0 ? values : NULL, NULL, NULL, 0) != 0;
 }
 
-/* Handles one result of command c (its Parse when parse is true). */
-static void pipe_result(access_session_t *s, pipe_cmd_t *c, bool parse, PGresult *r,
-                        access_error_t *err)
+/* Handles one result of command c (its Parse when parse is true). *failed
+ * becomes the index of the first command that failed. */
+static void pipe_result(access_session_t *s, pipe_cmd_t *c, int index, bool parse, PGresult *r,
+                        int *failed, access_error_t *err)
 {
     ExecStatusType rs = PQresultStatus(r);
     if (rs == PGRES_PIPELINE_ABORTED) {
@@ -156,12 +164,11 @@ static void pipe_result(access_session_t *s, pipe_cmd_t *c, bool parse, PGresult
     }
     bool good = rs == PGRES_COMMAND_OK || rs == PGRES_TUPLES_OK;
     if (!good) {
-        if (err->status == ACCESS_OK)
-            access_error_from_pg(s->pg, r, cmd_name(c), c->ctl < 0 ? c->st->errors : NULL, err);
-        if (c->ctl >= 0)
-            s->broken = true; /* a control statement failed: the state is unknown */
-        else
-            s->tx.in_error = true;
+        if (err->status == ACCESS_OK) {
+            access_error_from_pg(s->pg, r, cmd_name(c), c->item.ctl < 0 ? c->item.st->errors : NULL,
+                                 err);
+            *failed = index;
+        }
         PQclear(r);
         return;
     }
@@ -172,60 +179,60 @@ static void pipe_result(access_session_t *s, pipe_cmd_t *c, bool parse, PGresult
         PQclear(r);
         return;
     }
-    if (c->ctl >= 0) {
-        const char *tag = ctl_defs[c->ctl].tag;
-        if (tag != NULL && strcmp(PQcmdStatus(r), tag) != 0 && err->status == ACCESS_OK)
+    if (c->item.ctl >= 0) {
+        const char *tag = ctl_defs[c->item.ctl].tag;
+        if (tag != NULL && strcmp(PQcmdStatus(r), tag) != 0 && err->status == ACCESS_OK) {
             access_fail(err, ACCESS_FAILED, NULL, "%s: the server answered %s", cmd_name(c),
                         PQcmdStatus(r));
+            *failed = index;
+        }
         PQclear(r);
         return;
     }
-    if (c->expect_rows == KEEP_RESULT && c->result == NULL) {
+    if (c->item.expect_rows == KEEP_RESULT && c->result == NULL) {
         c->result = r;
         return;
     }
-    /* Not an SQL error: the transaction goes on (the caller decides). */
-    if (c->expect_rows >= 0 && PQntuples(r) != c->expect_rows && err->status == ACCESS_OK)
-        access_fail(err, c->mismatch->status, c->mismatch->field, "%s", c->mismatch->message);
+    /* A row count that differs is not an SQL error: the transaction goes on. */
+    if (c->item.expect_rows >= 0 && PQntuples(r) != c->item.expect_rows &&
+        err->status == ACCESS_OK) {
+        access_fail(err, c->item.mismatch->status, c->item.mismatch->field, "%s",
+                    c->item.mismatch->message);
+        *failed = index;
+    }
     PQclear(r);
 }
 
-/* Sends the pending control statements and cmds in one pipeline and reads
- * every result. Returns ACCESS_OK or the first failure, classified; a failed
- * control statement or a lost connection marks the session broken, a failed
- * statement puts the open tx in error. */
-static access_status_t pipe_run(access_session_t *s, pipe_cmd_t *cmds, int n, access_error_t *err)
+static void free_results(pipe_cmd_t *cmds, int n)
+{
+    for (int j = 0; j < n; j++) {
+        PQclear(cmds[j].result);
+        cmds[j].result = NULL;
+    }
+}
+
+/* Sends all[0..total) in one pipeline and reads every result; *failed is the
+ * index of the first command that failed (-1 when none did). */
+static access_status_t pipe_exchange(access_session_t *s, pipe_cmd_t *all, int total, int *failed,
+                                     access_error_t *err)
 {
     access_error_clear(err);
-    if (s->broken)
-        return access_fail(err, ACCESS_FAILED, NULL, "the session has failed");
-    if (s->npending + n == 0)
-        return ACCESS_OK;
-    pipe_cmd_t all[PIPE_MAX];
-    int total = 0;
-    for (int i = 0; i < s->npending; i++)
-        all[total++] = (pipe_cmd_t){.ctl = (int)s->pending[i]};
-    s->npending = 0;
-    s->tx_pending = false;
+    *failed = -1;
     s->sent = true;
-    for (int i = 0; i < n && total < PIPE_MAX; i++)
-        all[total++] = cmds[i];
-
     PGconn *pg = s->pg;
     if (!PQenterPipelineMode(pg))
         return pipe_lost(s, "pipeline", err);
     for (int i = 0; i < total; i++) {
         all[i].result = NULL;
-        if (!pipe_send(s, &all[i]))
+        if (!pipe_send(s, &all[i], all, i))
             return pipe_lost(s, cmd_name(&all[i]), err);
     }
     if (!PQpipelineSync(pg))
         return pipe_lost(s, "pipeline", err);
 
     /* Each command's results end with a NULL; the sync ends the pipeline. */
-    int i = 0;
+    int i = 0, nulls = 0;
     bool parse = total > 0 && all[0].prepare, synced = false;
-    int nulls = 0;
     while (!synced) {
         PGresult *r = PQgetResult(pg);
         if (r == NULL) {
@@ -241,66 +248,122 @@ static access_status_t pipe_run(access_session_t *s, pipe_cmd_t *cmds, int n, ac
             synced = true;
             PQclear(r);
         } else if (i < total) {
-            pipe_result(s, &all[i], parse, r, err);
+            pipe_result(s, &all[i], i, parse, r, failed, err);
         } else {
             PQclear(r);
         }
     }
-    for (int k = total - n, j = 0; j < n; k++, j++)
-        cmds[j].result = all[k].result;
     if (!synced || !PQexitPipelineMode(pg)) {
-        for (int j = 0; j < n; j++) {
-            PQclear(cmds[j].result);
-            cmds[j].result = NULL;
-        }
+        free_results(all, total);
         return pipe_lost(s, "pipeline", err);
     }
     if (err->status == ACCESS_UNAVAILABLE) {
         s->broken = true;
         pool_conn_mark_broken(s->conn);
     }
-    if (err->status != ACCESS_OK) {
-        for (int j = 0; j < n; j++) {
-            PQclear(cmds[j].result);
-            cmds[j].result = NULL;
-        }
-    }
     return err->status;
 }
 
-/* The queued writes as commands (appended to cmds at *n). */
-static void deferred_cmds(access_session_t *s, pipe_cmd_t *cmds, int *n)
+static void item_free(access_item_t *it)
 {
-    for (int i = 0; i < s->ndeferred; i++) {
-        const access_deferred_t *d = &s->deferred[i];
-        cmds[(*n)++] = (pipe_cmd_t){.ctl = -1,
-                                    .st = d->st,
-                                    .args = (const char *const *)d->args,
-                                    .expect_rows = d->expect_rows,
-                                    .mismatch = d->mismatch};
+    free(it->args);
+    it->args = NULL;
+}
+
+/* Sends the queue, then cmds, and reads everything back. A failed control
+ * statement ends the session; so does a failure in writes carried from an
+ * ended tx (the queue's older owners): the server already ran what followed
+ * them (a row count is no SQL error), so only redoing the whole session is
+ * safe, and s->failed names the tx to blame. A failed statement of the open
+ * tx puts it in error (an SQL error; a row count that differs does not). */
+static access_status_t pipe_run(access_session_t *s, pipe_cmd_t *cmds, int n, access_error_t *err)
+{
+    access_error_clear(err);
+    if (s->broken)
+        return access_fail(err, ACCESS_FAILED, NULL, "the session has failed");
+    if (s->nqueue + n == 0)
+        return ACCESS_OK;
+    if (s->nqueue + n > PIPE_MAX) {
+        s->broken = true; /* more than the queue ever holds: a bug */
+        return access_fail(err, ACCESS_FAILED, NULL, "pipeline: %d commands", s->nqueue + n);
     }
-}
+    pipe_cmd_t all[PIPE_MAX];
+    int q = s->nqueue, total = 0;
+    for (int i = 0; i < q; i++)
+        all[total++] =
+            (pipe_cmd_t){.item = s->queue[i], .args = (const char *const *)s->queue[i].args};
+    for (int i = 0; i < n; i++)
+        all[total++] = cmds[i];
+    s->nqueue = 0;
+    s->tx_pending = false;
 
-void access_deferred_clear(access_session_t *s)
-{
-    for (int i = 0; i < s->ndeferred; i++)
-        free(s->deferred[i].args);
-    s->ndeferred = 0;
-}
-
-access_status_t access_pipe_ctl(access_session_t *s, int ctl, bool flush_deferred,
-                                access_error_t *err)
-{
-    pipe_cmd_t cmds[ACCESS_MAX_DEFERRED + 1];
-    int n = 0;
-    if (flush_deferred)
-        deferred_cmds(s, cmds, &n);
-    if (ctl >= 0)
-        cmds[n++] = (pipe_cmd_t){.ctl = ctl};
-    access_status_t st = pipe_run(s, cmds, n, err);
-    if (flush_deferred)
-        access_deferred_clear(s);
+    int failed;
+    access_status_t st = pipe_exchange(s, all, total, &failed, err);
+    for (int j = 0; j < n; j++)
+        cmds[j].result = all[q + j].result;
+    if (failed >= 0 && !s->broken) {
+        const access_item_t *culprit = &all[failed].item;
+        bool own = s->tx.open && culprit->owner == s->ntx;
+        if (culprit->ctl >= 0) {
+            s->broken = true; /* a control statement failed: the state is unknown */
+        } else if (!own) {
+            /* Not the caller's failure: say whose it was. */
+            s->broken = true;
+            s->failed = culprit->owner;
+            access_error_t carried = *err;
+            access_fail(err,
+                        carried.status == ACCESS_UNAVAILABLE ? ACCESS_UNAVAILABLE : ACCESS_FAILED,
+                        NULL, "an earlier tenant transaction's write failed: %s", carried.message);
+            memcpy(err->sqlstate, carried.sqlstate, sizeof(err->sqlstate));
+            st = err->status;
+        } else if (err->sqlstate[0] != '\0') {
+            s->tx.in_error = true;
+        }
+    }
+    for (int i = 0; i < q; i++)
+        item_free(&all[i].item);
+    if (st != ACCESS_OK)
+        free_results(cmds, n);
     return st;
+}
+
+bool access_queue_ctl(access_session_t *s, access_ctl_t ctl, unsigned owner, const char *account)
+{
+    if (s->nqueue == ACCESS_MAX_QUEUE) {
+        s->broken = true;
+        return false;
+    }
+    access_item_t *it = &s->queue[s->nqueue++];
+    *it = (access_item_t){.ctl = (int)ctl, .owner = owner};
+    snprintf(it->account, sizeof(it->account), "%s", account != NULL ? account : "");
+    return true;
+}
+
+void access_queue_drop_writes(access_session_t *s, unsigned owner)
+{
+    int k = 0;
+    for (int i = 0; i < s->nqueue; i++) {
+        access_item_t *it = &s->queue[i];
+        if (it->ctl < 0 && (owner == 0 || it->owner == owner))
+            item_free(it);
+        else
+            s->queue[k++] = *it;
+    }
+    s->nqueue = k;
+}
+
+bool access_queue_has_writes(const access_session_t *s, unsigned owner)
+{
+    for (int i = 0; i < s->nqueue; i++)
+        if (s->queue[i].ctl < 0 && s->queue[i].owner == owner)
+            return true;
+    return false;
+}
+
+access_status_t access_flush(access_session_t *s, int ctl, access_error_t *err)
+{
+    pipe_cmd_t c = {.item = {.ctl = ctl, .owner = s->ntx}};
+    return pipe_run(s, &c, ctl >= 0 ? 1 : 0, err);
 }
 
 /* Refuses a statement on a tx that cannot take one. */
@@ -321,23 +384,30 @@ static bool tx_usable(access_tx_t *tx, const access_stmt_t *st, access_error_t *
     return true;
 }
 
+static pipe_cmd_t statement(access_tx_t *tx, const access_stmt_t *st, const char *const *args,
+                            int expect_rows, const access_errmap_t *mismatch)
+{
+    pipe_cmd_t c = {.item = {.ctl = -1,
+                             .st = st,
+                             .expect_rows = expect_rows,
+                             .mismatch = mismatch,
+                             .owner = tx->session->ntx},
+                    .args = args};
+    memcpy(c.item.account, tx->account.id, sizeof(c.item.account));
+    return c;
+}
+
 PGresult *access_exec(access_tx_t *tx, const access_stmt_t *st, const char *const *args,
                       access_error_t *err)
 {
     access_error_clear(err);
     if (!tx_usable(tx, st, err))
         return NULL;
-    access_session_t *s = tx->session;
     /* Queued writes go first: a statement sees what its tx wrote before. */
-    pipe_cmd_t cmds[ACCESS_MAX_DEFERRED + 1];
-    int n = 0;
-    deferred_cmds(s, cmds, &n);
-    cmds[n++] = (pipe_cmd_t){.ctl = -1, .st = st, .args = args, .expect_rows = KEEP_RESULT};
-    access_status_t rc = pipe_run(s, cmds, n, err);
-    access_deferred_clear(s);
-    if (rc != ACCESS_OK)
+    pipe_cmd_t c = statement(tx, st, args, KEEP_RESULT, NULL);
+    if (pipe_run(tx->session, &c, 1, err) != ACCESS_OK)
         return NULL;
-    return cmds[n - 1].result;
+    return c.result;
 }
 
 /* Copies n values (NULL stays NULL) into one allocation. */
@@ -371,21 +441,14 @@ access_status_t access_exec_write(access_tx_t *tx, const access_stmt_t *st, cons
     if (!tx_usable(tx, st, err))
         return err->status;
     access_session_t *s = tx->session;
-    if (!s->pipelined || s->ndeferred == ACCESS_MAX_DEFERRED) {
-        pipe_cmd_t cmds[ACCESS_MAX_DEFERRED + 1];
-        int n = 0;
-        deferred_cmds(s, cmds, &n);
-        cmds[n++] = (pipe_cmd_t){
-            .ctl = -1, .st = st, .args = args, .expect_rows = expect_rows, .mismatch = mismatch};
-        access_status_t rc = pipe_run(s, cmds, n, err);
-        access_deferred_clear(s);
-        return rc;
-    }
-    char **copy = copy_args(args, st->nargs);
-    if (copy == NULL)
+    pipe_cmd_t c = statement(tx, st, args, expect_rows, mismatch);
+    /* Eager sessions write at once; a full queue goes out now as well. */
+    if (!s->pipelined || s->nqueue + 4 >= ACCESS_MAX_QUEUE)
+        return pipe_run(s, &c, 1, err);
+    c.item.args = copy_args(args, st->nargs);
+    if (c.item.args == NULL)
         return access_fail(err, ACCESS_FAILED, NULL, "%s: out of memory", st->name);
-    s->deferred[s->ndeferred++] = (access_deferred_t){
-        .st = st, .args = copy, .expect_rows = expect_rows, .mismatch = mismatch};
+    s->queue[s->nqueue++] = c.item;
     return ACCESS_OK;
 }
 

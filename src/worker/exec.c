@@ -174,6 +174,10 @@ static run_result_t run_job(access_session_t *s, job_t *job, const char *worker)
         stamp_t at = stamp_now(t0);
         bool ended = false;
         access_status_t st = audit_row(tx, job, false, code, false, worker, at, &err);
+        /* The `internal` answer goes out whatever becomes of its row: learn
+         * its fate now, while the tx can still be rolled back alone. */
+        if (st == ACCESS_OK && job->final_internal)
+            st = access_tx_flush(tx, &err);
         if (st == ACCESS_OK) {
             st = access_tx_end(tx, &err);
             ended = true;
@@ -309,6 +313,19 @@ static void set_all(exec_task_t *t, size_t from, job_exec_status_t st)
     }
 }
 
+/* The job whose carried writes failed the session (access_session_failed_tx),
+ * or fallback when there is none. */
+static size_t blamed(const access_session_t *s, const exec_task_t *t, const unsigned *tx_of,
+                     size_t fallback)
+{
+    unsigned tx = access_session_failed_tx(s);
+    for (size_t k = 0; tx != 0 && k < t->njobs; k++) {
+        if (tx_of[k] == tx)
+            return k;
+    }
+    return fallback;
+}
+
 static void run_batch(exec_t *e, exec_task_t *t)
 {
     char err[256];
@@ -322,8 +339,9 @@ static void run_batch(exec_t *e, exec_task_t *t)
         set_all(t, 0, JOB_REQUEUE);
         return;
     }
-    /* Pipelined: a request costs three round trips (claim, its statement,
-     * outcome and audit row), the batch one more (COMMIT). */
+    /* Pipelined: a request costs two round trips (its claim, with the
+     * previous request's outcome and audit row in front, and its
+     * statement), the batch two more (the last writes, COMMIT). */
     if (access_session_begin_pipelined(conn, &s, &aerr) != ACCESS_OK) {
         snprintf(t->error, sizeof(t->error), "session: %.200s", aerr.message);
         t->db_unavailable = aerr.status == ACCESS_UNAVAILABLE;
@@ -332,29 +350,47 @@ static void run_batch(exec_t *e, exec_task_t *t)
         pool_release(e->pool, conn);
         return;
     }
+    /* tx_of[i]: the number of job i's tenant transaction in the session, to
+     * find the job whose carried writes failed the session later. */
+    unsigned *tx_of = calloc(t->njobs, sizeof(*tx_of));
+    if (tx_of == NULL) {
+        snprintf(t->error, sizeof(t->error), "out of memory");
+        set_all(t, 0, JOB_REQUEUE);
+        access_session_abort(s);
+        pool_release(e->pool, conn);
+        return;
+    }
     size_t answered = 0;
     for (size_t i = 0; i < t->njobs; i++) {
         job_t *job = t->jobs[i];
+        unsigned before = access_session_tx_count(s);
         run_result_t rr = run_job(s, job, e->worker_name);
+        if (access_session_tx_count(s) > before)
+            tx_of[i] = access_session_tx_count(s);
         if (rr == RUN_LOST || rr == RUN_BROKEN || rr == RUN_ANSWERED_LOST) {
             /* The session is gone. The job that was running counts an
              * attempt (a request that kills its backend must end) or is
-             * answered (`internal`); the rest of the batch is redone
+             * answered (`internal`) — unless an earlier job's carried writes
+             * broke it: then that one counts; the rest of the batch is redone
              * without counting. */
             snprintf(t->error, sizeof(t->error), "%s",
                      rr == RUN_ANSWERED_LOST ? "session lost" : job->fail_reason);
             t->db_unavailable = rr == RUN_LOST;
+            size_t culprit = blamed(s, t, tx_of, i);
             for (size_t k = 0; k < t->njobs; k++) {
-                if (k != i) {
-                    job_reset_outcome(t->jobs[k]);
-                    t->jobs[k]->status = JOB_REQUEUE;
-                }
+                if (k == i && culprit == i)
+                    continue; /* keeps its reason, or its `internal` answer */
+                job_reset_outcome(t->jobs[k]);
+                t->jobs[k]->status = JOB_REQUEUE;
             }
-            job->status = rr == RUN_ANSWERED_LOST ? JOB_ANSWERED : JOB_RETRY;
-            access_session_abort(s);
-            pool_conn_mark_broken(conn);
-            pool_release(e->pool, conn);
-            return;
+            if (culprit == i) {
+                job->status = rr == RUN_ANSWERED_LOST ? JOB_ANSWERED : JOB_RETRY;
+            } else {
+                t->jobs[culprit]->status = JOB_RETRY;
+                snprintf(t->jobs[culprit]->fail_reason, sizeof(t->jobs[culprit]->fail_reason), "%s",
+                         t->error);
+            }
+            goto abort;
         }
         job->status = rr == RUN_ANSWERED ? JOB_ANSWERED : JOB_RETRY;
         if (rr == RUN_ANSWERED)
@@ -363,8 +399,23 @@ static void run_batch(exec_t *e, exec_task_t *t)
     if (answered == 0) {
         access_session_abort(s);
         pool_release(e->pool, conn);
+        free(tx_of);
         return;
     }
+    /* The last job's writes travel on their own, before COMMIT. */
+    if (access_session_flush(s, &aerr) != ACCESS_OK) {
+        snprintf(t->error, sizeof(t->error), "%.200s", aerr.message);
+        t->db_unavailable = aerr.status == ACCESS_UNAVAILABLE;
+        size_t culprit = blamed(s, t, tx_of, t->njobs);
+        set_all(t, 0, JOB_REQUEUE);
+        if (culprit < t->njobs) {
+            t->jobs[culprit]->status = JOB_RETRY;
+            snprintf(t->jobs[culprit]->fail_reason, sizeof(t->jobs[culprit]->fail_reason), "%s",
+                     t->error);
+        }
+        goto abort;
+    }
+    free(tx_of);
     if (access_session_commit(s, &aerr) != ACCESS_OK) {
         /* Nothing of the batch committed: every answered job is redone; a
          * lost connection is not the jobs' fault (the commit may even have
@@ -383,6 +434,13 @@ static void run_batch(exec_t *e, exec_task_t *t)
         if (lost)
             pool_conn_mark_broken(conn);
     }
+    pool_release(e->pool, conn);
+    return;
+
+abort:
+    free(tx_of);
+    access_session_abort(s);
+    pool_conn_mark_broken(conn);
     pool_release(e->pool, conn);
 }
 

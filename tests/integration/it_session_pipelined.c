@@ -128,20 +128,33 @@ static void test_nothing_is_sent_before_it_must(void **state)
     OK(access_session_commit(s, &err));
     assert_int_equal(PQtransactionStatus(pg), PQTRANS_IDLE);
 
-    /* A queued write waits for access_tx_end; then it is there, in the
-     * session's transaction, for this tenant only. */
+    /* A queued write does not go with access_tx_end either, but with the
+     * next tx's first statement; then it is there, in the session's
+     * transaction, for its tenant only. */
+    access_account_t b = tenant("pipe_b");
     OK(access_session_begin_pipelined(c, &s, &err));
     OK(access_tx_begin(s, &a, &tx, &err));
     access_log_entry_t e = log_entry("req_pipe_1", "ok");
     OK(access_logs_insert(tx, &e, &err));
-    assert_int_equal(PQtransactionStatus(pg), PQTRANS_IDLE);
     OK(access_tx_end(tx, &err));
+    assert_int_equal(PQtransactionStatus(pg), PQTRANS_IDLE);
+    OK(access_tx_begin(s, &b, &tx, &err));
+    access_outcome_kind_t kind;
+    char *stored = NULL;
+    OK(access_outcome_claim(tx, "req_pipe_b", "payment.record", "{}", &kind, &stored, &err));
     assert_int_equal(PQtransactionStatus(pg), PQTRANS_INTRANS);
-    assert_int_equal(own_logs(c, "req_pipe_1"), 1);
+    assert_int_equal(own_logs(c, "req_pipe_1"), 0); /* pipe_b's tenant sees no pipe_a rows */
     assert_int_equal(committed_logs(f, "pipe_a", "req_pipe_1"), 0);
+    /* The last tx's writes go out on their own, before COMMIT. */
+    e = log_entry("req_pipe_2", "ok");
+    OK(access_logs_insert(tx, &e, &err));
+    OK(access_tx_end(tx, &err));
+    OK(access_session_flush(s, &err));
+    assert_int_equal(own_logs(c, "req_pipe_2"), 1);
     OK(access_session_commit(s, &err));
     pool_release(f->pool, c);
     assert_int_equal(committed_logs(f, "pipe_a", "req_pipe_1"), 1);
+    assert_int_equal(committed_logs(f, "pipe_b", "req_pipe_2"), 1);
 }
 
 static void test_a_statement_sees_the_queued_writes(void **state)
@@ -170,7 +183,10 @@ static void test_a_statement_sees_the_queued_writes(void **state)
     assert_int_equal(committed_logs(f, "pipe_read", "req_read_1"), 1);
 }
 
-static void test_a_failed_queued_write_undoes_only_its_tx(void **state)
+/* A tx that sends nothing of its own flushes its writes (and the earlier
+ * tx's) at access_tx_end: its own failure is reported there and undoes it
+ * alone. */
+static void test_a_failed_write_at_tx_end_undoes_only_its_tx(void **state)
 {
     fixture_t *f = *state;
     access_error_t err;
@@ -182,18 +198,15 @@ static void test_a_failed_queued_write_undoes_only_its_tx(void **state)
     char *stored = NULL;
 
     OK(access_session_begin_pipelined(c, &s, &err));
-    /* a: fine. */
+    /* a: fine, carried. */
     OK(access_tx_begin(s, &a, &tx, &err));
     access_log_entry_t e = log_entry("req_fa", "ok");
     OK(access_logs_insert(tx, &e, &err));
     OK(access_tx_end(tx, &err));
 
-    /* b: a claim, then a write the CHECK on status refuses: queued without
-     * complaint, reported by access_tx_end with its SQLSTATE, and b's claim
-     * is undone with it. */
+    /* b: a write the CHECK on status refuses, queued without complaint and
+     * reported by access_tx_end with its SQLSTATE. */
     OK(access_tx_begin(s, &b, &tx, &err));
-    OK(access_outcome_claim(tx, "req_fb", "payment.record", "{}", &kind, &stored, &err));
-    assert_int_equal(kind, ACCESS_OUTCOME_NEW);
     e = log_entry("req_fb", "maybe");
     OK(access_logs_insert(tx, &e, &err));
     assert_int_equal(access_tx_end(tx, &err), ACCESS_FAILED);
@@ -202,7 +215,7 @@ static void test_a_failed_queued_write_undoes_only_its_tx(void **state)
     assert_false(access_session_failed(s));
 
     /* d: the session goes on; a stored outcome cannot be stored again, which
-     * access_tx_end reports as the conflict it is. */
+     * is a conflict (a row count, not an SQL error). */
     OK(access_tx_begin(s, &d, &tx, &err));
     OK(access_outcome_claim(tx, "req_fd", "payment.record", "{}", &kind, &stored, &err));
     OK(access_outcome_store(tx, "req_fd", "payment.record", "{}", "{\"n\":1}", &err));
@@ -219,16 +232,102 @@ static void test_a_failed_queued_write_undoes_only_its_tx(void **state)
 
     assert_int_equal(committed_logs(f, "pipe_fa", "req_fa"), 1);
     assert_int_equal(committed_logs(f, "pipe_fb", "req_fb"), 0);
-    assert_int_equal(th_pg_i64(f->pg, "postgres",
-                               "SELECT count(*) FROM tally_request_outcomes "
-                               "WHERE account_id = 'pipe_fb'"),
-                     0);
     char *resp = th_pg_text(f->pg, "postgres",
                             "SELECT response FROM tally_request_outcomes "
                             "WHERE account_id = 'pipe_fd' AND request_id = 'req_fd'");
     assert_string_equal(resp, "{\"n\":1}");
     free(resp);
     assert_int_equal(committed_logs(f, "pipe_fd", "req_fd_2"), 0);
+}
+
+/* Writes carried into the next tx's first statement that fail there (an SQL
+ * error, or a row count: the server ran what followed either way) fail the
+ * whole session and name their tx; nothing of it commits. */
+static void carried_failure(fixture_t *f, bool sql_error)
+{
+    access_error_t err;
+    access_account_t a = tenant("pipe_ca"), b = tenant("pipe_cb"), d = tenant("pipe_cd");
+    pool_conn_t *c = borrow(f);
+    access_session_t *s;
+    access_tx_t *tx;
+    access_outcome_kind_t kind;
+    char *stored = NULL;
+    const char *rid = sql_error ? "req_ca_sql" : "req_ca_count";
+
+    if (!sql_error) {
+        /* A stored outcome for b to collide with. */
+        OK(access_session_begin_pipelined(c, &s, &err));
+        OK(access_tx_begin(s, &b, &tx, &err));
+        OK(access_outcome_store(tx, rid, "payment.record", "{}", "{\"first\":1}", &err));
+        OK(access_tx_end(tx, &err));
+        OK(access_session_commit(s, &err));
+    }
+    OK(access_session_begin_pipelined(c, &s, &err));
+    OK(access_tx_begin(s, &a, &tx, &err));
+    access_log_entry_t e = log_entry(rid, "ok");
+    OK(access_logs_insert(tx, &e, &err));
+    OK(access_tx_end(tx, &err));
+    OK(access_tx_begin(s, &b, &tx, &err));
+    OK(access_outcome_claim(tx, "req_cb_claim", "payment.record", "{}", &kind, &stored, &err));
+    if (sql_error) {
+        e = log_entry(rid, "maybe");
+        OK(access_logs_insert(tx, &e, &err));
+    } else {
+        OK(access_outcome_store(tx, rid, "payment.record", "{}", "{\"again\":1}", &err));
+    }
+    OK(access_tx_end(tx, &err)); /* nothing sent: b's writes are carried */
+    assert_int_equal(access_session_tx_count(s), 2);
+    OK(access_tx_begin(s, &d, &tx, &err));
+    assert_int_equal(
+        access_outcome_claim(tx, "req_cd_claim", "payment.record", "{}", &kind, &stored, &err),
+        ACCESS_FAILED);
+    assert_non_null(strstr(err.message, "earlier tenant transaction"));
+    assert_true(access_session_failed(s));
+    assert_int_equal(access_session_failed_tx(s), 2);
+    access_session_abort(s);
+    pool_release(f->pool, c);
+    assert_int_equal(committed_logs(f, "pipe_ca", rid), 0);
+    assert_int_equal(th_pg_i64(f->pg, "postgres",
+                               "SELECT count(*) FROM tally_request_outcomes "
+                               "WHERE request_id IN ('req_cb_claim', 'req_cd_claim')"),
+                     0);
+}
+
+static void test_a_carried_write_that_fails_fails_the_session(void **state)
+{
+    carried_failure(*state, true);
+    carried_failure(*state, false);
+}
+
+/* The last tx's writes fail in access_session_flush, before COMMIT. */
+static void test_a_failed_last_write_never_commits(void **state)
+{
+    fixture_t *f = *state;
+    access_error_t err;
+    access_account_t a = tenant("pipe_la"), b = tenant("pipe_lb");
+    pool_conn_t *c = borrow(f);
+    access_session_t *s;
+    access_tx_t *tx;
+    access_outcome_kind_t kind;
+    char *stored = NULL;
+
+    OK(access_session_begin_pipelined(c, &s, &err));
+    OK(access_tx_begin(s, &a, &tx, &err));
+    OK(access_outcome_claim(tx, "req_la", "payment.record", "{}", &kind, &stored, &err));
+    OK(access_tx_end(tx, &err));
+    OK(access_tx_begin(s, &b, &tx, &err));
+    OK(access_outcome_claim(tx, "req_lb", "payment.record", "{}", &kind, &stored, &err));
+    access_log_entry_t e = log_entry("req_lb", "maybe");
+    OK(access_logs_insert(tx, &e, &err));
+    OK(access_tx_end(tx, &err));
+    assert_int_equal(access_session_flush(s, &err), ACCESS_FAILED);
+    assert_int_equal(access_session_failed_tx(s), 2);
+    assert_int_equal(access_session_commit(s, &err), ACCESS_FAILED);
+    pool_release(f->pool, c);
+    assert_int_equal(th_pg_i64(f->pg, "postgres",
+                               "SELECT count(*) FROM tally_request_outcomes "
+                               "WHERE account_id IN ('pipe_la', 'pipe_lb')"),
+                     0);
 }
 
 static void test_rollback_discards_and_undoes(void **state)
@@ -323,7 +422,9 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_nothing_is_sent_before_it_must),
         cmocka_unit_test(test_a_statement_sees_the_queued_writes),
-        cmocka_unit_test(test_a_failed_queued_write_undoes_only_its_tx),
+        cmocka_unit_test(test_a_failed_write_at_tx_end_undoes_only_its_tx),
+        cmocka_unit_test(test_a_carried_write_that_fails_fails_the_session),
+        cmocka_unit_test(test_a_failed_last_write_never_commits),
         cmocka_unit_test(test_rollback_discards_and_undoes),
         cmocka_unit_test(test_a_lost_connection_ends_the_session),
     };

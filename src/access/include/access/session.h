@@ -32,17 +32,37 @@ access_status_t access_session_begin(struct pool_conn *conn, access_session_t **
 /* The same, for throughput (the worker's sessions): nothing is sent before it
  * has to be. access_tx_begin sends nothing (its SAVEPOINT and tenant setting
  * travel with the tx's first statement, which reports their failure);
- * access_tx_rollback is sent with the next message; and the writes whose
+ * access_tx_rollback waits for the next message as well; and the writes whose
  * result is only checked (access_outcome_store, access_logs_insert) are
- * queued and sent together by access_tx_end, which reports the first failure
- * and then has undone the whole tenant transaction, leaving the session
- * usable unless access_session_failed says otherwise. */
+ * queued. access_tx_end sends nothing either: the tx's writes and RELEASE
+ * travel with the next tx's first statement (or go out on their own when
+ * that tx sends nothing, or before COMMIT). A queued write that fails before
+ * its tx ended is reported by access_tx_end, which has then undone the
+ * tenant transaction and leaves the session usable; one that fails later
+ * fails the whole session (the server already ran what followed it), and
+ * access_session_failed_tx names the tx it belonged to. */
 access_status_t access_session_begin_pipelined(struct pool_conn *conn, access_session_t **out,
                                                access_error_t *err);
 
 /* True once the session is unusable (a lost connection, a failed control
- * statement, a caller bug): only access_session_abort is left. */
+ * statement, a caller bug, a carried write that failed): only
+ * access_session_abort is left. */
 bool access_session_failed(const access_session_t *s);
+
+/* Tenant transactions begun in this session so far; the n-th one begun is
+ * number n. */
+unsigned access_session_tx_count(const access_session_t *s);
+
+/* The number of the ended tenant transaction whose carried writes failed
+ * the session, or 0. */
+unsigned access_session_failed_tx(const access_session_t *s);
+
+/* Sends the writes the session still holds back for ended tenant
+ * transactions (pipelined sessions; nothing to do otherwise). On failure the
+ * session has failed and access_session_failed_tx names the culprit; call
+ * it before access_session_commit, which flushes too but frees the session
+ * on failure. */
+access_status_t access_session_flush(access_session_t *s, access_error_t *err);
 
 /* Opens a tenant transaction for *account (refused with ACCESS_FAILED if the
  * account is not valid). *out is owned by the session until access_tx_end. */
@@ -52,6 +72,11 @@ access_status_t access_tx_begin(access_session_t *s, const access_account_t *acc
 /* Undoes everything done in tx since access_tx_begin; tx stays open and bound
  * to its account, so an error outcome and an audit row can still be written. */
 access_status_t access_tx_rollback(access_tx_t *tx, access_error_t *err);
+
+/* Sends tx's queued writes now (pipelined sessions; nothing to do
+ * otherwise), so that their failure is reported here, with tx still open to
+ * be rolled back, and not later. */
+access_status_t access_tx_flush(access_tx_t *tx, access_error_t *err);
 
 /* Keeps tx's effects (RELEASE SAVEPOINT) and frees tx. */
 access_status_t access_tx_end(access_tx_t *tx, access_error_t *err);
