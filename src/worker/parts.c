@@ -74,6 +74,32 @@ size_t parts_drop_queued(runtime_t *rt, bool all, int32_t partition)
 
 /* ---- flow control ------------------------------------------------------ */
 
+/* librdkafka (2.0 and later) lets a broker thread that has nothing to fetch
+ * sleep for up to a second, and a resume does not wake it: with every
+ * partition paused, the window ran dry for ~300 ms of every second (bench:
+ * ~1 800 req/s). A seek does wake it, so resumed partitions are also sought to
+ * where they are anyway: one past the last message taken. */
+static void wake_fetcher(runtime_t *rt, const rd_kafka_topic_partition_list_t *resumed)
+{
+    rd_kafka_topic_partition_list_t *seek = rd_kafka_topic_partition_list_new(resumed->cnt);
+    for (int i = 0; i < resumed->cnt; i++) {
+        part_t *pt = &rt->parts[resumed->elems[i].partition];
+        int64_t last = offsets_last(pt->offsets);
+        if (last >= 0)
+            rd_kafka_topic_partition_list_add(seek, resumed->elems[i].topic,
+                                              resumed->elems[i].partition)
+                ->offset = last + 1;
+    }
+    if (seek->cnt > 0) {
+        rd_kafka_error_t *e = rd_kafka_seek_partitions(rt->kafka.consumer, seek, 0);
+        if (e != NULL) {
+            log_debug("seek after resume failed", LOG_S("error", rd_kafka_error_string(e)));
+            rd_kafka_error_destroy(e);
+        }
+    }
+    rd_kafka_topic_partition_list_destroy(seek);
+}
+
 void parts_flow_apply(runtime_t *rt)
 {
     if (runtime_stopped(rt) || rt->nparts == 0)
@@ -113,8 +139,10 @@ void parts_flow_apply(runtime_t *rt)
     }
     if (pause->cnt > 0)
         rd_kafka_pause_partitions(rt->kafka.consumer, pause);
-    if (resume->cnt > 0)
+    if (resume->cnt > 0) {
         rd_kafka_resume_partitions(rt->kafka.consumer, resume);
+        wake_fetcher(rt, resume);
+    }
     if (pause->cnt + resume->cnt > 0)
         log_debug("flow control", LOG_I("paused", pause->cnt), LOG_I("resumed", resume->cnt),
                   LOG_I("in_flight", rt->in_flight));

@@ -209,6 +209,44 @@ static void test_throughput_many_accounts(void **state)
     );
 }
 
+/* Lines of a worker's log that contain needle. */
+static int count_log_lines(th_worker_t *w, const char *needle)
+{
+    FILE *f = fopen(th_worker_log_path(w), "r");
+    char line[4096];
+    int n = 0;
+    while (f != NULL && fgets(line, sizeof(line), f) != NULL)
+        n += strstr(line, needle) != NULL;
+    if (f != NULL)
+        fclose(f);
+    return n;
+}
+
+/* A tiny read-ahead window: flow control pauses and resumes the partitions
+ * hundreds of times, and every resume seeks to one past the last message
+ * taken (librdkafka would otherwise sleep up to a second). A seek one too far
+ * would lose a request, one too short would process one twice. */
+static void test_small_window_pause_resume(void **state)
+{
+    fstack_t *s = *state;
+    th_worker_stop(s->w);
+    const char *env[] = {s->url_env, "TALLY_SHUTDOWN_TIMEOUT_MS=10000", "TALLY_MAX_IN_FLIGHT=16",
+                         "TALLY_LOG_LEVEL=debug", NULL};
+    th_worker_t *w = th_worker_start(s->pg, s->b, env);
+    if (!th_worker_wait_ready(w, 60000))
+        fail_msg("worker with a small window not ready");
+    enum { N = 1500 };
+    send_many(s, "win", N, 150);
+    expect_all_answered_once(s, "win", N);
+    int resumes = count_log_lines(w, "\"resumed\":") - count_log_lines(w, "\"resumed\":0");
+    print_message("small window: %d flow-control resumes for %d requests\n", resumes, N);
+    assert_true(resumes >= 5);
+    stop_worker_checked(w, DB_PASSWORD);
+    s->w = start_worker(s);
+    if (!th_worker_wait_ready(s->w, 60000))
+        fail_msg("worker not ready again");
+}
+
 /* Two replicas in one group share the partitions; nothing is lost or
  * applied twice while the second joins and leaves. */
 static void test_two_replicas(void **state)
@@ -363,6 +401,7 @@ int main(void)
         cmocka_unit_test(test_per_account_order),
         cmocka_unit_test(test_fairness),
         cmocka_unit_test(test_throughput_many_accounts),
+        cmocka_unit_test(test_small_window_pause_resume),
         cmocka_unit_test(test_two_replicas),
         cmocka_unit_test(test_frozen_replica_loses_partitions),
         cmocka_unit_test(test_kill9_then_restart),
