@@ -3,7 +3,7 @@
  * worker's role: nothing goes to the server before it has to, queued writes
  * travel together at access_tx_end, and every failure still lands on the
  * right tenant transaction, which is undone while the session goes on. */
-#include "harness.h"
+#include "it_session_common.h"
 
 #include "access/logs.h"
 #include "access/outcome.h"
@@ -21,55 +21,9 @@
 #include <stddef.h>
 #include <cmocka.h>
 
-typedef struct fixture {
-    th_pg_t *pg;
-    pool_t *pool;
-} fixture_t;
-
 static int group_setup(void **state)
 {
-    fixture_t *f = calloc(1, sizeof(*f));
-    f->pg = th_pg_start();
-    th_pg_migrate(f->pg);
-    char url[256], err[256];
-    th_pg_url(f->pg, "tally_worker", url, sizeof(url));
-    pool_config_t cfg = {.conninfo = url, .max = 2, .application_name = "it_session_pipelined"};
-    if (pool_new(&cfg, &f->pool, err, sizeof(err)) != 0)
-        fail_msg("pool_new: %s", err);
-    *state = f;
-    return 0;
-}
-
-static int group_teardown(void **state)
-{
-    fixture_t *f = *state;
-    pool_free(f->pool);
-    th_pg_stop(f->pg);
-    free(f);
-    return 0;
-}
-
-#define OK(expr)                                                                                   \
-    do {                                                                                           \
-        access_status_t st_ = (expr);                                                              \
-        if (st_ != ACCESS_OK)                                                                      \
-            fail_msg("%s: %s (%s) %s", #expr, access_status_str(st_), err.sqlstate, err.message);  \
-    } while (0)
-
-static access_account_t tenant(const char *id)
-{
-    access_account_t a;
-    assert_true(access_account_parse(id, strlen(id), &a));
-    return a;
-}
-
-static pool_conn_t *borrow(fixture_t *f)
-{
-    pool_conn_t *c;
-    char err[256];
-    if (pool_acquire(f->pool, &c, err, sizeof(err)) != 0)
-        fail_msg("pool_acquire: %s", err);
-    return c;
+    return session_fixture_start(state, 2, "it_session_pipelined");
 }
 
 static access_log_entry_t log_entry(const char *request_id, const char *status)
