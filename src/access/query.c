@@ -60,7 +60,12 @@ access_status_t access_error_from_pg(PGconn *pg, const PGresult *r, const char *
         msg = PQerrorMessage(pg);
     if (msg == NULL || msg[0] == '\0')
         msg = "no result from the server";
-    snprintf(err->message, sizeof(err->message), "%s: %s", name, msg);
+    /* A permanent failure (class 22, 23) is answered to the tenant: the
+     * server's words, without the name of our statement. */
+    if (access_status_is_infra(err->status))
+        snprintf(err->message, sizeof(err->message), "%s: %s", name, msg);
+    else
+        snprintf(err->message, sizeof(err->message), "%s", msg);
     /* libpq's own messages end with a newline. */
     size_t n = strlen(err->message);
     while (n > 0 && (err->message[n - 1] == '\n' || err->message[n - 1] == ' '))
