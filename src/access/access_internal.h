@@ -122,6 +122,19 @@ struct access_errmap {
     const char *message;    /* for the result */
 };
 
+/* For the errmap of every statement that moves a balance (its triggers
+ * write account_balances): a total that would pass ±(2^53 − 1) is a
+ * conflict on the request's amount (CONTRACT.md §3), whether the CHECK of
+ * 0006_bounds.sql refuses it or, on a row already beyond it, bigint
+ * overflows. */
+// clang-format off
+#define ACCESS_BALANCE_BOUNDS_ERRORS                                                               \
+    {"23514", "account_balances_bounds", ACCESS_CONFLICT, "amount",                                \
+     "the account's balance in this currency would pass 2^53 - 1 in absolute value"},             \
+    {"22003", NULL, ACCESS_CONFLICT, "amount",                                                     \
+     "the account's balance in this currency would pass 2^53 - 1 in absolute value"}
+// clang-format on
+
 struct access_stmt {
     const char *name;              /* unique across src/access/, "<module>_<what>" */
     const char *sql;               /* $1 is the tenant's account id */
