@@ -6,9 +6,12 @@
 #include <stdio.h>
 #include <string.h>
 
-/* One row describing current_user; every column is a reason to refuse. */
+/* One row describing current_user; every column is a reason to refuse.
+ * CREATEROLE counts as much as BYPASSRLS: on PostgreSQL 15 such a role may
+ * grant itself membership in any non-superuser role, the tables' owner
+ * included. */
 static const char ROLE_SQL[] =
-    "WITH me AS (SELECT oid, rolname, rolsuper, rolbypassrls FROM pg_roles"
+    "WITH me AS (SELECT oid, rolname, rolsuper, rolbypassrls, rolcreaterole FROM pg_roles"
     "            WHERE rolname = current_user),"
     " tenant AS (SELECT DISTINCT c.oid, c.relname, c.relowner FROM pg_class c"
     "            JOIN pg_namespace n ON n.oid = c.relnamespace"
@@ -16,9 +19,9 @@ static const char ROLE_SQL[] =
     "                                AND NOT a.attisdropped"
     "            WHERE c.relkind IN ('r', 'p')"
     "              AND n.nspname NOT IN ('pg_catalog', 'information_schema'))"
-    " SELECT me.rolname, me.rolsuper, me.rolbypassrls,"
+    " SELECT me.rolname, me.rolsuper, me.rolbypassrls, me.rolcreaterole,"
     "  (SELECT string_agg(r.rolname, ', ' ORDER BY r.rolname) FROM pg_roles r"
-    "    WHERE (r.rolsuper OR r.rolbypassrls) AND r.oid <> me.oid"
+    "    WHERE (r.rolsuper OR r.rolbypassrls OR r.rolcreaterole) AND r.oid <> me.oid"
     "      AND pg_has_role(me.oid, r.oid, 'MEMBER')) AS powerful_roles,"
     "  (SELECT string_agg(t.relname, ', ' ORDER BY t.relname) FROM tenant t"
     "    WHERE pg_has_role(me.oid, t.relowner, 'MEMBER')) AS owned_tables,"
@@ -56,18 +59,24 @@ access_status_t access_admin_check_worker_role(struct pool_conn *conn, char *pro
                  "database role \"%s\" has BYPASSRLS; run the worker as a plain member of "
                  "tally_app",
                  role);
-    } else if (!access_get_null(r, 0, 3)) {
-        snprintf(problem, problem_size,
-                 "database role \"%s\" is a member of %s, which bypass(es) row-level security; "
-                 "run the worker as a plain member of tally_app",
-                 role, PQgetvalue(r, 0, 3));
-    } else if (!access_get_null(r, 0, 4)) {
+    } else if (!access_get_null(r, 0, 5)) {
         snprintf(problem, problem_size,
                  "database role \"%s\" owns (or is a member of the owner of) the tenant tables "
                  "%s, and an owner can switch row-level security off; run the worker as a "
                  "plain member of tally_app",
+                 role, PQgetvalue(r, 0, 5));
+    } else if (access_get_bool(r, 0, 3)) {
+        snprintf(problem, problem_size,
+                 "database role \"%s\" has CREATEROLE, which can grant itself the tables' owner "
+                 "and so get around row-level security; run the worker as a plain member of "
+                 "tally_app",
+                 role);
+    } else if (!access_get_null(r, 0, 4)) {
+        snprintf(problem, problem_size,
+                 "database role \"%s\" is a member of %s, which bypass(es) row-level security "
+                 "or may create roles; run the worker as a plain member of tally_app",
                  role, PQgetvalue(r, 0, 4));
-    } else if (!access_get_bool(r, 0, 5)) {
+    } else if (!access_get_bool(r, 0, 6)) {
         snprintf(problem, problem_size,
                  "database role \"%s\" is not a member of tally_app (run tallyctl migrate, "
                  "then GRANT tally_app TO \"%s\")",
