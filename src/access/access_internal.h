@@ -73,7 +73,8 @@ typedef enum access_ctl {
     ACCESS_CTL_SAVEPOINT,
     ACCESS_CTL_RELEASE,
     ACCESS_CTL_ROLLBACK_TO,
-    ACCESS_CTL_SET_TENANT, /* set_config('app.account_id', <the item's account>, true) */
+    ACCESS_CTL_SET_TENANT, /* set_config('app.account_id', <the item's account>, true), and
+                            * the session's limits (SET LOCAL statement_timeout, …) */
     ACCESS_CTL_COMMIT,
 } access_ctl_t;
 
@@ -111,6 +112,9 @@ struct access_session {
     /* A tx whose writes failed after access_tx_end had returned (pipelined
      * sessions carry them into the next message): 0 for none. */
     unsigned failed;
+    /* The pool's limits (pool_limits_t) as text for SET_TENANT: statement,
+     * lock and idle-in-transaction timeouts in milliseconds. */
+    char limits[3][16];
 };
 
 /* One SQLSTATE (and optionally one constraint) turned into a business outcome. */

@@ -96,18 +96,48 @@ access_status_t access_admin_prune_outcomes(struct pool_conn *conn, int days, in
     if (days < 1)
         return access_fail(err, ACCESS_INVALID, NULL, "retention must be at least 1 day");
     PGconn *pg = pool_conn_pg(conn);
-    char d[ACCESS_I64_LEN];
+    /* A long delete is legitimate (an hour of outcomes), so no statement
+     * timeout; but it never waits on a lock, nor idles, without limit. */
+    pool_limits_t lim = pool_conn_limits(conn);
+    char d[ACCESS_I64_LEN], lock_ms[ACCESS_I64_LEN], idle_ms[ACCESS_I64_LEN];
+    const char *const limits[] = {access_fmt_i64(lock_ms, lim.lock_timeout_ms),
+                                  access_fmt_i64(idle_ms, lim.idle_in_transaction_timeout_ms)};
     const char *const params[] = {access_fmt_i64(d, days)};
-    PGresult *r = PQexecParams(pg, "SELECT tally_prune_outcomes($1::integer)", 1, NULL, params,
-                               NULL, NULL, 0);
-    if (PQresultStatus(r) != PGRES_TUPLES_OK || PQntuples(r) != 1) {
-        access_error_from_pg(pg, r, "prune_outcomes", NULL, err);
+    const char *step = "prune_outcomes";
+    PGresult *r = PQexec(pg, "BEGIN");
+    if (PQresultStatus(r) == PGRES_COMMAND_OK) {
         PQclear(r);
-        if (err->status == ACCESS_UNAVAILABLE)
-            pool_conn_mark_broken(conn);
-        return err->status;
+        r = PQexecParams(pg,
+                         "SELECT set_config('lock_timeout', $1, true),"
+                         " set_config('idle_in_transaction_session_timeout', $2, true)",
+                         2, NULL, limits, NULL, NULL, 0);
     }
-    *deleted = access_get_i64(r, 0, 0);
+    if (PQresultStatus(r) == PGRES_TUPLES_OK) {
+        PQclear(r);
+        r = PQexecParams(pg, "SELECT tally_prune_outcomes($1::integer)", 1, NULL, params, NULL,
+                         NULL, 0);
+    }
+    if (PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) == 1) {
+        *deleted = access_get_i64(r, 0, 0);
+        PQclear(r);
+        step = "prune_outcomes commit";
+        r = PQexec(pg, "COMMIT");
+        if (PQresultStatus(r) == PGRES_COMMAND_OK) {
+            /* COMMIT of a transaction in error answers ROLLBACK. */
+            bool committed = strcmp(PQcmdStatus(r), "COMMIT") == 0;
+            PQclear(r);
+            if (committed)
+                return ACCESS_OK;
+            *deleted = 0;
+            return access_fail(err, ACCESS_FAILED, NULL, "prune_outcomes: rolled back");
+        }
+    }
+    *deleted = 0;
+    access_error_from_pg(pg, r, step, NULL, err);
     PQclear(r);
-    return ACCESS_OK;
+    if (PQtransactionStatus(pg) != PQTRANS_IDLE)
+        PQclear(PQexec(pg, "ROLLBACK"));
+    if (err->status == ACCESS_UNAVAILABLE || PQtransactionStatus(pg) != PQTRANS_IDLE)
+        pool_conn_mark_broken(conn);
+    return err->status;
 }

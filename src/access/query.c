@@ -92,7 +92,15 @@ static const struct {
     [ACCESS_CTL_SAVEPOINT] = {"ctl_savepoint", "SAVEPOINT tally_tx", NULL},
     [ACCESS_CTL_RELEASE] = {"ctl_release", "RELEASE SAVEPOINT tally_tx", NULL},
     [ACCESS_CTL_ROLLBACK_TO] = {"ctl_rollback_to", "ROLLBACK TO SAVEPOINT tally_tx", NULL},
-    [ACCESS_CTL_SET_TENANT] = {"ctl_set_tenant", "SELECT set_config('app.account_id', $1, true)",
+    /* The tenant, and the bounds on every wait of the transaction (pool.h):
+     * per transaction, so that they hold behind a transaction pooler too.
+     * They run inside the savepoint: ROLLBACK TO undoes them, and the
+     * rollback's SET_TENANT sets them again. */
+    [ACCESS_CTL_SET_TENANT] = {"ctl_set_tenant",
+                               "SELECT set_config('app.account_id', $1, true),"
+                               " set_config('statement_timeout', $2, true),"
+                               " set_config('lock_timeout', $3, true),"
+                               " set_config('idle_in_transaction_session_timeout', $4, true)",
                                NULL},
     /* COMMIT of a transaction in error answers ROLLBACK. */
     [ACCESS_CTL_COMMIT] = {"ctl_commit", "COMMIT", "COMMIT"},
@@ -143,7 +151,12 @@ static bool pipe_send(access_session_t *s, pipe_cmd_t *c, const pipe_cmd_t *earl
     if (c->item.ctl >= 0) {
         name = ctl_defs[c->item.ctl].name;
         sql = ctl_defs[c->item.ctl].sql;
-        n = c->item.ctl == ACCESS_CTL_SET_TENANT ? 1 : 0;
+        n = 0;
+        if (c->item.ctl == ACCESS_CTL_SET_TENANT) {
+            for (int i = 0; i < 3; i++)
+                values[i + 1] = s->limits[i];
+            n = 4;
+        }
     } else {
         name = c->item.st->name;
         sql = c->item.st->sql;

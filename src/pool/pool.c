@@ -20,6 +20,7 @@
 
 struct pool_conn {
     PGconn *pg;
+    const struct pool *pool;
     bool broken;
     int64_t idle_since_ns; /* monotonic; set on release */
     char **prepared;       /* names of statements prepared on this connection */
@@ -34,6 +35,7 @@ struct pool {
     int max;
     int idle_timeout_ms;
     int connect_timeout_ms;
+    pool_limits_t limits;
 
     pthread_mutex_t mu;
     pthread_cond_t cv; /* a connection was released or a slot became free */
@@ -46,9 +48,12 @@ struct pool {
     uint64_t failures;
 };
 
-#define DEFAULT_MAX                5
-#define DEFAULT_IDLE_TIMEOUT_MS    20000
-#define DEFAULT_CONNECT_TIMEOUT_MS 10000
+#define DEFAULT_MAX                  5
+#define DEFAULT_IDLE_TIMEOUT_MS      20000
+#define DEFAULT_CONNECT_TIMEOUT_MS   10000
+#define DEFAULT_STATEMENT_TIMEOUT_MS 5000
+#define DEFAULT_LOCK_TIMEOUT_MS      2000
+#define DEFAULT_IDLE_IN_TX_MS        10000
 
 /* Writes "what: detail" (or just what) into err, detail cleaned up. */
 static void set_err(char *err, size_t errlen, const char *what, const char *detail)
@@ -88,7 +93,9 @@ int pool_new(const pool_config_t *cfg, pool_t **out, char *err, size_t errlen)
         set_err(err, errlen, "pool: no connection string", NULL);
         return -1;
     }
-    if (cfg->max < 0 || cfg->idle_timeout_ms < 0 || cfg->connect_timeout_ms < 0) {
+    if (cfg->max < 0 || cfg->idle_timeout_ms < 0 || cfg->connect_timeout_ms < 0 ||
+        cfg->statement_timeout_ms < 0 || cfg->lock_timeout_ms < 0 ||
+        cfg->idle_in_transaction_timeout_ms < 0) {
         set_err(err, errlen, "pool: negative size or timeout", NULL);
         return -1;
     }
@@ -115,6 +122,15 @@ int pool_new(const pool_config_t *cfg, pool_t **out, char *err, size_t errlen)
     p->idle_timeout_ms = cfg->idle_timeout_ms > 0 ? cfg->idle_timeout_ms : DEFAULT_IDLE_TIMEOUT_MS;
     p->connect_timeout_ms =
         cfg->connect_timeout_ms > 0 ? cfg->connect_timeout_ms : DEFAULT_CONNECT_TIMEOUT_MS;
+    p->limits = (pool_limits_t){
+        .statement_timeout_ms = cfg->statement_timeout_ms > 0 ? cfg->statement_timeout_ms
+                                                              : DEFAULT_STATEMENT_TIMEOUT_MS,
+        .lock_timeout_ms =
+            cfg->lock_timeout_ms > 0 ? cfg->lock_timeout_ms : DEFAULT_LOCK_TIMEOUT_MS,
+        .idle_in_transaction_timeout_ms = cfg->idle_in_transaction_timeout_ms > 0
+                                              ? cfg->idle_in_transaction_timeout_ms
+                                              : DEFAULT_IDLE_IN_TX_MS,
+    };
     pthread_condattr_t ca;
     pthread_condattr_init(&ca);
     pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
@@ -173,15 +189,15 @@ static void notice_cb(void *arg, const PGresult *r)
 static PGconn *connect_with_deadline(const pool_t *p, int64_t deadline, char *err, size_t errlen)
 {
     /* Keywords before "dbname" are defaults that the operator's connection
-     * string (expanded from dbname) may override. */
-    const char *const keys[] = {"application_name",
-                                "keepalives",
-                                "keepalives_idle",
-                                "keepalives_interval",
-                                "keepalives_count",
-                                "dbname",
-                                NULL};
-    const char *const vals[] = {p->application_name, "1", "30", "10", "3", p->conninfo, NULL};
+     * string (expanded from dbname) may override. Keepalives and
+     * tcp_user_timeout notice a database host that vanished (no FIN, no RST)
+     * within seconds, also while a statement runs: about 5 + 3 × 2 s idle,
+     * 10 s for unacknowledged data. */
+    const char *const keys[] = {
+        "application_name", "keepalives",       "keepalives_idle", "keepalives_interval",
+        "keepalives_count", "tcp_user_timeout", "dbname",          NULL};
+    const char *const vals[] = {p->application_name, "1", "5", "2", "3", "10000",
+                                p->conninfo,         NULL};
 
     PGconn *pg = PQconnectStartParams(keys, vals, 1);
     if (pg == NULL) {
@@ -310,6 +326,7 @@ int pool_acquire(pool_t *pool, pool_conn_t **out, char *err, size_t errlen)
     pool->nactive++;
     pthread_mutex_unlock(&pool->mu);
     c->pg = pg;
+    c->pool = pool;
     *out = c;
     return 0;
 }
@@ -334,6 +351,11 @@ void pool_release(pool_t *pool, pool_conn_t *conn)
     pthread_mutex_unlock(&pool->mu);
     if (!reusable)
         conn_free(conn);
+}
+
+pool_limits_t pool_conn_limits(const pool_conn_t *conn)
+{
+    return conn->pool->limits;
 }
 
 void pool_conn_mark_broken(pool_conn_t *conn)

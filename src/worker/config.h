@@ -35,6 +35,8 @@ typedef struct config {
     int shutdown_timeout_ms;
     int outcome_retention_days;
     int batch_max;
+    int statement_timeout_ms;
+    int lock_timeout_ms;
     char *http_addr; /* "host:port" */
     log_level_t log_level;
     bool log_text;

@@ -16,7 +16,8 @@
 
 extern char **environ;
 
-/* Refuses a superuser, BYPASSRLS or owning role: one clear line, exit 1. */
+/* Refuses a superuser, BYPASSRLS, CREATEROLE or owning role (or a member of
+ * one): one clear line, exit 1. */
 static int check_role(pool_t *pool)
 {
     char err[512];
@@ -81,7 +82,10 @@ int main(int argc, char **argv)
                         .max = cfg.pool_max,
                         .idle_timeout_ms = 20000,
                         .connect_timeout_ms = 10000,
-                        .application_name = "tally-worker"};
+                        .application_name = "tally-worker",
+                        .statement_timeout_ms = cfg.statement_timeout_ms,
+                        .lock_timeout_ms = cfg.lock_timeout_ms,
+                        .idle_in_transaction_timeout_ms = 10000};
     int rc = 1;
     if (pool_new(&pc, &pool, err, sizeof(err)) != 0) {
         log_error("cannot create the connection pool", LOG_S("error", err));

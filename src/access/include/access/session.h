@@ -5,11 +5,16 @@
  * Used by the worker only; handlers never see a session or a connection.
  *
  *   access_session_begin        BEGIN
- *     access_tx_begin(acct)       SAVEPOINT; set_config('app.account_id', acct, true)
+ *     access_tx_begin(acct)       SAVEPOINT; set_config('app.account_id', acct, true) and
+ *                                 the pool's limits (pool_limits_t) as SET LOCAL
  *       …access calls…
  *       access_tx_rollback        ROLLBACK TO SAVEPOINT (effects undone, still bound)
  *     access_tx_end               RELEASE SAVEPOINT; frees the tx
  *   access_session_commit       COMMIT
+ *
+ * Every statement of a tenant transaction is bounded by those limits: a
+ * statement or lock wait that passes them fails ACCESS_RETRY (a timeout is
+ * transient), an idle transaction is ended by the server.
  *
  * A tenant transaction ends before the next one begins. Any function may
  * return ACCESS_UNAVAILABLE: the connection is gone, and the caller must
