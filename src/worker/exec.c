@@ -8,10 +8,14 @@
 #include "common/clock.h"
 #include "common/log.h"
 
+#include <errno.h>
+#include <libpq-fe.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 typedef struct executor {
     exec_t *owner;
@@ -22,6 +26,11 @@ typedef struct executor {
     exec_task_t *task; /* mailbox: the task to run, NULL when none */
     bool stop;
     bool busy; /* loop thread's view: posted and not yet taken back */
+    /* The cancel handle of the connection the task holds (NULL when none),
+     * for exec_cancel. Its own lock: a PQcancel that hangs on a dead host
+     * must not keep the executor's mailbox locked. */
+    pthread_mutex_t cancel_lock;
+    PGcancel *cancel;
 } executor_t;
 
 struct exec {
@@ -32,6 +41,15 @@ struct exec {
     executor_t *ex;
     pthread_mutex_t done_lock;
     exec_task_t *done_head, *done_tail;
+    /* exec_cancel was called: batches stop at the next request. */
+    atomic_bool cancelled;
+    /* Threads still running (executors, and the canceller while it runs),
+     * so that exec_stop can wait for them with a deadline. */
+    pthread_mutex_t life_lock;
+    pthread_cond_t life_cond;
+    int alive;
+    bool canceller;
+    pthread_t canceller_thread;
 };
 
 /* ---- one job ---------------------------------------------------------- */
@@ -39,6 +57,7 @@ struct exec {
 typedef enum run_result {
     RUN_ANSWERED,
     RUN_RETRY,
+    RUN_PERMANENT,     /* a worker statement failed in a way no attempt would change */
     RUN_LOST,          /* the connection is gone: the job counts an attempt */
     RUN_BROKEN,        /* the session is unusable (a failed rollback): likewise */
     RUN_ANSWERED_LOST, /* an `internal` answer whose best-effort row went with the session */
@@ -59,7 +78,11 @@ static run_result_t infra(job_t *job, const char *step, const access_error_t *er
 {
     snprintf(job->fail_reason, sizeof(job->fail_reason), "%s: %.200s (%s%s%s)", step, err->message,
              access_status_str(err->status), err->sqlstate[0] ? " " : "", err->sqlstate);
-    return err->status == ACCESS_UNAVAILABLE ? RUN_LOST : RUN_RETRY;
+    if (err->status == ACCESS_UNAVAILABLE)
+        return RUN_LOST;
+    /* A business status here is a class 22 or 23 failure (sqlstate.h) of the
+     * worker's own bookkeeping: every attempt would fail the same way. */
+    return access_status_is_infra(err->status) ? RUN_RETRY : RUN_PERMANENT;
 }
 
 /* Builds the texts to publish from the stored response. */
@@ -303,7 +326,41 @@ out:
     return rr;
 }
 
+/* RUN_PERMANENT: the job's transaction was rolled back. Retrying cannot
+ * help, so it is answered `internal` now (audit row, DLQ copy), as after
+ * its last attempt, instead of failing every attempt first. */
+static run_result_t answer_permanent(access_session_t *s, job_t *job, const char *worker)
+{
+    log_error("request failed in a way no retry can change: answering internal",
+              LOG_S("account_id", job->env.account.id), LOG_S("request_id", job->env.id),
+              LOG_S("error", job->fail_reason), LOG_I("partition", job->partition),
+              LOG_I("offset", job->offset));
+    job->final_internal = true;
+    job->env.error = TALLY_ERR_INTERNAL;
+    job->env.error_field[0] = '\0';
+    snprintf(job->env.error_message, sizeof(job->env.error_message),
+             "processing failed for a reason that a retry cannot change");
+    return run_job(s, job, worker);
+}
+
 /* ---- tasks ------------------------------------------------------------ */
+
+/* The cancel handle of the connection an executor's task holds
+ * (exec_cancel); NULL withdraws it. */
+static void set_cancel(executor_t *x, pool_conn_t *conn)
+{
+    PGcancel *c = conn != NULL ? PQgetCancel(pool_conn_pg(conn)) : NULL;
+    pthread_mutex_lock(&x->cancel_lock);
+    PGcancel *old = x->cancel;
+    x->cancel = c;
+    pthread_mutex_unlock(&x->cancel_lock);
+    PQfreeCancel(old);
+}
+
+static bool cancelled(const exec_t *e)
+{
+    return atomic_load(&e->cancelled);
+}
 
 static void set_all(exec_task_t *t, size_t from, job_exec_status_t st)
 {
@@ -326,12 +383,18 @@ static size_t blamed(const access_session_t *s, const exec_task_t *t, const unsi
     return fallback;
 }
 
-static void run_batch(exec_t *e, exec_task_t *t)
+static void run_batch(executor_t *x, exec_task_t *t)
 {
+    exec_t *e = x->owner;
     char err[256];
     pool_conn_t *conn = NULL;
     access_session_t *s = NULL;
     access_error_t aerr;
+    if (cancelled(e)) {
+        snprintf(t->error, sizeof(t->error), "cancelled at the shutdown deadline");
+        set_all(t, 0, JOB_REQUEUE);
+        return;
+    }
     if (pool_acquire(e->pool, &conn, err, sizeof(err)) != 0) {
         /* Unreachable: nothing ran, nothing counts as an attempt. */
         snprintf(t->error, sizeof(t->error), "%s", err);
@@ -360,11 +423,16 @@ static void run_batch(exec_t *e, exec_task_t *t)
         pool_release(e->pool, conn);
         return;
     }
+    set_cancel(x, conn);
     size_t answered = 0;
     for (size_t i = 0; i < t->njobs; i++) {
         job_t *job = t->jobs[i];
+        if (cancelled(e))
+            goto cancel;
         unsigned before = access_session_tx_count(s);
         run_result_t rr = run_job(s, job, e->worker_name);
+        if (rr == RUN_PERMANENT)
+            rr = answer_permanent(s, job, e->worker_name);
         if (access_session_tx_count(s) > before)
             tx_of[i] = access_session_tx_count(s);
         if (rr == RUN_LOST || rr == RUN_BROKEN || rr == RUN_ANSWERED_LOST) {
@@ -396,7 +464,10 @@ static void run_batch(exec_t *e, exec_task_t *t)
         if (rr == RUN_ANSWERED)
             answered++;
     }
+    if (cancelled(e))
+        goto cancel;
     if (answered == 0) {
+        set_cancel(x, NULL);
         access_session_abort(s);
         pool_release(e->pool, conn);
         free(tx_of);
@@ -434,29 +505,41 @@ static void run_batch(exec_t *e, exec_task_t *t)
         if (lost)
             pool_conn_mark_broken(conn);
     }
+    set_cancel(x, NULL);
     pool_release(e->pool, conn);
     return;
 
+cancel:
+    /* The shutdown deadline passed: nothing of the batch commits, and every
+     * request goes to the partition's next owner (never `internal`). */
+    snprintf(t->error, sizeof(t->error), "cancelled at the shutdown deadline");
+    set_all(t, 0, JOB_REQUEUE);
 abort:
+    set_cancel(x, NULL);
     free(tx_of);
     access_session_abort(s);
     pool_conn_mark_broken(conn);
     pool_release(e->pool, conn);
 }
 
-static void run_prune(exec_t *e, exec_task_t *t)
+static void run_prune(executor_t *x, exec_task_t *t)
 {
+    exec_t *e = x->owner;
     char err[256];
     pool_conn_t *conn = NULL;
     if (pool_acquire(e->pool, &conn, err, sizeof(err)) != 0) {
         snprintf(t->error, sizeof(t->error), "%s", err);
         return;
     }
+    set_cancel(x, conn);
     access_error_t aerr;
-    if (access_admin_prune_outcomes(conn, t->prune_days, &t->pruned, &aerr) == ACCESS_OK)
+    if (!cancelled(e) &&
+        access_admin_prune_outcomes(conn, t->prune_days, &t->pruned, &aerr) == ACCESS_OK)
         t->ok = true;
     else
-        snprintf(t->error, sizeof(t->error), "%s", aerr.message);
+        snprintf(t->error, sizeof(t->error), "%s",
+                 cancelled(e) ? "cancelled at the shutdown deadline" : aerr.message);
+    set_cancel(x, NULL);
     pool_release(e->pool, conn);
 }
 
@@ -490,7 +573,7 @@ static void *executor_main(void *arg)
         t->executor = x->index;
         switch (t->kind) {
         case EXEC_BATCH:
-            run_batch(e, t);
+            run_batch(x, t);
             break;
         case EXEC_PROBE: {
             char err[256] = "";
@@ -500,12 +583,33 @@ static void *executor_main(void *arg)
             break;
         }
         case EXEC_PRUNE:
-            run_prune(e, t);
+            run_prune(x, t);
             break;
         }
         complete(e, t);
     }
+    pthread_mutex_lock(&e->life_lock);
+    e->alive--;
+    pthread_cond_broadcast(&e->life_cond);
+    pthread_mutex_unlock(&e->life_lock);
     return NULL;
+}
+
+/* Frees what exec_start made; every thread has ended. */
+static void exec_free(exec_t *e)
+{
+    for (int i = 0; i < e->n; i++) {
+        pthread_mutex_destroy(&e->ex[i].lock);
+        pthread_cond_destroy(&e->ex[i].cond);
+        pthread_mutex_destroy(&e->ex[i].cancel_lock);
+        PQfreeCancel(e->ex[i].cancel);
+    }
+    pthread_mutex_destroy(&e->done_lock);
+    pthread_mutex_destroy(&e->life_lock);
+    pthread_cond_destroy(&e->life_cond);
+    free(e->ex);
+    free(e->worker_name);
+    free(e);
 }
 
 exec_t *exec_start(const exec_config_t *cfg)
@@ -517,9 +621,16 @@ exec_t *exec_start(const exec_config_t *cfg)
     e->worker_name = strdup(cfg->worker_name);
     e->wake = cfg->wake;
     e->ex = calloc((size_t)cfg->threads, sizeof(*e->ex));
+    atomic_init(&e->cancelled, false);
     pthread_mutex_init(&e->done_lock, NULL);
+    pthread_mutex_init(&e->life_lock, NULL);
+    pthread_condattr_t ca;
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    pthread_cond_init(&e->life_cond, &ca);
+    pthread_condattr_destroy(&ca);
     if (e->ex == NULL || e->worker_name == NULL) {
-        (void)exec_stop(e);
+        exec_free(e);
         return NULL;
     }
     for (int i = 0; i < cfg->threads; i++) {
@@ -528,19 +639,65 @@ exec_t *exec_start(const exec_config_t *cfg)
         x->index = i;
         pthread_mutex_init(&x->lock, NULL);
         pthread_cond_init(&x->cond, NULL);
+        pthread_mutex_init(&x->cancel_lock, NULL);
+        e->n++;
+        pthread_mutex_lock(&e->life_lock);
+        e->alive++;
+        pthread_mutex_unlock(&e->life_lock);
         if (pthread_create(&x->thread, NULL, executor_main, x) != 0) {
+            pthread_mutex_lock(&e->life_lock);
+            e->alive--;
+            pthread_mutex_unlock(&e->life_lock);
+            e->n--;
             pthread_mutex_destroy(&x->lock);
             pthread_cond_destroy(&x->cond);
-            (void)exec_stop(e);
+            pthread_mutex_destroy(&x->cancel_lock);
+            (void)exec_stop(e, -1, NULL);
             return NULL;
         }
-        e->n++;
     }
     return e;
 }
 
-exec_task_t *exec_stop(exec_t *e)
+/* Sends a cancel request for the statement each busy executor runs. PQcancel
+ * opens a connection to the server and may wait for it, so it runs here, off
+ * the loop thread. */
+static void *canceller_main(void *arg)
 {
+    exec_t *e = arg;
+    for (int i = 0; i < e->n; i++) {
+        executor_t *x = &e->ex[i];
+        char why[256];
+        pthread_mutex_lock(&x->cancel_lock);
+        if (x->cancel != NULL && !PQcancel(x->cancel, why, sizeof(why)))
+            log_warn("cancelling a statement failed", LOG_I("executor", i), LOG_S("error", why));
+        pthread_mutex_unlock(&x->cancel_lock);
+    }
+    pthread_mutex_lock(&e->life_lock);
+    e->alive--;
+    pthread_cond_broadcast(&e->life_cond);
+    pthread_mutex_unlock(&e->life_lock);
+    return NULL;
+}
+
+void exec_cancel(exec_t *e)
+{
+    if (atomic_exchange(&e->cancelled, true))
+        return;
+    pthread_mutex_lock(&e->life_lock);
+    e->alive++;
+    e->canceller = pthread_create(&e->canceller_thread, NULL, canceller_main, e) == 0;
+    if (!e->canceller)
+        e->alive--;
+    pthread_mutex_unlock(&e->life_lock);
+    if (!e->canceller)
+        log_warn("cannot start the thread that cancels statements");
+}
+
+exec_task_t *exec_stop(exec_t *e, int timeout_ms, bool *abandoned)
+{
+    if (abandoned != NULL)
+        *abandoned = false;
     if (e == NULL)
         return NULL;
     for (int i = 0; i < e->n; i++) {
@@ -550,16 +707,37 @@ exec_task_t *exec_stop(exec_t *e)
         pthread_cond_signal(&x->cond);
         pthread_mutex_unlock(&x->lock);
     }
-    for (int i = 0; i < e->n; i++) {
-        pthread_join(e->ex[i].thread, NULL);
-        pthread_mutex_destroy(&e->ex[i].lock);
-        pthread_cond_destroy(&e->ex[i].cond);
+    struct timespec dl;
+    clock_gettime(CLOCK_MONOTONIC, &dl);
+    dl.tv_sec += timeout_ms / 1000;
+    dl.tv_nsec += (long)(timeout_ms % 1000) * 1000000;
+    if (dl.tv_nsec >= 1000000000) {
+        dl.tv_sec++;
+        dl.tv_nsec -= 1000000000;
     }
+    pthread_mutex_lock(&e->life_lock);
+    while (e->alive > 0) {
+        if (timeout_ms < 0)
+            pthread_cond_wait(&e->life_cond, &e->life_lock);
+        else if (pthread_cond_timedwait(&e->life_cond, &e->life_lock, &dl) == ETIMEDOUT)
+            break;
+    }
+    int alive = e->alive;
+    pthread_mutex_unlock(&e->life_lock);
+    if (alive > 0) {
+        /* A thread is stuck (a dead database host that TCP has not given up
+         * on yet): leave it, and everything it may touch, to the process's
+         * exit. */
+        if (abandoned != NULL)
+            *abandoned = true;
+        return NULL;
+    }
+    for (int i = 0; i < e->n; i++)
+        pthread_join(e->ex[i].thread, NULL);
+    if (e->canceller)
+        pthread_join(e->canceller_thread, NULL);
     exec_task_t *left = e->done_head;
-    pthread_mutex_destroy(&e->done_lock);
-    free(e->ex);
-    free(e->worker_name);
-    free(e);
+    exec_free(e);
     return left;
 }
 

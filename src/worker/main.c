@@ -93,7 +93,10 @@ int main(int argc, char **argv)
     }
     if (check_role(pool) != 0)
         goto out;
-    rc = runtime_run(&cfg, pool, worker_name);
+    bool pool_in_use = false;
+    rc = runtime_run(&cfg, pool, worker_name, &pool_in_use);
+    if (pool_in_use)
+        return rc; /* a stuck executor still holds a connection: just exit */
 out:
     if (pool != NULL)
         pool_free(pool);

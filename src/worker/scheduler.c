@@ -375,3 +375,13 @@ int64_t sched_backoff_ms(int attempt, int64_t base_ms, int64_t cap_ms, uint64_t 
     *rng = x;
     return (int64_t)(x % (uint64_t)(ceiling + 1));
 }
+
+int64_t sched_backoff_equal_ms(int attempt, int64_t base_ms, int64_t cap_ms, uint64_t *rng)
+{
+    int64_t step = base_ms;
+    for (int i = 1; i < attempt && step < cap_ms; i++)
+        step *= 2;
+    if (step > cap_ms)
+        step = cap_ms;
+    return step / 2 + sched_backoff_ms(1, step - step / 2, step - step / 2, rng);
+}
