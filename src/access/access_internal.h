@@ -112,6 +112,7 @@ struct access_session {
     /* A tx whose writes failed after access_tx_end had returned (pipelined
      * sessions carry them into the next message): 0 for none. */
     unsigned failed;
+    bool failed_permanently; /* its failure was class 22 or 23 (sqlstate.h) */
     /* The pool's limits (pool_limits_t) as text for SET_TENANT: statement,
      * lock and idle-in-transaction timeouts in milliseconds. */
     char limits[3][16];

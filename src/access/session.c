@@ -123,6 +123,11 @@ unsigned access_session_failed_tx(const access_session_t *s)
     return s->failed;
 }
 
+bool access_session_failed_permanently(const access_session_t *s)
+{
+    return s->failed != 0 && s->failed_permanently;
+}
+
 access_status_t access_tx_begin(access_session_t *s, const access_account_t *account,
                                 access_tx_t **out, access_error_t *err)
 {

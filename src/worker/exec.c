@@ -326,10 +326,10 @@ out:
     return rr;
 }
 
-/* RUN_PERMANENT: the job's transaction was rolled back. Retrying cannot
- * help, so it is answered `internal` now (audit row, DLQ copy), as after
- * its last attempt, instead of failing every attempt first. */
-static run_result_t answer_permanent(access_session_t *s, job_t *job, const char *worker)
+/* A worker statement of job failed in a way no retry changes (class 22 or
+ * 23): its next run answers `internal` (audit row, DLQ copy), as after its
+ * last attempt, instead of failing every attempt first. */
+static void make_internal(job_t *job)
 {
     log_error("request failed in a way no retry can change: answering internal",
               LOG_S("account_id", job->env.account.id), LOG_S("request_id", job->env.id),
@@ -340,7 +340,6 @@ static run_result_t answer_permanent(access_session_t *s, job_t *job, const char
     job->env.error_field[0] = '\0';
     snprintf(job->env.error_message, sizeof(job->env.error_message),
              "processing failed for a reason that a retry cannot change");
-    return run_job(s, job, worker);
 }
 
 /* ---- tasks ------------------------------------------------------------ */
@@ -367,6 +366,20 @@ static void set_all(exec_task_t *t, size_t from, job_exec_status_t st)
     for (size_t i = from; i < t->njobs; i++) {
         job_reset_outcome(t->jobs[i]);
         t->jobs[i]->status = st;
+    }
+}
+
+/* The job of a carried write that failed the session (it ran earlier in the
+ * batch): one attempt, or — when no retry changes the failure — run again,
+ * not counted, to be answered `internal` at once. */
+static void blame(const access_session_t *s, exec_task_t *t, size_t culprit)
+{
+    job_t *job = t->jobs[culprit];
+    snprintf(job->fail_reason, sizeof(job->fail_reason), "%s", t->error);
+    job->status = JOB_RETRY;
+    if (access_session_failed_permanently(s)) {
+        make_internal(job);
+        job->status = JOB_REQUEUE;
     }
 }
 
@@ -431,8 +444,11 @@ static void run_batch(executor_t *x, exec_task_t *t)
             goto cancel;
         unsigned before = access_session_tx_count(s);
         run_result_t rr = run_job(s, job, e->worker_name);
-        if (rr == RUN_PERMANENT)
-            rr = answer_permanent(s, job, e->worker_name);
+        if (rr == RUN_PERMANENT) {
+            /* Its tx was rolled back alone: answer it in this batch. */
+            make_internal(job);
+            rr = run_job(s, job, e->worker_name);
+        }
         if (access_session_tx_count(s) > before)
             tx_of[i] = access_session_tx_count(s);
         if (rr == RUN_LOST || rr == RUN_BROKEN || rr == RUN_ANSWERED_LOST) {
@@ -451,13 +467,10 @@ static void run_batch(executor_t *x, exec_task_t *t)
                 job_reset_outcome(t->jobs[k]);
                 t->jobs[k]->status = JOB_REQUEUE;
             }
-            if (culprit == i) {
+            if (culprit == i)
                 job->status = rr == RUN_ANSWERED_LOST ? JOB_ANSWERED : JOB_RETRY;
-            } else {
-                t->jobs[culprit]->status = JOB_RETRY;
-                snprintf(t->jobs[culprit]->fail_reason, sizeof(t->jobs[culprit]->fail_reason), "%s",
-                         t->error);
-            }
+            else
+                blame(s, t, culprit);
             goto abort;
         }
         job->status = rr == RUN_ANSWERED ? JOB_ANSWERED : JOB_RETRY;
@@ -479,11 +492,8 @@ static void run_batch(executor_t *x, exec_task_t *t)
         t->db_unavailable = aerr.status == ACCESS_UNAVAILABLE;
         size_t culprit = blamed(s, t, tx_of, t->njobs);
         set_all(t, 0, JOB_REQUEUE);
-        if (culprit < t->njobs) {
-            t->jobs[culprit]->status = JOB_RETRY;
-            snprintf(t->jobs[culprit]->fail_reason, sizeof(t->jobs[culprit]->fail_reason), "%s",
-                     t->error);
-        }
+        if (culprit < t->njobs)
+            blame(s, t, culprit);
         goto abort;
     }
     free(tx_of);

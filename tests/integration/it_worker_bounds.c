@@ -169,6 +169,41 @@ static void test_balance_bound_answered_at_once(void **state)
                      3);
 }
 
+/* A failure of the worker's own bookkeeping that no retry changes (here a
+ * constraint added by hand) is answered `internal` at once, with its DLQ
+ * copy, not after every attempt: once in the claim (the request's own
+ * statement), once in the audit row that travels with the next message
+ * (a carried write, found after the request's transaction ended). Nothing
+ * of either request stays applied. */
+static void test_permanent_bookkeeping_failure_answered_at_once(void **state)
+{
+    bstack_t *s = *state;
+    th_pg_exec(s->pg, "postgres",
+               "ALTER TABLE tally_request_outcomes ADD CONSTRAINT it_refuse_claim"
+               " CHECK (request_id <> 'perm-claim') NOT VALID;"
+               "ALTER TABLE payment_system_logs ADD CONSTRAINT it_refuse_audit"
+               " CHECK (request_id <> 'perm-audit') NOT VALID");
+    long long before = retries(s);
+    record(s, "acct_perm", "perm-claim", "usd", 100, "succeeded");
+    record(s, "acct_perm", "perm-audit", "usd", 100, "succeeded");
+    for (int k = 0; k < 2; k++) {
+        const char *id = k == 0 ? "perm-claim" : "perm-audit";
+        const th_msg_t *r = answer(s, "acct_perm", id);
+        if (error_code(r) == NULL || strcmp(error_code(r), "internal") != 0)
+            fail_msg("%s: expected internal, got %s", id, r->value);
+    }
+    assert_int_equal(retries(s), before);
+    assert_int_equal(collector_wait_count(s->dlq, "@key", "acct_perm", NULL, 2, 60000), 2);
+    th_pg_exec(s->pg, "postgres",
+               "ALTER TABLE tally_request_outcomes DROP CONSTRAINT it_refuse_claim;"
+               "ALTER TABLE payment_system_logs DROP CONSTRAINT it_refuse_audit");
+    assert_int_equal(th_pg_i64(s->pg, "postgres",
+                               "SELECT count(*) FROM stripe_payments WHERE account_id = 'acct_perm'"),
+                     0);
+    record(s, "acct_perm", "perm-ok", "usd", 100, "succeeded");
+    expect_ok(s, "acct_perm", "perm-ok");
+}
+
 /* 100 payments with the largest description and metadata: payment.list
  * {"limit":100} answers within 1 MiB, has_more, and the next page goes on
  * exactly after the last payment given. */
@@ -417,6 +452,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_balance_bound_answered_at_once),
+        cmocka_unit_test(test_permanent_bookkeeping_failure_answered_at_once),
         cmocka_unit_test(test_list_result_within_1_mib),
         cmocka_unit_test(test_locks_do_not_stall_other_accounts),
         cmocka_unit_test(test_lock_wait_within_the_budget),

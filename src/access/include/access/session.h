@@ -62,6 +62,11 @@ unsigned access_session_tx_count(const access_session_t *s);
  * the session, or 0. */
 unsigned access_session_failed_tx(const access_session_t *s);
 
+/* Whether that write failed in a way no retry changes (SQLSTATE class 22 or
+ * 23: ACCESS_INVALID or ACCESS_CONFLICT), so that its request should be
+ * answered at once rather than run again. */
+bool access_session_failed_permanently(const access_session_t *s);
+
 /* Sends the writes the session still holds back for ended tenant
  * transactions (pipelined sessions; nothing to do otherwise). On failure the
  * session has failed and access_session_failed_tx names the culprit; call
