@@ -164,9 +164,10 @@ static void test_balance_bound_answered_at_once(void **state)
                "UPDATE account_balances SET available = 0"
                " WHERE account_id = 'acct_top' AND currency = 'usd';"
                "ALTER TABLE account_balances VALIDATE CONSTRAINT account_balances_bounds");
-    assert_int_equal(th_pg_i64(s->pg, "postgres",
-                               "SELECT count(*) FROM stripe_payments WHERE account_id = 'acct_top'"),
-                     3);
+    assert_int_equal(
+        th_pg_i64(s->pg, "postgres",
+                  "SELECT count(*) FROM stripe_payments WHERE account_id = 'acct_top'"),
+        3);
 }
 
 /* A failure of the worker's own bookkeeping that no retry changes (here a
@@ -197,9 +198,10 @@ static void test_permanent_bookkeeping_failure_answered_at_once(void **state)
     th_pg_exec(s->pg, "postgres",
                "ALTER TABLE tally_request_outcomes DROP CONSTRAINT it_refuse_claim;"
                "ALTER TABLE payment_system_logs DROP CONSTRAINT it_refuse_audit");
-    assert_int_equal(th_pg_i64(s->pg, "postgres",
-                               "SELECT count(*) FROM stripe_payments WHERE account_id = 'acct_perm'"),
-                     0);
+    assert_int_equal(
+        th_pg_i64(s->pg, "postgres",
+                  "SELECT count(*) FROM stripe_payments WHERE account_id = 'acct_perm'"),
+        0);
     record(s, "acct_perm", "perm-ok", "usd", 100, "succeeded");
     expect_ok(s, "acct_perm", "perm-ok");
 }
