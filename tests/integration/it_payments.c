@@ -3,6 +3,8 @@
  * isolation; the balance trigger; concurrent refunds of one payment. */
 #include "it_handlers.h"
 
+#include "it_big_payments.h"
+
 #include "common/clock.h"
 
 #include <pthread.h>
@@ -431,18 +433,7 @@ static void test_concurrent_refunds(void **state)
 static void test_list_page_size_bound(void **state)
 {
     it_fixture_t *f = *state;
-    th_pg_exec(f->pg, "postgres",
-               "INSERT INTO stripe_payments (account_id, id, external_id, amount, currency, status,"
-               " description, metadata, created_at)"
-               " SELECT 'acct_big', 'pay_big_' || lpad(g::text, 3, '0'), 'pi_big_' || g, 100,"
-               "  'usd', 'succeeded', repeat('d', 1000),"
-               "  (SELECT json_object_agg(lpad(k::text, 40, 'k'), repeat('\"', 500))"
-               "     FROM generate_series(1, 50) k),"
-               "  clock_timestamp() + g * interval '1 millisecond'"
-               " FROM generate_series(1, 100) g");
-    char *want = th_pg_text(f->pg, "postgres",
-                            "SELECT string_agg(id, ',' ORDER BY created_at DESC, id DESC)"
-                            " FROM stripe_payments WHERE account_id = 'acct_big'");
+    char *want = it_insert_big_payments(f->pg, "acct_big");
     char got[8192] = "";
     char after[64] = "";
     int pages = 0, total = 0;

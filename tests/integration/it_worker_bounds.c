@@ -9,6 +9,8 @@
  * never asserted tightly: every wait is bounded generously. */
 #include "it_worker_common.h"
 
+#include "it_big_payments.h"
+
 #include <unistd.h>
 
 typedef struct bstack {
@@ -212,18 +214,7 @@ static void test_permanent_bookkeeping_failure_answered_at_once(void **state)
 static void test_list_result_within_1_mib(void **state)
 {
     bstack_t *s = *state;
-    th_pg_exec(s->pg, "postgres",
-               "INSERT INTO stripe_payments (account_id, id, external_id, amount, currency, status,"
-               " description, metadata, created_at)"
-               " SELECT 'acct_big', 'pay_big_' || lpad(g::text, 3, '0'), 'pi_big_' || g, 100,"
-               "  'usd', 'succeeded', repeat('d', 1000),"
-               "  (SELECT json_object_agg(lpad(k::text, 40, 'k'), repeat('\"', 500))"
-               "     FROM generate_series(1, 50) k),"
-               "  clock_timestamp() + g * interval '1 millisecond'"
-               " FROM generate_series(1, 100) g");
-    char *order = th_pg_text(s->pg, "postgres",
-                             "SELECT string_agg(id, ',' ORDER BY created_at DESC, id DESC)"
-                             " FROM stripe_payments WHERE account_id = 'acct_big'");
+    char *order = it_insert_big_payments(s->pg, "acct_big");
     char after[64] = "";
     size_t given = 0;
     for (int page = 0; page < 2; page++) {
