@@ -313,12 +313,39 @@ class Kubernetes(unittest.TestCase):
         for server in cm["KAFKA_BOOTSTRAP_SERVERS"].split(","):
             host, port = server.rsplit(":", 1)
             self.assertIn(("TCP", int(port)), out)
-            kafka = [r for r in np["egress"] if {"TCP", int(port)} & {p["port"] for p in r["ports"]}]
-            if host.endswith(".svc") or ".svc." in host:  # in-cluster: its namespace
-                namespace = host.split(".")[1]
-                self.assertIn(namespace, yaml.safe_dump(kafka))
+            if host.endswith(".svc") or ".svc." in host:  # in-cluster: to its namespace
+                peers = [peer.get("namespaceSelector", {}).get("matchLabels", {})
+                         for r in np["egress"] if any(p["port"] == int(port) for p in r["ports"])
+                         for peer in r.get("to", [])]
+                self.assertIn({"kubernetes.io/metadata.name": host.split(".")[1]}, peers)
         self.assertEqual(len(out), 4, "egress beyond DNS, PostgreSQL and Kafka")
 
+
+class Monitoring(unittest.TestCase):
+    def setUp(self):
+        self.mon = os.path.join(DEPLOY, "k8s", "monitoring")
+        (self.kz,) = load_all("k8s", "monitoring", "kustomization.yaml")
+        self.d = k8s("Deployment")
+
+    def test_kustomization_lists_every_file(self):
+        listed = set(self.kz["resources"])
+        listed |= {f for g in self.kz["configMapGenerator"] for f in g["files"]}
+        self.assertEqual(listed, set(os.listdir(self.mon)) - {"kustomization.yaml"})
+        (gen,) = self.kz["configMapGenerator"]
+        self.assertEqual(gen["options"]["labels"]["grafana_dashboard"], "1")
+
+    def test_pod_monitor_scrapes_the_workers_as_job_tally_worker(self):
+        (pm,) = load_all("k8s", "monitoring", "podmonitor.yaml")
+        spec = pm["spec"]
+        labels = self.d["spec"]["template"]["metadata"]["labels"]
+        self.assertEqual(spec["selector"]["matchLabels"], self.d["spec"]["selector"]["matchLabels"])
+        self.assertEqual(labels[spec["jobLabel"]], "tally-worker")
+        (ep,) = spec["podMetricsEndpoints"]
+        (c,) = self.d["spec"]["template"]["spec"]["containers"]
+        self.assertEqual(ep["port"], c["ports"][0]["name"])
+        self.assertEqual(ep["path"], "/metrics")
+        # The rules select the job the PodMonitor produces.
+        self.assertIn('job="tally-worker"', read("k8s", "monitoring", "prometheusrule.yaml"))
 
 
 class Systemd(unittest.TestCase):

@@ -82,7 +82,7 @@ class Schemas(unittest.TestCase):
         kinds = {d["kind"] for _, d in found}
         # The files this repository must ship; more are welcome and checked too.
         for kind in ("Deployment", "ConfigMap", "Service", "PodDisruptionBudget", "ScaledObject",
-                     "Job", "NetworkPolicy"):
+                     "Job", "NetworkPolicy", "PodMonitor", "PrometheusRule"):
             self.assertIn(kind, kinds)
         tmp = os.environ.get("TALLY_DEPLOY_TMP") or tempfile.gettempdir()
         os.makedirs(tmp, exist_ok=True)
