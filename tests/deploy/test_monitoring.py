@@ -5,7 +5,7 @@ rules`), each alert with a case that fires and one that stays quiet, a
 severity, and a runbook entry in docs/OPERATIONS.md; the Grafana dashboard
 parses, its queries pass promtool's parser, its panels do not overlap; and
 every metric name that the rules and the dashboard use is in the metrics table
-of docs/OPERATIONS.md, whose names src/worker/ renders (except those still
+of docs/OPERATIONS.md, whose names src/ renders (except those still
 listed in metrics-pending.txt).
 
 Environment: TALLY_SOURCE_DIR (the repository), TALLY_DEPLOY_TMP (scratch)."""
