@@ -33,7 +33,7 @@ static int setup(void **state)
     th_pg_migrate(s->pg);
     s->b = th_broker_start(3);
     s->w = th_worker_start(s->pg, s->b, worker_env);
-    if (!th_worker_wait_ready(s->w, 60000))
+    if (th_worker_wait_partitions(s->w, 3, 60000) < 0)
         fail_msg("worker not ready");
     s->p = th_producer_new(s->b);
     s->results = collector_new(s->b, RESULT_TOPIC);
@@ -384,7 +384,7 @@ static void test_sigterm_during_a_lock_wait(void **state)
     const char *env[] = {"TALLY_SHUTDOWN_TIMEOUT_MS=3000", "TALLY_LOCK_TIMEOUT_MS=600000",
                          "TALLY_STATEMENT_TIMEOUT_MS=600000", NULL};
     s->w = th_worker_start(s->pg, s->b, env);
-    if (!th_worker_wait_ready(s->w, 60000))
+    if (th_worker_wait_partitions(s->w, 3, 60000) < 0)
         fail_msg("worker not ready");
     PGconn **lock = lock_balances(s, "acct_sig", 1);
     record(s, "acct_sig_0", "sig-1", "usd", 100, "succeeded");
@@ -412,7 +412,7 @@ static void test_sigterm_during_a_lock_wait(void **state)
     th_worker_stop(s->w);
 
     s->w = th_worker_start(s->pg, s->b, worker_env);
-    if (!th_worker_wait_ready(s->w, 60000))
+    if (th_worker_wait_partitions(s->w, 3, 60000) < 0)
         fail_msg("worker not ready");
     unlock_balances(lock, 1);
     expect_ok(s, "acct_sig_0", "sig-1");
