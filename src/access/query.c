@@ -328,7 +328,9 @@ static access_status_t pipe_run(access_session_t *s, pipe_cmd_t *cmds, int n, ac
             /* Not the caller's failure: say whose it was. */
             s->broken = true;
             s->failed = culprit->owner;
-            s->failed_permanently = !access_status_is_infra(err->status);
+            /* Permanent: classes 22 and 23 (an SQL error, not a row count). */
+            s->failed_permanently =
+                err->sqlstate[0] != '\0' && !access_status_is_infra(err->status);
             access_error_t carried = *err;
             access_fail(err,
                         carried.status == ACCESS_UNAVAILABLE ? ACCESS_UNAVAILABLE : ACCESS_FAILED,

@@ -80,9 +80,13 @@ static run_result_t infra(job_t *job, const char *step, const access_error_t *er
              access_status_str(err->status), err->sqlstate[0] ? " " : "", err->sqlstate);
     if (err->status == ACCESS_UNAVAILABLE)
         return RUN_LOST;
-    /* A business status here is a class 22 or 23 failure (sqlstate.h) of the
-     * worker's own bookkeeping: every attempt would fail the same way. */
-    return access_status_is_infra(err->status) ? RUN_RETRY : RUN_PERMANENT;
+    /* A business status with an SQLSTATE is a class 22 or 23 failure
+     * (sqlstate.h) of the worker's own bookkeeping: every attempt would fail
+     * the same way. Without one it is a row count that differs (an outcome
+     * another transaction stored first): a retry replays it. */
+    if (!access_status_is_infra(err->status) && err->sqlstate[0] != '\0')
+        return RUN_PERMANENT;
+    return RUN_RETRY;
 }
 
 /* Builds the texts to publish from the stored response. */

@@ -16,7 +16,7 @@
 
 typedef struct access_sqlscan_hit {
     int line;      /* 1-based line of the statement's first word */
-    char what[32]; /* "COMMIT", "START TRANSACTION", … as the statement begins */
+    char what[48]; /* "COMMIT", "START TRANSACTION", … as the statement begins */
 } access_sqlscan_hit_t;
 
 /* Whether sql holds a statement that begins, ends or splits a transaction:
