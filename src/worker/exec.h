@@ -13,7 +13,9 @@
  *   EXEC_PRUNE  access_admin_prune_outcomes.
  *
  * Every job of a batch that reaches the database gets an audit row in the
- * same transaction as its effects and stored outcome. */
+ * same transaction as its effects and stored outcome; run.h runs one job,
+ * exec.c the batch around it (one session, the culprit of a failed carried
+ * write, COMMIT). */
 #ifndef TALLY_WORKER_EXEC_H
 #define TALLY_WORKER_EXEC_H
 
