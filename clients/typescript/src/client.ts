@@ -263,8 +263,15 @@ export class TallyClient {
 
   private connectProducer(): Promise<Producer> {
     if (this.producer === null) {
-      // Java-compatible murmur2 on the key, so one account stays in one partition.
-      const p = this.kafka.producer({ createPartitioner: Partitioners.DefaultPartitioner });
+      // Java-compatible murmur2 on the key, so one account stays in one
+      // partition; one request in flight, so a retry cannot reorder an
+      // account's requests. Not kafkajs's idempotent producer: it needs the
+      // cluster's controller, which the embedded broker does not name; a
+      // retried duplicate is harmless anyway (the same id is a replay).
+      const p = this.kafka.producer({
+        createPartitioner: Partitioners.DefaultPartitioner,
+        maxInFlightRequests: 1,
+      });
       this.producer = p.connect().then(() => p);
       this.producer.catch(() => {
         this.producer = null;
