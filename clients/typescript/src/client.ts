@@ -2,7 +2,7 @@
 // reply topic, and results() for result consumers, on kafkajs.
 import kafkajs from 'kafkajs';
 import type { Consumer, KafkaConfig, KafkaMessage, Producer } from 'kafkajs';
-import { buildRequest } from './envelope.js';
+import { buildRequest, type ForbiddenTopics, type WireMessage } from './envelope.js';
 import { TallyResultError, TallyTimeoutError } from './errors.js';
 import type { JobType, Requests } from './generated/jobs.js';
 import { Handoff, RecentKeys } from './handoff.js';
@@ -77,8 +77,8 @@ export class TallyClient {
   readonly requestTopic: string;
   readonly resultTopic: string;
   readonly replyTopic: string;
-  private readonly auditTopic: string;
-  private readonly dlqTopic: string;
+  /** Topics reply_to may not name. */
+  private readonly ownTopics: ForbiddenTopics;
   private readonly callTimeoutMs: number;
   private readonly kafka: InstanceType<typeof Kafka>;
   private readonly consumerTimings: Required<NonNullable<TallyClientOptions['consumer']>>;
@@ -91,8 +91,11 @@ export class TallyClient {
     const brokers = typeof options.brokers === 'string' ? options.brokers.split(',') : options.brokers;
     this.requestTopic = options.requestTopic ?? 'tally.requests';
     this.resultTopic = options.resultTopic ?? 'tally.results';
-    this.auditTopic = options.auditTopic ?? 'tally.audit';
-    this.dlqTopic = options.dlqTopic ?? 'tally.dlq';
+    this.ownTopics = {
+      request: this.requestTopic,
+      audit: options.auditTopic ?? 'tally.audit',
+      dlq: options.dlqTopic ?? 'tally.dlq',
+    };
     this.replyTopic = options.replyTopic ?? 'tally.replies';
     this.callTimeoutMs = options.callTimeoutMs ?? 30_000;
     this.consumerTimings = {
@@ -114,18 +117,18 @@ export class TallyClient {
    * type's schema first (TallyValidationError names the field, as the worker would).
    */
   async send<T extends JobType>(accountId: string, type: T, payload: Requests[T], opts: SendOptions = {}): Promise<string> {
-    const msg = buildRequest(accountId, type, payload, opts, {
-      request: this.requestTopic,
-      audit: this.auditTopic,
-      dlq: this.dlqTopic,
-    });
+    const msg = buildRequest(accountId, type, payload, opts, this.ownTopics);
+    await this.produce(msg);
+    return msg.id;
+  }
+
+  private async produce(msg: WireMessage): Promise<void> {
     const producer = await this.connectProducer();
     await producer.send({
       topic: this.requestTopic,
       acks: -1,
       messages: [{ key: msg.key, value: msg.value, headers: msg.headers }],
     });
-    return msg.id;
   }
 
   /**
@@ -136,13 +139,8 @@ export class TallyClient {
    */
   async call<T extends JobType>(accountId: string, type: T, payload: Requests[T], opts: CallOptions = {}): Promise<OkResult<T>> {
     const timeoutMs = opts.timeoutMs ?? this.callTimeoutMs;
-    const sendOpts: SendOptions = { ...opts, replyTo: this.replyTopic };
     // Checked before waiting for the reply consumer, so bad input fails at once.
-    const msg = buildRequest(accountId, type, payload, sendOpts, {
-      request: this.requestTopic,
-      audit: this.auditTopic,
-      dlq: this.dlqTopic,
-    });
+    const msg = buildRequest(accountId, type, payload, { ...opts, replyTo: this.replyTopic }, this.ownTopics);
     await this.connectReplies();
     const key = resultKey(accountId, msg.id);
     if (this.pending.has(key)) throw new Error(`a call for request ${msg.id} of account ${accountId} is already waiting`);
@@ -154,7 +152,7 @@ export class TallyClient {
       this.pending.set(key, { resolve, reject, timer });
     });
     try {
-      await this.send(accountId, type, payload, { ...sendOpts, id: msg.id });
+      await this.produce(msg);
     } catch (e) {
       const p = this.pending.get(key);
       if (p !== undefined) {
