@@ -3,7 +3,8 @@
  * applied, the embedded broker and one tally-worker, started through the
  * same harness functions as the C tests.
  *
- * Prints one JSON line on stdout once the worker is ready:
+ * Prints one JSON line on stdout once the worker is ready and owns every
+ * request partition:
  *   {"bootstrap": "127.0.0.1:…", "database_url": "postgresql://postgres@…",
  *    "http_port": N, "tmpdir": "…"}
  * then reads stdin. End of input (or the line "stop") stops everything and
@@ -38,8 +39,10 @@ int main(int argc, char **argv)
     th_pg_migrate(pg);
     th_broker_t *broker = th_broker_start(partitions);
     th_worker_t *worker = th_worker_start(pg, broker, NULL);
-    if (!th_worker_wait_ready(worker, READY_TIMEOUT_MS))
-        fail_msg("th-stack: the worker was not ready within %d ms", READY_TIMEOUT_MS);
+    /* Ready does not mean assigned (CONTRACT §7); a single worker gets them all. */
+    if (th_worker_wait_partitions(worker, partitions, READY_TIMEOUT_MS) < partitions)
+        fail_msg("th-stack: the worker did not own the %d request partitions within %d ms",
+                 partitions, READY_TIMEOUT_MS);
 
     char url[256];
     th_pg_url(pg, "postgres", url, sizeof(url));
