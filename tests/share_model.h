@@ -81,8 +81,9 @@ static inline char *share_model_check_running(const char *list, const int64_t *n
         share_model_split(nets[j], bp, n, want);
         for (size_t i = 0; i < n && why == NULL; i++) {
             if (tok == NULL || strtoll(tok, NULL, 10) != want[i]) {
-                if (asprintf(&why, "after refund %d (net %lld) party %zu holds %s, its share is "
-                                   "%lld",
+                if (asprintf(&why,
+                             "after refund %d (net %lld) party %zu holds %s, its share is "
+                             "%lld",
                              j + 1, (long long)nets[j], i, tok != NULL ? tok : "nothing",
                              (long long)want[i]) < 0)
                     why = strdup("out of memory");

@@ -160,9 +160,9 @@ access_status_t access_shares_insert(access_tx_t *tx, const char *payment_id, co
         char id[IDS_MAX];
         json_t *row =
             ids_new("sh", id, sizeof(id)) == 0
-                ? json_pack("{s:s, s:i, s:s, s:i, s:I}", "id", id, "position",
-                            shares[i].position, "party", shares[i].party, "basis_points",
-                            (int)shares[i].basis_points, "amount", (json_int_t)shares[i].amount)
+                ? json_pack("{s:s, s:i, s:s, s:i, s:I}", "id", id, "position", shares[i].position,
+                            "party", shares[i].party, "basis_points", (int)shares[i].basis_points,
+                            "amount", (json_int_t)shares[i].amount)
                 : NULL;
         if (row == NULL || json_array_append_new(rows, row) != 0) {
             json_decref(rows);

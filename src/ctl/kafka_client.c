@@ -225,10 +225,10 @@ rd_kafka_resp_err_t kc_produce(rd_kafka_t *rk, const char *topic, const char *ke
 {
     size_t key_len = key != NULL ? strlen(key) : 0;
     for (;;) {
-        rd_kafka_resp_err_t e = rd_kafka_producev(
-            rk, RD_KAFKA_V_TOPIC(topic), RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
-            RD_KAFKA_V_KEY(key, key_len), RD_KAFKA_V_VALUE((void *)value, len),
-            RD_KAFKA_V_OPAQUE(opaque), RD_KAFKA_V_END);
+        rd_kafka_resp_err_t e =
+            rd_kafka_producev(rk, RD_KAFKA_V_TOPIC(topic), RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
+                              RD_KAFKA_V_KEY(key, key_len), RD_KAFKA_V_VALUE((void *)value, len),
+                              RD_KAFKA_V_OPAQUE(opaque), RD_KAFKA_V_END);
         if (e != RD_KAFKA_RESP_ERR__QUEUE_FULL) {
             rd_kafka_poll(rk, 0);
             return e;

@@ -34,8 +34,8 @@ static const char usage[] =
     "  --schedule S      daily, weekly or monthly (required)\n"
     "  --at DATE         a day (YYYY-MM-DD) of the period to pay (default: today, UTC)\n"
     "  --dry-run         list what is due; send nothing\n"
-    "  --json            one JSON object per payout on standard output\n"
-    "  --topic NAME      request topic (default: $TALLY_REQUEST_TOPIC or tally.requests)\n" KC_HELP_COMMON
+    "  --topic NAME      request topic (default: $TALLY_REQUEST_TOPIC or tally.requests)\n"
+    "  --json            one JSON object per payout on standard output\n" KC_HELP_COMMON
     "  -h, --help        this text\n"
     "\n"
     "Reads PAYOUTS_DATABASE_URL: a login role granted tally_scheduler (it may call\n"
@@ -107,10 +107,10 @@ static void on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaqu
 /* The request envelope of one due payout (malloc'd JSON text, or NULL). */
 static char *envelope(const item_t *it)
 {
-    json_t *env = json_pack("{s:i, s:s, s:s, s:s, s:{s:I, s:s, s:s}}", "v", 1, "id", it->id,
-                            "account_id", it->due.account_id, "type", "payout.create", "payload",
-                            "amount", (json_int_t)it->due.amount, "currency", it->due.currency,
-                            "description", it->id);
+    json_t *env =
+        json_pack("{s:i, s:s, s:s, s:s, s:{s:I, s:s, s:s}}", "v", 1, "id", it->id, "account_id",
+                  it->due.account_id, "type", "payout.create", "payload", "amount",
+                  (json_int_t)it->due.amount, "currency", it->due.currency, "description", it->id);
     char *text = env != NULL ? json_dumps(env, JSON_COMPACT) : NULL;
     json_decref(env);
     return text;
@@ -125,9 +125,9 @@ static void send_all(rd_kafka_t *rk, const char *topic, item_t *items, size_t n)
         if (it->outcome != OUT_PENDING)
             continue;
         char *value = envelope(it);
-        rd_kafka_resp_err_t e = value != NULL ? kc_produce(rk, topic, it->due.account_id, value,
-                                                           strlen(value), it)
-                                              : RD_KAFKA_RESP_ERR__FAIL;
+        rd_kafka_resp_err_t e =
+            value != NULL ? kc_produce(rk, topic, it->due.account_id, value, strlen(value), it)
+                          : RD_KAFKA_RESP_ERR__FAIL;
         free(value);
         if (e != RD_KAFKA_RESP_ERR_NO_ERROR) {
             it->outcome = OUT_FAILED;

@@ -163,8 +163,8 @@ static handler_status_t reverse_allocation(access_tx_t *tx, const access_payment
             rows[m++] = (access_share_new_t){(int)i, shares[i].party, bp[i], change[i]};
     }
     /* The changes sum to −refund, so at least one row is due. */
-    if (m > 0 && access_shares_insert(tx, refund->payment_id, refund->id, rows, m, &aerr) !=
-                     ACCESS_OK)
+    if (m > 0 &&
+        access_shares_insert(tx, refund->payment_id, refund->id, rows, m, &aerr) != ACCESS_OK)
         st = handler_access_error(&aerr, err);
 out:
     free(shares);

@@ -41,8 +41,9 @@ static void payouts_due(e2e_t *e, const char *schedule, const char *day, const c
     th_pg_url(e->pg, "tally_cron", url, sizeof(url));
     snprintf(env_url, sizeof(env_url), "PAYOUTS_DATABASE_URL=%s", url);
     const char *const env[] = {env_url, NULL};
-    const char *args[16] = {"payouts",  "due", "--schedule", schedule, "--at", day, "--json",
-                            "--brokers", th_broker_bootstrap(e->b)};
+    const char *args[16] = {"payouts", "due",       "--schedule",
+                            schedule,  "--at",      day,
+                            "--json",  "--brokers", th_broker_bootstrap(e->b)};
     int n = 9;
     if (extra != NULL)
         args[n++] = extra;
@@ -181,8 +182,8 @@ static void test_scheduled_payouts(void **state)
         if (again == NULL)
             fail_msg("no second answer to %s", ids[i]);
         assert_true(json_is_true(json_object_get(again, "replayed")));
-        assert_true(json_equal(json_object_get(first[i], "result"),
-                               json_object_get(again, "result")));
+        assert_true(
+            json_equal(json_object_get(first[i], "result"), json_object_get(again, "result")));
     }
     assert_int_equal(count(e, "SELECT count(*) FROM pay_out"), 2);
 

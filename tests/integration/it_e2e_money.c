@@ -7,10 +7,9 @@
  * Checked afterwards, in the database and through the worker: concurrent
  * payouts never overdraw, redemptions never pass a code's limit, refunds
  * never pass a payment's amount and its allocations keep every party at its
- * share of the net amount after each refund; every request id is answered, exactly one answer per id is not a
- * replay, all answers of one id agree, and no effect was applied twice.
- * The counts are printed. Bounded: a few hundred requests, 120 s at most
- * for their answers. */
+ * share of the net amount after each refund; every request id is answered, exactly one answer per
+ * id is not a replay, all answers of one id agree, and no effect was applied twice. The counts are
+ * printed. Bounded: a few hundred requests, 120 s at most for their answers. */
 #include "it_e2e_common.h"
 
 #include "../share_model.h"

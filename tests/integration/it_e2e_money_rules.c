@@ -66,9 +66,9 @@ static void expect_shares(e2e_t *e, const char *acct, const char *pay, int64_t n
 /* A payment of amount in acct, allocated 50/50; its id goes to pay. */
 static void allocated_payment(e2e_t *e, const char *acct, int64_t amount, char *pay, size_t size)
 {
-    const json_t *res = e2e_ok(e2e_call(
-        e, acct, "payment.record", "{'external_id':'pi_%lld','amount':%lld,'currency':'usd'}",
-        (long long)amount, (long long)amount));
+    const json_t *res = e2e_ok(e2e_call(e, acct, "payment.record",
+                                        "{'external_id':'pi_%lld','amount':%lld,'currency':'usd'}",
+                                        (long long)amount, (long long)amount));
     snprintf(pay, size, "%s", e2e_str(res, "payment", "id"));
     e2e_ok(e2e_call(e, acct, "share.allocate",
                     "{'payment_id':'%s','shares':[{'party':'seller','basis_points':5000},"
@@ -129,13 +129,13 @@ static void test_currencies_everywhere(void **state)
     E2E_ERR(e, A, "invalid_request", "currency", "code.create", "{'amount':100,'currency':'uds'}");
     E2E_ERR(e, A, "invalid_request", "currency", "balance.get", "{'currency':'xyz'}");
     /* The same with real codes works; the message says what is wrong. */
-    const json_t *r = e2e_call(e, A, "payment.record",
-                               "{'external_id':'pi_uds','amount':100,'currency':'uds'}");
+    const json_t *r =
+        e2e_call(e, A, "payment.record", "{'external_id':'pi_uds','amount':100,'currency':'uds'}");
     assert_non_null(strstr(e2e_str(r, "error", "message"), "ISO 4217"));
-    e2e_ok(e2e_call(e, A, "payment.record",
-                    "{'external_id':'pi_uds','amount':100,'currency':'usd'}"));
-    e2e_ok(e2e_call(e, A, "payment.record",
-                    "{'external_id':'pi_jpy','amount':100,'currency':'jpy'}"));
+    e2e_ok(
+        e2e_call(e, A, "payment.record", "{'external_id':'pi_uds','amount':100,'currency':'usd'}"));
+    e2e_ok(
+        e2e_call(e, A, "payment.record", "{'external_id':'pi_jpy','amount':100,'currency':'jpy'}"));
     const json_t *d = json_object_get(e2e_ok(e2e_call(e, A, "balance.get", "{}")), "data");
     assert_int_equal(json_array_size(d), 2); /* jpy and usd, no uds */
     assert_int_equal(th_pg_i64(e->pg, "postgres",

@@ -214,8 +214,9 @@ static void test_refund_reversals(void **state)
     r = it_ok(f->pool, "acct_rev", "share.list", "{\"payment_id\": \"%s\", \"limit\": 1}", id);
     assert_int_equal(it_int(r, "data.0.amount"), -1);
     json_decref(r);
-    assert_int_equal(it_sql_i64(f, "SELECT count(*) FROM payment_share_tracking"
-                                   " WHERE payment_id = '%s'",
+    assert_int_equal(it_sql_i64(f,
+                                "SELECT count(*) FROM payment_share_tracking"
+                                " WHERE payment_id = '%s'",
                                 id),
                      3 + 3 + 1);
 
@@ -240,18 +241,20 @@ static void test_refund_unit_by_unit(void **state)
     static const int32_t half[] = {5000, 5000};
     char id[64];
     it_record_payment(f, "acct_unit", "pi_unit", 100, "succeeded", id, sizeof(id));
-    json_decref(it_ok(f->pool, "acct_unit", "share.allocate",
-                      "{\"payment_id\": \"%s\", \"shares\": [{\"party\": \"seller\","
-                      " \"basis_points\": 5000}, {\"party\": \"platform\", \"basis_points\": 5000}]}",
-                      id));
+    json_decref(
+        it_ok(f->pool, "acct_unit", "share.allocate",
+              "{\"payment_id\": \"%s\", \"shares\": [{\"party\": \"seller\","
+              " \"basis_points\": 5000}, {\"party\": \"platform\", \"basis_points\": 5000}]}",
+              id));
     for (int64_t net = 99; net >= 0; net--) {
         json_decref(it_ok(f->pool, "acct_unit", "payment.refund",
                           "{\"payment_id\": \"%s\", \"amount\": 1}", id));
         if (net % 10 == 0 || net < 3)
             expect_totals(f, "acct_unit", id, ab, half, 2, net);
     }
-    assert_int_equal(it_sql_i64(f, "SELECT count(*) FROM payment_share_tracking"
-                                   " WHERE payment_id = '%s' AND kind = 'reversal'",
+    assert_int_equal(it_sql_i64(f,
+                                "SELECT count(*) FROM payment_share_tracking"
+                                " WHERE payment_id = '%s' AND kind = 'reversal'",
                                 id),
                      100);
     /* No reversal row without a change. */
@@ -293,8 +296,7 @@ static void test_drift_corrected_by_next_refund(void **state)
                       "{\"payment_id\": \"%s\", \"amount\": 1}", id);
     json_decref(r);
     expect_totals(f, "acct_drift", id, ab, half, 2, 89); /* 45/44 */
-    r = it_ok(f->pool, "acct_drift", "share.list", "{\"payment_id\": \"%s\", \"limit\": 2}",
-              id);
+    r = it_ok(f->pool, "acct_drift", "share.list", "{\"payment_id\": \"%s\", \"limit\": 2}", id);
     assert_string_equal(it_str(r, "data.0.party"), "b");
     assert_int_equal(it_int(r, "data.0.amount"), -6);
     assert_string_equal(it_str(r, "data.1.party"), "a");

@@ -290,7 +290,7 @@ static void test_drift_corrected(void **state)
     const int32_t half[] = {5000, 5000};
     int64_t total[2] = {40, 50}, change[2];
     assert_int_equal(alloc_rebalance(89, half, total, 2, change), 0);
-    assert_int_equal(change[0], 5); /* 40 → 45 */
+    assert_int_equal(change[0], 5);  /* 40 → 45 */
     assert_int_equal(change[1], -6); /* 50 → 44 */
     total[0] += change[0];
     total[1] += change[1];
@@ -368,9 +368,12 @@ static void test_running_total_property(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_contract_examples),   cmocka_unit_test(test_ties_and_remainders),
-        cmocka_unit_test(test_large_amounts),       cmocka_unit_test(test_invalid_inputs),
-        cmocka_unit_test(test_exhaustive_small),    cmocka_unit_test(test_randomized),
+        cmocka_unit_test(test_contract_examples),
+        cmocka_unit_test(test_ties_and_remainders),
+        cmocka_unit_test(test_large_amounts),
+        cmocka_unit_test(test_invalid_inputs),
+        cmocka_unit_test(test_exhaustive_small),
+        cmocka_unit_test(test_randomized),
         cmocka_unit_test(test_reversals_by_running_total),
         cmocka_unit_test(test_drift_corrected),
         cmocka_unit_test(test_running_total_property),
