@@ -90,6 +90,27 @@ function docComment(schema, pad) {
   return `${pad}/**\n${lines.map((l) => `${pad} * ${l}`).join('\n')}\n${pad} */\n`;
 }
 
+// Long enums (ISO 4217's currencies) that several fields share become one
+// named type, named after the first field that has it: `currency` → Currency.
+const NAMED_ENUM_MIN = 16;
+let namedEnums = new Map(); // enumKey(values) → { name, schema }
+// A nullable field's enum lists null too; the named type holds the rest.
+const enumKey = (values) => JSON.stringify(values.filter((v) => v !== null));
+const enumValues = (values) => values.filter((v) => v !== null).map((v) => JSON.stringify(v)).join(' | ');
+
+function collectEnums(schema, field) {
+  if (schema === null || typeof schema !== 'object') return;
+  if (Array.isArray(schema.enum) && schema.enum.length >= NAMED_ENUM_MIN) {
+    const key = enumKey(schema.enum);
+    if (!namedEnums.has(key) && field !== undefined) namedEnums.set(key, { name: pascal(field), field, schema });
+  }
+  for (const [k, v] of Object.entries(schema)) {
+    if (k === 'properties') for (const [n, sub] of Object.entries(v)) collectEnums(sub, n);
+    else if (k === 'items' || k === 'additionalProperties') collectEnums(v, field);
+    else if (k === 'anyOf' || k === 'oneOf' || k === 'allOf') v.forEach((sub) => collectEnums(sub, field));
+  }
+}
+
 // mode 'request': integers accept bigint too; 'result': integers are numbers.
 function tsType(schema, mode, depth) {
   if (schema === true || schema === undefined) return 'unknown';
@@ -100,7 +121,11 @@ function tsType(schema, mode, depth) {
     return m[1];
   }
   if (schema.const !== undefined) return JSON.stringify(schema.const);
-  if (schema.enum !== undefined) return schema.enum.map((v) => JSON.stringify(v)).join(' | ');
+  if (schema.enum !== undefined) {
+    const named = namedEnums.get(enumKey(schema.enum));
+    const values = named !== undefined ? named.name : enumValues(schema.enum);
+    return schema.enum.includes(null) ? `${values} | null` : values;
+  }
   for (const k of ['anyOf', 'oneOf']) {
     if (schema[k] !== undefined)
       return [...new Set(schema[k].map((s) => tsType(s, mode, depth)))].join(' | ');
@@ -179,11 +204,24 @@ export function generate(dir = DEFAULT_SCHEMAS_DIR) {
   for (const [name, schema] of Object.entries(objects.$defs ?? {}).sort(([a], [b]) => a.localeCompare(b)))
     out += declare(name, schema, 'result') + '\n';
 
-  const payloads = {};
-  out += '// ---- Payloads (docs/schemas/<type>.json) and ok results (docs/schemas/results/<type>.json) ----\n\n';
-  for (const type of types) {
+  namedEnums = new Map();
+  const schemas = types.map((type) => {
     const schema = readJson(join(dir, `${type}.json`));
     checkKeywords(schema, `${type}.json`);
+    collectEnums(schema);
+    return schema;
+  });
+  if (namedEnums.size > 0) out += '// ---- Value sets that several fields share ----\n\n';
+  for (const { name, field, schema } of namedEnums.values()) {
+    const n = schema.enum.filter((v) => v !== null).length;
+    out += `/** The ${n} values of \`${field}\` in docs/schemas, for every field with that list. */\n`;
+    out += `export type ${name} = ${enumValues(schema.enum)};\n\n`;
+  }
+
+  const payloads = {};
+  out += '// ---- Payloads (docs/schemas/<type>.json) and ok results (docs/schemas/results/<type>.json) ----\n\n';
+  for (const [i, type] of types.entries()) {
+    const schema = schemas[i];
     payloads[type] = strip(schema);
     out += declare(`${pascal(type)}Request`, schema, 'request') + '\n';
     const resultFile = join(resultsDir, `${type}.json`);
