@@ -27,6 +27,12 @@ for p in "${packages[@]}"; do
     status=$(dpkg-query -W -f='${Status}' "$p" 2>/dev/null || true)
     [ "$status" = "install ok installed" ] || missing+=("$p")
 done
+# clients/typescript and tests/deploy: Node.js (18 or later) and npm. A node
+# already on the PATH (such as NodeSource's 20, which brings its own npm) is
+# kept; without one, Debian's nodejs and npm.
+if ! command -v node >/dev/null || ! command -v npm >/dev/null; then
+    missing+=(nodejs npm)
+fi
 if [ ${#missing[@]} -eq 0 ]; then
     exit 0
 fi
