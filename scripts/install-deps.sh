@@ -12,6 +12,8 @@ packages=(
     postgresql-15 postgresql-client-15 valgrind clang libclang-rt-14-dev
     # tests/schemas (jsonschema) and tests/deploy (YAML), with Debian's python3
     python3 python3-jsonschema python3-yaml
+    # ISO 4217 currencies: scripts/gen-currencies.py and tests/unit/test_currency.c
+    iso-codes
     # tests/deploy: promtool (alert rules; the package also holds the server,
     # which only a systemd machine starts) and docker-compose 1.29 (compose.yaml);
     # its npm packages come from tests/deploy/package-lock.json (npm ci in ctest)
@@ -25,6 +27,12 @@ for p in "${packages[@]}"; do
     status=$(dpkg-query -W -f='${Status}' "$p" 2>/dev/null || true)
     [ "$status" = "install ok installed" ] || missing+=("$p")
 done
+# clients/typescript and tests/deploy: Node.js (18 or later) and npm. A node
+# already on the PATH (such as NodeSource's 20, which brings its own npm) is
+# kept; without one, Debian's nodejs and npm.
+if ! command -v node >/dev/null || ! command -v npm >/dev/null; then
+    missing+=(nodejs npm)
+fi
 if [ ${#missing[@]} -eq 0 ]; then
     exit 0
 fi

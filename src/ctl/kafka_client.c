@@ -209,6 +209,10 @@ rd_kafka_t *kc_producer_new(const kc_opts_t *o, kc_dr_cb *dr_cb, void *opaque, c
     set_default(conf, o, "enable.idempotence", "true");
     set_default(conf, o, "message.timeout.ms", "30000");
     set_default(conf, o, "linger.ms", "5");
+    /* The Java client's and kafkajs's (clients/typescript) partitioner: one
+     * account's requests land in one partition whichever tool sends them,
+     * and per-account order holds only within a partition. */
+    set_default(conf, o, "partitioner", "murmur2_random");
     rd_kafka_conf_set_dr_msg_cb(conf, dr_cb);
     rd_kafka_conf_set_opaque(conf, opaque);
     char kerr[512];
@@ -218,6 +222,23 @@ rd_kafka_t *kc_producer_new(const kc_opts_t *o, kc_dr_cb *dr_cb, void *opaque, c
         snprintf(err, errlen, "cannot create producer: %s", kerr);
     }
     return rk;
+}
+
+rd_kafka_resp_err_t kc_produce(rd_kafka_t *rk, const char *topic, const char *key,
+                               const void *value, size_t len, void *opaque)
+{
+    size_t key_len = key != NULL ? strlen(key) : 0;
+    for (;;) {
+        rd_kafka_resp_err_t e =
+            rd_kafka_producev(rk, RD_KAFKA_V_TOPIC(topic), RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
+                              RD_KAFKA_V_KEY(key, key_len), RD_KAFKA_V_VALUE((void *)value, len),
+                              RD_KAFKA_V_OPAQUE(opaque), RD_KAFKA_V_END);
+        if (e != RD_KAFKA_RESP_ERR__QUEUE_FULL) {
+            rd_kafka_poll(rk, 0);
+            return e;
+        }
+        rd_kafka_poll(rk, 100); /* deliveries free room */
+    }
 }
 
 /* ---- reader --------------------------------------------------------------- */

@@ -370,6 +370,59 @@ class Systemd(unittest.TestCase):
         self.assertEqual(self.s["KillSignal"], "SIGTERM")
 
 
+def unit_file(name):
+    p = configparser.ConfigParser(strict=False, interpolation=None)
+    p.optionxform = str
+    p.read_string(read("systemd", name))
+    return p
+
+
+class ScheduledPayouts(unittest.TestCase):
+    """`tallyctl payouts due` for each schedule, daily (a later run in the
+    same period is a replay), as a CronJob and as a systemd timer."""
+
+    def test_cronjob(self):
+        cj = k8s("CronJob")
+        (kz,) = load_all("k8s", "kustomization.yaml")
+        self.assertIn("payouts-cronjob.yaml", kz["resources"])
+        spec = cj["spec"]
+        self.assertEqual(len(spec["schedule"].split()), 5)
+        self.assertEqual(spec["timeZone"], "Etc/UTC")  # periods are UTC
+        self.assertEqual(spec["concurrencyPolicy"], "Forbid")
+        pod = spec["jobTemplate"]["spec"]["template"]["spec"]
+        self.assertIn(pod["restartPolicy"], ("Never", "OnFailure"))
+        self.assertTrue(pod["securityContext"]["runAsNonRoot"])
+        (c,) = pod["containers"]
+        script = " ".join(c.get("command", []) + c.get("args", []))
+        self.assertIn("tallyctl payouts due --schedule", script)
+        for schedule in ("daily", "weekly", "monthly"):
+            self.assertIn(schedule, script)
+        refs = c["envFrom"]
+        self.assertIn({"configMapRef": {"name": k8s("ConfigMap")["metadata"]["name"]}}, refs)
+        secrets = [r["secretRef"]["name"] for r in refs if "secretRef" in r]
+        self.assertEqual(len(secrets), 1)
+        self.assertNotEqual(secrets[0], "tally-worker-db")  # its own role, not the worker's
+        self.assertFalse(c["securityContext"]["allowPrivilegeEscalation"])
+        self.assertTrue(c["securityContext"]["readOnlyRootFilesystem"])
+
+    def test_systemd_timer(self):
+        timer = unit_file("tally-payouts.timer")["Timer"]
+        self.assertTrue(timer["OnCalendar"].endswith("UTC"))
+        self.assertEqual(timer["Persistent"], "true")
+        self.assertTrue(os.path.exists(os.path.join(DEPLOY, "systemd", timer["Unit"])))
+        s = unit_file(timer["Unit"])["Service"]
+        self.assertEqual(s["Type"], "oneshot")
+        self.assertIn("tallyctl payouts due --schedule", s["ExecStart"])
+        for schedule in ("daily", "weekly", "monthly"):
+            self.assertIn(schedule, s["ExecStart"])
+        self.assertTrue(s["EnvironmentFile"].lstrip("-").startswith("/"))
+        self.assertEqual(s["DynamicUser"], "yes")
+        self.assertEqual(s["NoNewPrivileges"], "yes")
+        self.assertEqual(s["ProtectSystem"], "strict")
+        self.assertEqual(s["CapabilityBoundingSet"], "")
+        self.assertIn("PAYOUTS_DATABASE_URL", env_example())
+
+
 class EnvExample(unittest.TestCase):
     def test_covers_every_contract_setting(self):
         path = os.environ.get("TALLY_CONTRACT")
