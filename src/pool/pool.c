@@ -22,6 +22,7 @@ struct pool_conn {
     PGconn *pg;
     const struct pool *pool;
     bool broken;
+    bool goodbye;          /* the server sent FATAL while idle (notice_cb): it is ending */
     int64_t idle_since_ns; /* monotonic; set on release */
     char **prepared;       /* names of statements prepared on this connection */
     size_t nprepared;
@@ -170,10 +171,10 @@ void pool_free(pool_t *pool)
 }
 
 /* Server notices (and the FATAL of a terminated idle backend, which libpq
- * reports as a notice) go to our log instead of libpq's default, raw stderr. */
+ * reports as a notice) go to our log instead of libpq's default, raw stderr.
+ * arg is the connection's goodbye flag, set by a FATAL or PANIC. */
 static void notice_cb(void *arg, const PGresult *r)
 {
-    (void)arg;
     const char *sev = PQresultErrorField(r, PG_DIAG_SEVERITY_NONLOCALIZED);
     const char *msg = PQresultErrorField(r, PG_DIAG_MESSAGE_PRIMARY);
     const char *state = PQresultErrorField(r, PG_DIAG_SQLSTATE);
@@ -181,12 +182,15 @@ static void notice_cb(void *arg, const PGresult *r)
                                 strcmp(sev, "PANIC") == 0);
     log_emit(loud ? LOG_WARN : LOG_DEBUG, "database notice", LOG_S("severity", sev ? sev : ""),
              LOG_S("sqlstate", state ? state : ""), LOG_S("message", msg ? msg : ""), LOG_END);
+    if (sev != NULL && (strcmp(sev, "FATAL") == 0 || strcmp(sev, "PANIC") == 0))
+        *(bool *)arg = true;
 }
 
 /* Opens a connection, giving up at the deadline. PQconnectStartParams +
  * PQconnectPoll rather than connect_timeout, which libpq applies per host and
  * per attempt, not to the whole call. */
-static PGconn *connect_with_deadline(const pool_t *p, int64_t deadline, char *err, size_t errlen)
+static PGconn *connect_with_deadline(const pool_t *p, bool *goodbye, int64_t deadline, char *err,
+                                     size_t errlen)
 {
     /* Keywords before "dbname" are defaults that the operator's connection
      * string (expanded from dbname) may override. Keepalives and
@@ -206,7 +210,7 @@ static PGconn *connect_with_deadline(const pool_t *p, int64_t deadline, char *er
     }
     /* Before the first poll: the server may send warnings during start-up
      * (a role setting it cannot apply, for one). */
-    PQsetNoticeReceiver(pg, notice_cb, NULL);
+    PQsetNoticeReceiver(pg, notice_cb, goodbye);
     PostgresPollingStatusType st = PGRES_POLLING_WRITING;
     while (PQstatus(pg) != CONNECTION_BAD) {
         if (st == PGRES_POLLING_OK)
@@ -243,8 +247,9 @@ static PGconn *connect_with_deadline(const pool_t *p, int64_t deadline, char *er
 /* Whether an idle connection still looks alive. A backend ended by
  * pg_terminate_backend or a server shutdown has sent a FATAL message and
  * closed the socket. Non-blocking reads notice that without a round trip:
- * the first consumes the message (which libpq, idle, treats as a notice), the
- * second meets the end of the stream. */
+ * the first consumes the message (which libpq, idle, treats as a notice, and
+ * notice_cb flags), the second meets the end of the stream — unless the
+ * server has not closed it yet, which the flag covers. */
 static bool idle_conn_alive(pool_conn_t *c)
 {
     for (int i = 0; i < 2; i++) {
@@ -255,7 +260,8 @@ static bool idle_conn_alive(pool_conn_t *c)
     PGnotify *n;
     while ((n = PQnotifies(c->pg)) != NULL)
         PQfreemem(n);
-    return PQstatus(c->pg) == CONNECTION_OK && PQtransactionStatus(c->pg) == PQTRANS_IDLE;
+    return !c->goodbye && PQstatus(c->pg) == CONNECTION_OK &&
+           PQtransactionStatus(c->pg) == PQTRANS_IDLE;
 }
 
 static struct timespec deadline_ts(int64_t deadline_ns)
@@ -308,7 +314,7 @@ int pool_acquire(pool_t *pool, pool_conn_t **out, char *err, size_t errlen)
     pthread_mutex_unlock(&pool->mu);
 
     pool_conn_t *c = calloc(1, sizeof(*c));
-    PGconn *pg = c != NULL ? connect_with_deadline(pool, deadline, err, errlen) : NULL;
+    PGconn *pg = c != NULL ? connect_with_deadline(pool, &c->goodbye, deadline, err, errlen) : NULL;
     if (c == NULL)
         set_err(err, errlen, "pool: out of memory", NULL);
 
