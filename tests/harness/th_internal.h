@@ -102,4 +102,17 @@ void th_env_free(char **env);
  * fixture calls it once, before the tests that copy it). */
 void th_pg_template_ensure(void);
 
+/* For th_standby.c: a server instance with its directory (owned by the
+ * postgres user), log and free port but no data directory yet, registered
+ * for stopping at exit; its data directory's path; starting the server on
+ * it (a hot standby counts as started once it takes connections); running a
+ * PostgreSQL tool as the postgres user into its log (fails the test unless
+ * it exits 0); a tool's path (malloc'd) in TALLY_PG_BINDIR. */
+typedef struct th_pg th_pg_t;
+th_pg_t *th_pg_instance(void);
+const char *th_pg_datadir(const th_pg_t *pg);
+void th_pg_launch(th_pg_t *pg);
+void th_pg_run_tool(th_pg_t *pg, char *const *argv);
+char *th_pg_bin(const char *tool);
+
 #endif

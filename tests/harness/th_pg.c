@@ -178,8 +178,8 @@ static bool pidfile_ready(const th_pg_t *pg)
             fields[0] = strtol(line, NULL, 10);
         else if (n == 4)
             fields[1] = strtol(line, NULL, 10);
-        else if (n == 8)
-            ready = strncmp(line, "ready", 5) == 0;
+        else if (n == 8) /* a hot standby says "standby" once it takes connections */
+            ready = strncmp(line, "ready", 5) == 0 || strncmp(line, "standby", 7) == 0;
     }
     fclose(f);
     return ready && fields[0] == pg->pid && fields[1] == pg->port;
@@ -562,4 +562,42 @@ void th_pg_migrate(th_pg_t *pg)
     }
     free(logpath);
     th_pg_exec(pg, "tally_owner", "GRANT tally_app TO tally_worker");
+}
+
+void th_pg_crash(th_pg_t *pg)
+{
+    if (pg->pid <= 0)
+        fail_msg("harness: th_pg_crash: the server is not running");
+    /* SIGQUIT = immediate shutdown: no checkpoint, clients cut off. */
+    th_proc_stop(pg->pid, SIGQUIT, STOP_TIMEOUT_MS);
+    pg->pid = 0;
+}
+
+/* ---- for th_standby.c (th_internal.h) ------------------------------------ */
+
+th_pg_t *th_pg_instance(void)
+{
+    th_pg_t *pg = instance_new();
+    th_register(pg, stop_cb);
+    return pg;
+}
+
+const char *th_pg_datadir(const th_pg_t *pg)
+{
+    return pg->datadir;
+}
+
+void th_pg_launch(th_pg_t *pg)
+{
+    start_server(pg, true);
+}
+
+void th_pg_run_tool(th_pg_t *pg, char *const *argv)
+{
+    run_tool(pg, argv);
+}
+
+char *th_pg_bin(const char *tool)
+{
+    return bin(tool);
 }
