@@ -45,6 +45,10 @@ typedef struct th_pg th_pg_t;
  * until th_pg_migrate). Trust authentication on 127.0.0.1 only. */
 th_pg_t *th_pg_start(void);
 
+/* The same with PostgreSQL's durable defaults (fsync, synchronous_commit and
+ * full_page_writes on), for the benchmark's durable runs. */
+th_pg_t *th_pg_start_durable(void);
+
 /* Fast shutdown, then removes the data directory. NULL is ignored. */
 void th_pg_stop(th_pg_t *pg);
 
@@ -113,6 +117,7 @@ th_pgbouncer_t *th_pgbouncer_start(const th_pg_t *pg, const th_pgbouncer_config_
 void th_pgbouncer_stop(th_pgbouncer_t *pb);
 
 int th_pgbouncer_port(const th_pgbouncer_t *pb);
+pid_t th_pgbouncer_pid(const th_pgbouncer_t *pb);
 
 /* Writes "postgresql://<role>@127.0.0.1:<port>/tally" (through the pooler). */
 void th_pgbouncer_url(const th_pgbouncer_t *pb, const char *role, char *out, size_t size);

@@ -35,7 +35,8 @@ struct th_pg {
     char *logpath;
     int logfd;
     int port;
-    pid_t pid; /* 0 while halted */
+    pid_t pid;    /* 0 while halted */
+    bool durable; /* th_pg_start_durable: PostgreSQL's own fsync settings */
 };
 
 static const char *bindir(void)
@@ -212,6 +213,8 @@ static bool try_start(th_pg_t *pg)
                     "-c",
                     "full_page_writes=off",
                     NULL};
+    if (pg->durable)
+        argv[9] = NULL; /* the server's defaults: fsync, synchronous_commit, full_page_writes on */
     char err[256];
     th_spawn_t s = as_postgres(pg, argv);
     pg->pid = th_spawn(&s, err, sizeof(err));
@@ -403,10 +406,11 @@ static void stop_cb(void *obj)
     th_pg_stop(obj);
 }
 
-th_pg_t *th_pg_start(void)
+static th_pg_t *start(bool durable)
 {
     char *template = template_ensure();
     th_pg_t *pg = instance_new();
+    pg->durable = durable;
     if (template != NULL) {
         char *from = th_strdupf("%s/data", template);
         copy_tree(from, pg->datadir);
@@ -422,6 +426,16 @@ th_pg_t *th_pg_start(void)
         create_roles(pg);
     th_hold_point("postgres");
     return pg;
+}
+
+th_pg_t *th_pg_start(void)
+{
+    return start(false);
+}
+
+th_pg_t *th_pg_start_durable(void)
+{
+    return start(true);
 }
 
 void th_pg_stop(th_pg_t *pg)

@@ -175,6 +175,11 @@ int th_pgbouncer_port(const th_pgbouncer_t *pb)
     return pb->port;
 }
 
+pid_t th_pgbouncer_pid(const th_pgbouncer_t *pb)
+{
+    return pb->pid;
+}
+
 void th_pgbouncer_url(const th_pgbouncer_t *pb, const char *role, char *out, size_t size)
 {
     snprintf(out, size, "postgresql://%s@127.0.0.1:%d/tally", role, pb->port);
