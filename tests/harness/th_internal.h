@@ -8,6 +8,7 @@
 #ifndef TALLY_TESTS_TH_INTERNAL_H
 #define TALLY_TESTS_TH_INTERNAL_H
 
+#include <libpq-fe.h>
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stddef.h>
@@ -110,6 +111,9 @@ void th_pg_template_ensure(void);
  * it exits 0); a tool's path (malloc'd) in TALLY_PG_BINDIR. */
 typedef struct th_pg th_pg_t;
 th_pg_t *th_pg_instance(void);
+/* A connection as role to the database "tally" on 127.0.0.1:port (a server
+ * or a pooler in front of one); fails the test otherwise. */
+PGconn *th_pg_connect_port(int port, const char *role);
 const char *th_pg_datadir(const th_pg_t *pg);
 void th_pg_launch(th_pg_t *pg);
 void th_pg_run_tool(th_pg_t *pg, char *const *argv);

@@ -473,19 +473,24 @@ void th_pg_url(const th_pg_t *pg, const char *role, char *out, size_t size)
     snprintf(out, size, "postgresql://%s@127.0.0.1:%d/tally", role, pg->port);
 }
 
-PGconn *th_pg_connect(const th_pg_t *pg, const char *role)
+PGconn *th_pg_connect_port(int port, const char *role)
 {
     char conninfo[256];
     snprintf(conninfo, sizeof(conninfo),
-             "host=127.0.0.1 port=%d user=%s dbname=tally connect_timeout=10", pg->port, role);
+             "host=127.0.0.1 port=%d user=%s dbname=tally connect_timeout=10", port, role);
     PGconn *c = PQconnectdb(conninfo);
     if (PQstatus(c) != CONNECTION_OK) {
         char msg[512];
         snprintf(msg, sizeof(msg), "%s", PQerrorMessage(c));
         PQfinish(c);
-        fail_msg("harness: connect as %s to port %d: %s", role, pg->port, msg);
+        fail_msg("harness: connect as %s to port %d: %s", role, port, msg);
     }
     return c;
+}
+
+PGconn *th_pg_connect(const th_pg_t *pg, const char *role)
+{
+    return th_pg_connect_port(pg->port, role);
 }
 
 void th_pg_exec(const th_pg_t *pg, const char *role, const char *sql)

@@ -187,15 +187,5 @@ void th_pgbouncer_url(const th_pgbouncer_t *pb, const char *role, char *out, siz
 
 PGconn *th_pgbouncer_connect(const th_pgbouncer_t *pb, const char *role)
 {
-    char conninfo[160];
-    snprintf(conninfo, sizeof(conninfo),
-             "host=127.0.0.1 port=%d user=%s dbname=tally connect_timeout=10", pb->port, role);
-    PGconn *c = PQconnectdb(conninfo);
-    if (PQstatus(c) != CONNECTION_OK) {
-        char msg[512];
-        snprintf(msg, sizeof(msg), "%s", PQerrorMessage(c));
-        PQfinish(c);
-        fail_msg("harness: connect as %s through pgbouncer: %s", role, msg);
-    }
-    return c;
+    return th_pg_connect_port(pb->port, role);
 }

@@ -2,13 +2,11 @@
  * and PostgreSQL (it_pooler: PgBouncer; it_failover: a standby that takes
  * over): a metric read from /metrics, readiness waits, the partitions shared
  * by a group, the DLQ checked empty, and the balances recomputed from the
- * rows. Header-only (static functions), like it_worker_common.h. */
+ * rows. Header-only (static functions), like it_e2e_common.h. */
 #ifndef TALLY_IT_DB_COMMON_H
 #define TALLY_IT_DB_COMMON_H
 
-#include "it_worker_common.h"
-
-#include <unistd.h>
+#include "it_e2e_common.h"
 
 /* The value of an unlabelled sample of the worker's /metrics ("name value"),
  * or -1 when the scrape failed or the sample is absent. */
@@ -49,21 +47,6 @@ static inline bool db_wait_readyz(th_worker_t *w, int status, const char *needle
     }
 }
 
-/* The partitions a worker reports assigned in /readyz, or -1. */
-static inline int db_assigned(th_worker_t *w)
-{
-    char *body = NULL;
-    int n = -1;
-    if (th_worker_http_get(w, "/readyz", &body, 2000) > 0 && body != NULL) {
-        json_t *j = json_loads(body, 0, NULL);
-        if (json_is_integer(json_object_get(j, "partitions_assigned")))
-            n = (int)json_integer_value(json_object_get(j, "partitions_assigned"));
-        json_decref(j);
-    }
-    free(body);
-    return n;
-}
-
 /* Waits (at most 60 s) until the n workers hold all partitions between
  * them, each some. */
 static inline void db_wait_shared(th_worker_t *const *w, int n, int partitions)
@@ -72,7 +55,7 @@ static inline void db_wait_shared(th_worker_t *const *w, int n, int partitions)
     for (;;) {
         int sum = 0, least = partitions;
         for (int i = 0; i < n; i++) {
-            int k = db_assigned(w[i]);
+            int k = e2e_assigned(w[i]);
             sum += k;
             least = k < least ? k : least;
         }
