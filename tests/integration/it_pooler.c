@@ -14,8 +14,13 @@
  *   `internal`, tally_retries_total 0), /readyz answers 503 with the
  *   reason, tally_database_up is 0, and the log line names the fix. A worker
  *   started with the setting off then answers every request, each applied
- *   once. */
+ *   once.
+ * - pool_pooler_check, the probe that decides when such a worker resumes:
+ *   a fault behind transaction pooling, none directly or behind session
+ *   pooling. */
 #include "it_db_common.h"
+
+#include "pool/pooler.h"
 
 #define PARTITIONS  4
 #define SERVER_POOL 3
@@ -312,9 +317,49 @@ static void test_prepared_statements_on_pause_instead_of_failing(void **state)
     stop_worker_checked(w, NULL);
 }
 
+/* pool_pooler_check finds the fault behind transaction pooling, and none
+ * directly or behind session pooling (a false one would keep a worker
+ * paused). */
+static pool_pooler_result_t check_through(const char *url)
+{
+    pool_t *pool = NULL;
+    char err[256];
+    pool_config_t pc = {.conninfo = url, .max = 1, .connect_timeout_ms = 10000};
+    if (pool_new(&pc, &pool, err, sizeof(err)) != 0)
+        fail_msg("pool_new: %s", err);
+    pool_pooler_result_t r = pool_pooler_check(pool, err, sizeof(err));
+    pool_free(pool);
+    return r;
+}
+
+static void test_pooler_check(void **state)
+{
+    pstack_t *s = *state;
+    char direct[200], pooled[200], session[200];
+    th_pg_url(s->pg, "tally_worker", direct, sizeof(direct));
+    th_pgbouncer_url(s->pb, "tally_worker", pooled, sizeof(pooled));
+    th_pgbouncer_config_t sc = {.pool_mode = "session", .default_pool_size = SERVER_POOL};
+    th_pgbouncer_t *pbs = th_pgbouncer_start(s->pg, &sc);
+    th_pgbouncer_url(pbs, "tally_worker", session, sizeof(session));
+    int faults = 0;
+    for (int i = 0; i < 3; i++) {
+        assert_int_equal(check_through(direct), POOL_POOLER_OK);
+        assert_int_equal(check_through(session), POOL_POOLER_OK);
+        pool_pooler_result_t r = check_through(pooled);
+        assert_int_not_equal(r, POOL_POOLER_UNREACHABLE);
+        faults += r == POOL_POOLER_FAULT;
+    }
+    th_pgbouncer_stop(pbs);
+    printf("pooler check: 3 of 3 passed direct and behind session pooling, %d of 3 found the "
+           "fault behind transaction pooling\n",
+           faults);
+    assert_true(faults > 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_pooler_check),
         cmocka_unit_test(test_transaction_pooling_unnamed_statements),
         cmocka_unit_test(test_prepared_statements_on_pause_instead_of_failing),
     };
