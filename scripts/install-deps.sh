@@ -10,6 +10,9 @@ packages=(
     libpq-dev librdkafka-dev libjansson-dev libuv1-dev libcmocka-dev
     # run and test: a private PostgreSQL per test, valgrind, clang's sanitizer runtime
     postgresql-15 postgresql-client-15 valgrind clang libclang-rt-14-dev
+    # it_pooler and the bench's pgbouncer row: Debian's PgBouncer (1.18), started
+    # by the harness as the postgres user on a free port
+    pgbouncer
     # tests/schemas (jsonschema) and tests/deploy (YAML), with Debian's python3
     python3 python3-jsonschema python3-yaml
     # ISO 4217 currencies: scripts/gen-currencies.py and tests/unit/test_currency.c

@@ -10,6 +10,7 @@
 /* Maps a failure to a status:
  *   40001 40P01 55P03 57014                   → ACCESS_RETRY
  *   class 08, class 53, 57P01–57P05, 25006,
+ *   26000, 42P05 (a transaction pooler),
  *   no SQLSTATE (NULL or ""), connection_bad  → ACCESS_UNAVAILABLE
  *   class 22 (data exception: a value out of
  *   range, too long, malformed)               → ACCESS_INVALID

@@ -7,6 +7,8 @@
  * alone: its flags and prepared-statement names are touched without the lock. */
 #include "pool/pool.h"
 
+#include "pool_internal.h"
+
 #include "common/clock.h"
 #include "common/log.h"
 
@@ -23,6 +25,7 @@ struct pool_conn {
     const struct pool *pool;
     bool broken;
     bool goodbye;          /* the server sent FATAL while idle (notice_cb): it is ending */
+    bool named;            /* statements are prepared by name (pool_conn_prepares) */
     int64_t idle_since_ns; /* monotonic; set on release */
     char **prepared;       /* names of statements prepared on this connection */
     size_t nprepared;
@@ -33,6 +36,7 @@ struct pool_conn {
 struct pool {
     char *conninfo;
     char *application_name;
+    bool unnamed_statements;
     int max;
     int idle_timeout_ms;
     int connect_timeout_ms;
@@ -119,6 +123,7 @@ int pool_new(const pool_config_t *cfg, pool_t **out, char *err, size_t errlen)
     }
     p->conninfo = strdup(cfg->conninfo);
     p->application_name = strdup(cfg->application_name != NULL ? cfg->application_name : "tally");
+    p->unnamed_statements = cfg->unnamed_statements;
     p->max = cfg->max > 0 ? cfg->max : DEFAULT_MAX;
     p->idle_timeout_ms = cfg->idle_timeout_ms > 0 ? cfg->idle_timeout_ms : DEFAULT_IDLE_TIMEOUT_MS;
     p->connect_timeout_ms =
@@ -172,7 +177,8 @@ void pool_free(pool_t *pool)
 
 /* Server notices (and the FATAL of a terminated idle backend, which libpq
  * reports as a notice) go to our log instead of libpq's default, raw stderr.
- * arg is the connection's goodbye flag, set by a FATAL or PANIC. */
+ * arg is the connection's goodbye flag (NULL for none), set by a FATAL or
+ * PANIC. */
 static void notice_cb(void *arg, const PGresult *r)
 {
     const char *sev = PQresultErrorField(r, PG_DIAG_SEVERITY_NONLOCALIZED);
@@ -182,7 +188,7 @@ static void notice_cb(void *arg, const PGresult *r)
                                 strcmp(sev, "PANIC") == 0);
     log_emit(loud ? LOG_WARN : LOG_DEBUG, "database notice", LOG_S("severity", sev ? sev : ""),
              LOG_S("sqlstate", state ? state : ""), LOG_S("message", msg ? msg : ""), LOG_END);
-    if (sev != NULL && (strcmp(sev, "FATAL") == 0 || strcmp(sev, "PANIC") == 0))
+    if (arg != NULL && sev != NULL && (strcmp(sev, "FATAL") == 0 || strcmp(sev, "PANIC") == 0))
         *(bool *)arg = true;
 }
 
@@ -333,6 +339,7 @@ int pool_acquire(pool_t *pool, pool_conn_t **out, char *err, size_t errlen)
     pthread_mutex_unlock(&pool->mu);
     c->pg = pg;
     c->pool = pool;
+    c->named = !pool->unnamed_statements;
     *out = c;
     return 0;
 }
@@ -374,6 +381,11 @@ PGconn *pool_conn_pg(pool_conn_t *conn)
     return conn->pg;
 }
 
+bool pool_conn_prepares(const pool_conn_t *conn)
+{
+    return conn->named;
+}
+
 bool pool_conn_prepared(const pool_conn_t *conn, const char *name)
 {
     /* A linear scan: a connection holds a few dozen statements, and the cost
@@ -387,7 +399,7 @@ bool pool_conn_prepared(const pool_conn_t *conn, const char *name)
 
 void pool_conn_set_prepared(pool_conn_t *conn, const char *name)
 {
-    if (pool_conn_prepared(conn, name))
+    if (!conn->named || pool_conn_prepared(conn, name))
         return;
     if (conn->nprepared == conn->capprepared) {
         size_t cap = conn->capprepared ? conn->capprepared * 2 : 16;
@@ -475,6 +487,22 @@ void pool_stats(pool_t *pool, pool_stats_t *out)
     out->closed = pool->closed;
     out->failures = pool->failures;
     pthread_mutex_unlock(&pool->mu);
+}
+
+void pool_set_err(char *err, size_t errlen, const char *what, const char *detail)
+{
+    set_err(err, errlen, what, detail);
+}
+
+PGconn *pool_open_unpooled(pool_t *pool, char *err, size_t errlen)
+{
+    return connect_with_deadline(
+        pool, NULL, clock_mono_ns() + (int64_t)pool->connect_timeout_ms * 1000000, err, errlen);
+}
+
+int pool_connect_timeout_ms(const pool_t *pool)
+{
+    return pool->connect_timeout_ms;
 }
 
 void pool_redact_conninfo(const char *conninfo, char *out, size_t size)

@@ -12,7 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-typedef enum kind { K_STR, K_INT, K_TOPIC, K_ADDR, K_LEVEL, K_FORMAT } kind_t;
+typedef enum kind { K_STR, K_INT, K_TOPIC, K_ADDR, K_LEVEL, K_FORMAT, K_ONOFF } kind_t;
 
 /* One row per setting: its variable, its flag, its default and its range. */
 typedef struct setting {
@@ -58,6 +58,10 @@ static const setting_t settings[] = {
      OFF(statement_timeout_ms), "longest a request's database round trip may run (then retried)"},
     {"TALLY_LOCK_TIMEOUT_MS", "lock-timeout-ms", K_INT, "2000", 1, 3600000, OFF(lock_timeout_ms),
      "longest a statement waits for a lock (then retried)"},
+    {"TALLY_PREPARED_STATEMENTS", "prepared-statements", K_ONOFF, "on", 0, 0,
+     OFF(prepared_statements),
+     "on: statements are prepared once per connection; off: each is sent unnamed (behind a "
+     "transaction-pooling connection pooler such as PgBouncer before 1.21)"},
     {"TALLY_HTTP_ADDR", "http-addr", K_ADDR, "127.0.0.1:8080", 0, 0, OFF(http_addr),
      "host:port of /livez, /readyz and /metrics"},
     {"TALLY_LOG_LEVEL", "log-level", K_LEVEL, "info", 0, 0, OFF(log_level),
@@ -167,6 +171,13 @@ static int apply(const setting_t *s, const char *value, config_t *cfg, char *err
             return -1;
         }
         *(bool *)(void *)base = strcmp(value, "text") == 0;
+        return 0;
+    case K_ONOFF:
+        if (strcmp(value, "on") != 0 && strcmp(value, "off") != 0) {
+            errf(err, errlen, "%s: \"%.32s\" is not on or off", s->env, value);
+            return -1;
+        }
+        *(bool *)(void *)base = strcmp(value, "on") == 0;
         return 0;
     }
     char **slot = (char **)(void *)base;

@@ -37,6 +37,8 @@ typedef struct config {
     int batch_max;
     int statement_timeout_ms;
     int lock_timeout_ms;
+    /* TALLY_PREPARED_STATEMENTS: on, or off behind a transaction pooler. */
+    bool prepared_statements;
     char *http_addr; /* "host:port" */
     log_level_t log_level;
     bool log_text;

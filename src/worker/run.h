@@ -12,8 +12,8 @@ typedef enum run_result {
     RUN_ANSWERED,
     RUN_RETRY,
     RUN_PERMANENT,     /* a worker statement failed in a way no attempt would change */
-    RUN_LOST,          /* the connection is gone: the job counts an attempt */
-    RUN_BROKEN,        /* the session is unusable (a failed rollback): likewise */
+    RUN_LOST,          /* the connection is gone (or a pooler fault): see exec.c's lost() */
+    RUN_BROKEN,        /* the session is unusable (a failed rollback): counts an attempt */
     RUN_ANSWERED_LOST, /* an `internal` answer whose best-effort row went with the session */
 } run_result_t;
 

@@ -97,6 +97,7 @@ typedef struct runtime {
     delivery_t *redeliver; /* waiting for their due time */
 
     bool db_down;
+    bool pooler_fault; /* the outage is a pooler losing prepared statements (pool/pooler.h) */
     bool probe_running;
     int probe_attempt;
     int64_t db_ok_ms;  /* last time the database answered */
