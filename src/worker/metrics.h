@@ -18,6 +18,7 @@
  *   tally_in_flight_requests                 gauge
  *   tally_pool_connections{state}            gauge (idle | active | connecting)
  *   tally_paused_partitions                  gauge
+ *   tally_stuck_deliveries                   gauge (failed for good, offset held)
  *   tally_consumer_lag{topic,partition}      gauge (messages)
  *   tally_build_info{version}                gauge, always 1 */
 #ifndef TALLY_WORKER_METRICS_H
@@ -51,6 +52,7 @@ void metrics_retry(metrics_t *m);
 
 void metrics_set_in_flight(metrics_t *m, int64_t n);
 void metrics_set_paused_partitions(metrics_t *m, int64_t n);
+void metrics_set_stuck_deliveries(metrics_t *m, int64_t n);
 void metrics_set_pool(metrics_t *m, int idle, int active, int connecting);
 
 /* Consumer lag of one assigned partition (from librdkafka statistics);
