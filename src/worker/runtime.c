@@ -64,8 +64,8 @@ static void consume_message(runtime_t *rt, rd_kafka_message_t *m)
     rt->in_flight_bytes += (int64_t)job->value_len;
     pt->bytes += (int64_t)job->value_len;
 
-    if (envelope_decode(job->key, m->key != NULL ? m->key_len : 0, job->value, job->value_len,
-                        &job->env) == ENVELOPE_DLQ) {
+    if (envelope_decode(&rt->policy, job->key, m->key != NULL ? m->key_len : 0, job->value,
+                        job->value_len, &job->env) == ENVELOPE_DLQ) {
         job->unanswerable = true;
         log_warn("unanswerable message sent to the DLQ", LOG_I("partition", job->partition),
                  LOG_I("offset", job->offset), LOG_S("error", job->env.error_message));
@@ -490,6 +490,9 @@ int runtime_run(const config_t *cfg, pool_t *pool, const char *worker_name)
     char err[512];
     rt->cfg = cfg;
     rt->pool = pool;
+    rt->policy =
+        (envelope_policy_t){.own_topics = {cfg->request_topic, cfg->audit_topic, cfg->dlq_topic},
+                            .pattern = cfg->has_reply_to_regex ? &cfg->reply_to_regex : NULL};
     snprintf(rt->worker_name, sizeof(rt->worker_name), "%s", worker_name);
     rt->rng = (uint64_t)clock_mono_ns() ^ ((uint64_t)clock_wall_ms() << 20);
     rt->db_ok_ms = runtime_now_ms();

@@ -67,6 +67,7 @@ typedef enum runtime_phase {
 
 typedef struct runtime {
     const config_t *cfg;
+    envelope_policy_t policy; /* where results may go (reply_to) */
     pool_t *pool;
     char worker_name[128];
     uv_loop_t loop;
