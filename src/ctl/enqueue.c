@@ -248,9 +248,10 @@ static json_t *check_envelope(const char *line, size_t len, char *why, size_t wh
     if (!envelope_parse(line, len, &t, why, whylen))
         return NULL;
     json_t *o = t.root;
-    if (t.scan.problem != JSCAN_NONE && strncmp(t.scan.path, "payload.", 8) != 0) {
+    if (t.scan.problem != JSCAN_NONE &&
+        (t.scan.member != ENVELOPE_M_PAYLOAD || strcmp(t.scan.path, "payload") == 0)) {
         char field[JSCAN_PATH_MAX];
-        envelope_problem_field(t.scan.path, field, sizeof(field));
+        envelope_problem_field(&t, field, sizeof(field));
         snprintf(why, whylen, "%s: %s", field[0] != '\0' ? field : "(top level)",
                  jscan_problem_str(t.scan.problem));
         json_decref(o);

@@ -144,8 +144,8 @@ bool envelope_reply_to_allowed(const envelope_policy_t *policy, const char *topi
                                        m.rm_so == 0 && (size_t)m.rm_eo == strlen(topic));
 }
 
-static const char *const member_names[ENVELOPE_M_COUNT] = {"id", "account_id", "type", "reply_to",
-                                                           "correlation_id"};
+static const char *const member_names[ENVELOPE_M_COUNT] = {"id",       "account_id",     "type",
+                                                           "reply_to", "correlation_id", "payload"};
 
 bool envelope_parse(const void *value, size_t len, envelope_text_t *t, char *why, size_t whylen)
 {
@@ -190,16 +190,27 @@ bool envelope_member_trusted(const envelope_text_t *t, int m)
     return t->scan.problem == JSCAN_NONE || (t->members[m].count <= 1 && !t->members[m].tainted);
 }
 
-void envelope_problem_field(const char *path, char *out, size_t size)
+void envelope_problem_field(const envelope_text_t *t, char *out, size_t size)
 {
-    snprintf(out, size, "%s", strncmp(path, "payload.", 8) == 0 ? path + 8 : path);
+    const char *path = t->scan.path;
+    bool inside = t->scan.member == ENVELOPE_M_PAYLOAD && strncmp(path, "payload.", 8) == 0;
+    const char *src = inside ? path + 8 : path;
+    size_t n = strlen(src);
+    if (n >= size) { /* cut whole characters */
+        n = size - 1;
+        while (n > 0 && ((unsigned char)src[n] & 0xC0) == 0x80)
+            n--;
+    }
+    memcpy(out, src, n);
+    out[n] = '\0';
 }
 
 /* The invalid_request for what the lenient reading found. */
-static envelope_kind_t reject_problem(envelope_t *env, const jscan_t *scan)
+static envelope_kind_t reject_problem(envelope_t *env, const envelope_text_t *t)
 {
+    const jscan_t *scan = &t->scan;
     char field[JSCAN_PATH_MAX], message[sizeof(env->error_message)];
-    envelope_problem_field(scan->path, field, sizeof(field));
+    envelope_problem_field(t, field, sizeof(field));
     const char *what = scan->problem == JSCAN_DUPLICATE_KEY  ? "appears twice in its object"
                        : scan->problem == JSCAN_NUMBER_RANGE ? "is a number out of range"
                                                              : "contains \\u0000 (NUL)";
@@ -287,7 +298,7 @@ envelope_kind_t envelope_decode(const envelope_policy_t *policy, const void *key
         memcpy(env->reply_to, json_string_value(reply_to), json_string_length(reply_to) + 1);
 
     if (lenient) {
-        kind = reject_problem(env, &t.scan);
+        kind = reject_problem(env, &t);
         goto done;
     }
     json_t *v = optional(root, "v");

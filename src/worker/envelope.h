@@ -86,8 +86,15 @@ envelope_kind_t envelope_decode(const envelope_policy_t *policy, const void *key
                                 const void *value, size_t value_len, envelope_t *env);
 
 /* The top-level members the lenient reading reports on. */
-enum { ENVELOPE_M_ID, ENVELOPE_M_ACCOUNT, ENVELOPE_M_TYPE, ENVELOPE_M_REPLY_TO, ENVELOPE_M_CORR };
-#define ENVELOPE_M_COUNT 5
+enum {
+    ENVELOPE_M_ID,
+    ENVELOPE_M_ACCOUNT,
+    ENVELOPE_M_TYPE,
+    ENVELOPE_M_REPLY_TO,
+    ENVELOPE_M_CORR,
+    ENVELOPE_M_PAYLOAD
+};
+#define ENVELOPE_M_COUNT 6
 
 typedef struct envelope_text {
     json_t *root; /* owned: the parsed value */
@@ -105,9 +112,9 @@ bool envelope_parse(const void *value, size_t len, envelope_text_t *t, char *why
  * occurs at most once and holds no problem. */
 bool envelope_member_trusted(const envelope_text_t *t, int m);
 
-/* The field an invalid_request names for a problem at path (a payload field
- * by its path inside the payload), into out. */
-void envelope_problem_field(const char *path, char *out, size_t size);
+/* The field an invalid_request names for the problem the lenient reading
+ * of t found (a payload field by its path inside the payload), into out. */
+void envelope_problem_field(const envelope_text_t *t, char *out, size_t size);
 
 /* Releases env->payload. */
 void envelope_clear(envelope_t *env);

@@ -572,7 +572,7 @@ static void on_connection(uv_stream_t *listener, int status)
         c->reserved = true;
         c->max_header = RESERVED_HEADER < c->max_header ? RESERVED_HEADER : c->max_header;
         if (s->n_reserved > s->limits.reserved && !evict_reserved(s, c)) {
-            conn_close(c); /* every slot is busy answering: the kernel's backlog waits */
+            conn_close(c); /* every reserved slot is answering (within the write timeout) */
             return;
         }
     }

@@ -142,6 +142,7 @@ static void problem(scan_t *sc, jscan_problem_t p)
     if (sc->r->problem != JSCAN_NONE)
         return;
     sc->r->problem = p;
+    sc->r->member = sc->top;
     size_t n = utf8_cut(sc->path, sc->plen, sizeof(sc->r->path) - 1);
     memcpy(sc->r->path, sc->path, n);
     sc->r->path[n] = '\0';
@@ -495,6 +496,7 @@ void jscan_run(const char *text, size_t len, char *out, jscan_member_t *members,
 {
     memset(result, 0, sizeof(*result));
     result->valid = true;
+    result->member = -1;
     for (size_t i = 0; i < n; i++) {
         members[i].count = 0;
         members[i].tainted = false;

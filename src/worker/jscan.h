@@ -45,6 +45,8 @@ typedef struct jscan {
     bool valid;                /* RFC 8259 within jansson's limits */
     size_t error_offset;       /* when !valid: where the text went wrong */
     jscan_problem_t problem;   /* the first one, or JSCAN_NONE */
+    int member;                /* index in members of the top-level member it lies in, or -1
+                                * (keys may hold '.', so the path alone cannot say) */
     char path[JSCAN_PATH_MAX]; /* of the first problem; valid UTF-8, possibly cut */
 } jscan_t;
 

@@ -640,8 +640,17 @@ static bool number_char(uint8_t c)
  * integers as reals, after every \u0000 escape became \u0001 and with each
  * number it still calls out of range blanked to 0 where its error points.
  * NULL when that does not make it JSON (or the repairs do not end). */
+/* Whether the last permissive reading dropped a duplicate (the first
+ * occurrence, which the decoder may name, is not in it). */
+static bool permissive_dropped;
+
 static json_t *permissive_parse(const uint8_t *value, size_t vlen)
 {
+    permissive_dropped = false;
+    /* A raw NUL byte is never JSON (RFC 8259), though jansson lets one
+     * through right after a number. */
+    if (memchr(value, '\0', vlen) != NULL)
+        return NULL;
     char *t = malloc(vlen + 1);
     memcpy(t, value, vlen);
     t[vlen] = '\0';
@@ -669,6 +678,14 @@ static json_t *permissive_parse(const uint8_t *value, size_t vlen)
         t[start] = '0';
         memset(t + start + 1, ' ', end - start - 1);
     }
+    json_error_t e;
+    json_t *strict =
+        root != NULL
+            ? json_loadb(t, vlen,
+                         JSON_DECODE_ANY | JSON_DECODE_INT_AS_REAL | JSON_REJECT_DUPLICATES, &e)
+            : NULL;
+    permissive_dropped = root != NULL && strict == NULL;
+    json_decref(strict);
     free(t);
     return root;
 }
@@ -694,8 +711,7 @@ static int path_in(const json_t *v, const char *path)
     if (*path == '[' && json_is_array(v)) {
         char *end;
         unsigned long i = strtoul(path + 1, &end, 10);
-        return *end == ']' && i < json_array_size(v) ? path_rest(json_array_get(v, i), end + 1)
-                                                     : 0;
+        return *end == ']' && i < json_array_size(v) ? path_rest(json_array_get(v, i), end + 1) : 0;
     }
     if (!json_is_object(v))
         return 0;
@@ -727,6 +743,8 @@ static void field_in_tree(const json_t *root, const char *field, const char *wha
 {
     /* The path is cut to JSCAN_PATH_MAX before "payload." comes off it. */
     if (field[0] == '\0' || strlen(field) + 4 + strlen("payload.") >= JSCAN_PATH_MAX)
+        return;
+    if (permissive_dropped)
         return;
     const json_t *payload = json_object_get(root, "payload");
     CHECK((payload != NULL && path_in(payload, field) != 0) || path_in(root, field) != 0,

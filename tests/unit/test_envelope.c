@@ -378,6 +378,10 @@ static void test_lenient_envelope_fields(void **state)
                  TALLY_ERR_INVALID_REQUEST, "note.n[1]");
     expect_error(NULL, "{\"id\":\"r\",\"account_id\":\"a\",\"payload\":{},\"payload\":{}}",
                  TALLY_ERR_INVALID_REQUEST, "payload");
+    /* Found by the fuzzer: a top-level key "payload.m" is not the payload, so
+     * its path keeps its prefix. */
+    expect_error(NULL, "{\"id\":\"r\",\"account_id\":\"a\",\"payload.m\":{\"x\":1e400}}",
+                 TALLY_ERR_INVALID_REQUEST, "payload.m.x");
     /* It comes before the version and the key: the text decides first. */
     expect_error("other", "{\"v\":2,\"id\":\"r\",\"account_id\":\"a\",\"x\":\"\\u0000\"}",
                  TALLY_ERR_INVALID_REQUEST, "x");

@@ -176,6 +176,7 @@ static void test_members(void **state)
     assert_true(r.valid);
     assert_int_equal(r.problem, JSCAN_DUPLICATE_KEY);
     assert_string_equal(r.path, "id");
+    assert_int_equal(r.member, 0); /* in members[0], "id" */
     assert_int_equal(m[0].count, 2);
     assert_true(m[0].tainted);
     assert_int_equal(m[1].count, 1);
@@ -184,6 +185,10 @@ static void test_members(void **state)
     assert_true(m[2].tainted);       /* a problem inside it */
     assert_int_equal(m[3].count, 0); /* only top-level members count */
     assert_false(m[3].tainted);
+    /* A problem outside every member asked about. */
+    jscan_run("{\"a\":1e400}", 11, NULL, m, 4, &r);
+    assert_int_equal(r.problem, JSCAN_NUMBER_RANGE);
+    assert_int_equal(r.member, -1);
 }
 
 int main(void)
