@@ -729,7 +729,7 @@ static void row_backlog(bench_t *b)
     rig_workers_start(&b->rig, 1, false);
     pid_t pid = th_worker_pid(b->rig.workers[0]);
     load_watch(l, &pid, 1);
-    if (!th_worker_wait_ready(b->rig.workers[0], 120000)) {
+    if (th_worker_wait_partitions(b->rig.workers[0], 1, 120000) < 0) {
         snprintf(line->note, sizeof(line->note), "BROKEN: the worker did not get ready");
         b->broken++;
         goto out;

@@ -59,7 +59,7 @@ static int assigned_partitions(th_worker_t *w)
     int n = -1;
     if (code == 200 && body != NULL) {
         json_t *j = json_loads(body, 0, NULL);
-        json_t *v = json_object_get(j, "partitions_assigned");
+        json_t *v = json_object_get(j, "partitions");
         if (json_is_integer(v))
             n = (int)json_integer_value(v);
         json_decref(j);

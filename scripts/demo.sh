@@ -3,9 +3,11 @@
 # in build/, starts the whole stack on this machine (a private PostgreSQL under
 # .demo/, the embedded Kafka broker, migrations, one tally-worker), sends the
 # sample requests of scripts/demo-requests.jsonl (every job type, a few
-# deliberate errors and replays) and prints their results, shows one malformed
-# message in the dead-letter topic and the worker's request counters, and
-# shuts everything down again, also on failure or Ctrl-C.
+# deliberate errors and replays, a payment refunded in parts whose parties'
+# shares never drift) and prints their results, runs the scheduled payouts
+# twice (the second run is all replays), shows one malformed message in the
+# dead-letter topic and the worker's request counters, and shuts everything
+# down again, also on failure or Ctrl-C.
 #
 #   bash scripts/demo.sh          # one readable line per result
 #   bash scripts/demo.sh --json   # the results as published, one JSON object per line
@@ -28,7 +30,7 @@ case "${1:-}" in
 "") ;;
 --json) raw_json=1 ;;
 -h | --help)
-    sed -n '2,14p' "$0" | sed 's/^# \{0,1\}//'
+    sed -n '2,16p' "$0" | sed 's/^# \{0,1\}//'
     exit 0
     ;;
 *)
@@ -294,6 +296,17 @@ def items(data, fmt, more):
     return f"{len(data)} item(s){', has_more' if more else ''}: {shown}" if data else "no items"
 
 
+def share_totals(data, more):
+    """Each party's total (allocation + reversals) when the page holds all rows."""
+    if more or not data:
+        return ""
+    totals = {}
+    for row in reversed(data):  # oldest first: the allocation's party order
+        totals[row["party"]] = totals.get(row["party"], 0) + row["amount"]
+    cur = data[0]["currency"]
+    return "; totals: " + ", ".join(f"{p} {money(t, cur)}" for p, t in totals.items())
+
+
 def summary(kind, res):
     if kind in ("payment.record", "payment.update_status", "payment.get"):
         return payment(res["payment"])
@@ -332,7 +345,10 @@ def summary(kind, res):
              "audit.list": lambda r: f"{r['type']} {r['status']}{' ' + r['error_code'] if r['error_code'] else ''}"
                                      f"{' (replayed)' if r['replayed'] else ''}"}
     if kind in lists:
-        return items(res["data"], lists[kind], res["has_more"])
+        text = items(res["data"], lists[kind], res["has_more"])
+        if kind == "share.list":
+            text += share_totals(res["data"], res["has_more"])
+        return text
     text = json.dumps(res, separators=(",", ":"))
     return text if len(text) < 120 else text[:117] + "..."
 
@@ -428,6 +444,29 @@ sys.exit(0 if answered == total else 1)
 PY
 }
 
+# Scheduled payouts: acct_demo_b (daily, a default route) is paid out, and
+# acct_demo_c (daily, no route) is listed and skipped. tallyctl connects as a
+# login role granted only tally_scheduler. The second run in the same period
+# sends the same request again, which the worker answers as a replay.
+step_payouts() {
+    say "scheduled payouts: tallyctl payouts due --schedule daily, twice (as tally_scheduler)"
+    psql_as tally_owner -d tally -c "CREATE ROLE tally_demo_payouts LOGIN" \
+        -c "GRANT tally_scheduler TO tally_demo_payouts" || die "creating the payouts role failed"
+    local day json=()
+    day=$(date -u +%F)
+    [ $raw_json -eq 1 ] && json=(--json)
+    for run in 1 2; do
+        say "run $run:"
+        PAYOUTS_DATABASE_URL="postgresql://tally_demo_payouts@127.0.0.1:$pg_port/tally" \
+            KAFKA_BOOTSTRAP_SERVERS="$bootstrap" "$ctl" payouts due --schedule daily --at "$day" \
+            "${json[@]}" || die "tallyctl payouts due failed"
+    done
+    say "their answers (the second is a replay):"
+    KAFKA_BOOTSTRAP_SERVERS="$bootstrap" "$ctl" results --from-beginning --account acct_demo_b \
+        --id "auto_daily_${day}_eur" --count 2 --timeout 60s "${json[@]}" ||
+        die "the scheduled payout's answers did not arrive"
+}
+
 # One malformed message (no account_id), sent unchecked: the worker cannot
 # answer it, so it goes to the dead-letter topic.
 step_dlq() {
@@ -473,6 +512,7 @@ step_migrate
 step_schema
 step_worker
 step_send
+step_payouts
 step_dlq
 step_metrics
 say "done"

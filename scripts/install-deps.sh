@@ -12,6 +12,12 @@ packages=(
     postgresql-15 postgresql-client-15 valgrind clang libclang-rt-14-dev
     # tests/schemas (jsonschema) and tests/deploy (YAML), with Debian's python3
     python3 python3-jsonschema python3-yaml
+    # ISO 4217 currencies: scripts/gen-currencies.py and tests/unit/test_currency.c
+    iso-codes
+    # tests/deploy: promtool (alert rules; the package also holds the server,
+    # which only a systemd machine starts) and docker-compose 1.29 (compose.yaml);
+    # its npm packages come from tests/deploy/package-lock.json (npm ci in ctest)
+    prometheus docker-compose
     # soak/run.sh's plot
     gnuplot-nox
 )

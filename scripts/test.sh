@@ -5,13 +5,14 @@
 # build-valgrind/ and runs the unit tests under valgrind, then builds the
 # libFuzzer target with clang in build-fuzz/ and fuzzes for about 30 s
 # (tests/fuzz). Exits non-zero on any failure; the last line is
-# "N passed, N failed".
+# "N passed, N failed". A Release build (-O3, -Werror, tests included) in
+# build-release/ runs the unit tests too, so the build a user picks compiles.
 #
 # Interrupted (Ctrl-C, SIGTERM), it stops what it started: every long step
 # runs in its own process group, which the traps kill by id. Services started
 # by tests also die with their test process (PR_SET_PDEATHSIG).
 #
-#   bash scripts/test.sh [--skip-deps] [--skip-build] [--no-valgrind] [--no-fuzz]
+#   bash scripts/test.sh [--skip-deps] [--skip-build] [--no-valgrind] [--no-fuzz] [--no-release]
 #                        [--build-dir DIR] [-- CTEST_ARGS...]
 set -uo pipefail
 set -m # background jobs get their own process group, with default signals
@@ -21,11 +22,12 @@ jobs=${TALLY_JOBS:-2}
 build="$root/build-test"
 vgbuild="$root/build-valgrind"
 fuzzbuild="$root/build-fuzz"
-do_deps=1 do_build=1 do_valgrind=1 do_fuzz=1
+relbuild="$root/build-release"
+do_deps=1 do_build=1 do_valgrind=1 do_fuzz=1 do_release=1
 ctest_args=()
 
 usage() {
-    sed -n '2,15p' "$0" | sed 's/^# \{0,1\}//'
+    sed -n '2,16p' "$0" | sed 's/^# \{0,1\}//'
 }
 
 while [ $# -gt 0 ]; do
@@ -34,6 +36,7 @@ while [ $# -gt 0 ]; do
     --skip-build) do_build=0 ;;
     --no-valgrind) do_valgrind=0 ;;
     --no-fuzz) do_fuzz=0 ;;
+    --no-release) do_release=0 ;;
     --build-dir)
         [ $# -ge 2 ] || { echo "test.sh: --build-dir needs a directory" >&2; exit 2; }
         build=$2
@@ -167,6 +170,15 @@ if [ $do_valgrind -eq 1 ]; then
         say "running the unit tests under valgrind"
         run_ctest "$vgbuild" -L unit
         say "valgrind run took $(($(date +%s) - t0)) s"
+    fi
+fi
+
+# The Release configuration (what `cmake -DCMAKE_BUILD_TYPE=Release` gives a
+# user): -O3 brings warnings of its own, and -Werror must hold there too.
+if [ $do_release -eq 1 ]; then
+    if build_config "$relbuild" -DCMAKE_BUILD_TYPE=Release; then
+        say "running the unit tests of the Release build"
+        run_ctest "$relbuild" -L unit
     fi
 fi
 

@@ -26,15 +26,24 @@
 #define CODE_COLS  CODE_COLS_AT("clock_timestamp()")
 #define CODE_NCOLS 10
 
+/* An expires_at that is not in the future (by the database's clock, which
+ * also judges expiry at redemption) inserts nothing and says so in
+ * `future`; ON CONFLICT DO NOTHING: a duplicate answers no row instead of
+ * failing the transaction, so a generated code can be retried in the same
+ * one. The outer LEFT JOIN always yields one row. */
 static const access_stmt_t CREATE = {
     .name = "codes_create",
-    /* ON CONFLICT DO NOTHING: a duplicate answers no row instead of failing
-     * the transaction, so a generated code can be retried in the same one. */
-    .sql = "INSERT INTO ppu AS c"
-           " (account_id, id, code, amount, currency, max_redemptions, expires_at)"
-           " VALUES ($1, $2, $3, $4::bigint, $5, $6::integer, tally_from_epoch_ms($7::bigint))"
-           " ON CONFLICT (account_id, code) DO NOTHING"
-           " RETURNING " CODE_COLS,
+    .sql = "WITH chk AS ("
+           "  SELECT $7::bigint IS NULL OR tally_from_epoch_ms($7::bigint) > clock_timestamp()"
+           "  AS future),"
+           " ins AS ("
+           "  INSERT INTO ppu AS c"
+           "  (account_id, id, code, amount, currency, max_redemptions, expires_at)"
+           "  SELECT $1, $2, $3, $4::bigint, $5, $6::integer, tally_from_epoch_ms($7::bigint)"
+           "  FROM chk WHERE chk.future"
+           "  ON CONFLICT (account_id, code) DO NOTHING"
+           "  RETURNING " CODE_COLS ")"
+           " SELECT chk.future, i.* FROM chk LEFT JOIN ins i ON true",
     .nargs = 6,
 };
 
@@ -209,11 +218,18 @@ access_status_t access_codes_create(access_tx_t *tx, const access_code_new_t *in
         err);
     if (r == NULL)
         return err->status;
-    access_status_t st = PQntuples(r) == 1
-                             ? read_code(r, 0, 0, out, err)
-                             : access_fail(err, ACCESS_CONFLICT, "code",
-                                           "a purchase code with this code already exists in "
-                                           "the account");
+    access_status_t st;
+    if (PQntuples(r) != 1)
+        st = access_fail(err, ACCESS_FAILED, NULL, "codes: no row from codes_create");
+    else if (!access_get_bool(r, 0, 0))
+        st = access_fail(err, ACCESS_INVALID, "expires_at",
+                         "expires_at must lie in the future; a code that expired at birth could "
+                         "never be redeemed");
+    else if (access_get_null(r, 0, 1))
+        st = access_fail(err, ACCESS_CONFLICT, "code",
+                         "a purchase code with this code already exists in the account");
+    else
+        st = read_code(r, 0, 1, out, err);
     PQclear(r);
     return st;
 }

@@ -48,7 +48,7 @@ static const access_stmt_t CREATE = {
            "  SELECT cfg.min_amount, $3::bigint >= cfg.min_amount AS min_ok,"
            "   $5::text IS NULL OR EXISTS (SELECT 1 FROM rt) AS route_ok,"
            "   NOT EXISTS (SELECT 1 FROM rt WHERE rt.currency <> $4::text) AS currency_ok,"
-           "   (SELECT currency FROM rt) AS route_currency"
+           "   (SELECT currency FROM rt) AS route_currency, (SELECT id FROM rt) AS rt_id"
            "  FROM cfg),"
            " ins AS ("
            "  INSERT INTO pay_out AS p"
@@ -56,7 +56,7 @@ static const access_stmt_t CREATE = {
            "  SELECT $1, $2, $3::bigint, $4::text, 'pending', (SELECT id FROM rt), $6::text"
            "  FROM chk WHERE chk.min_ok AND chk.route_ok AND chk.currency_ok"
            "  RETURNING " PAYOUT_COLS ")"
-           " SELECT c.min_amount, c.min_ok, c.route_ok, c.currency_ok, c.route_currency,"
+           " SELECT c.min_amount, c.min_ok, c.route_ok, c.currency_ok, c.route_currency, c.rt_id,"
            "  i.id, i.amount, i.currency, i.status, i.route_id, i.description, i.created_ms,"
            "  i.updated_ms"
            " FROM chk c LEFT JOIN ins i ON true",
@@ -182,14 +182,22 @@ access_status_t access_payouts_create(access_tx_t *tx, const access_payout_new_t
         st = access_fail(err, ACCESS_NOT_FOUND, "route_id",
                          "no payout route with this id in the account");
     } else if (!access_get_bool(r, 0, 3)) {
-        char route_currency[4];
+        char route_currency[4], route_id[ACCESS_ROUTE_ID_MAX];
         access_get_text(r, 0, 4, route_currency, sizeof(route_currency));
-        st = access_fail(err, ACCESS_CONFLICT, "route_id", "the payout route only takes %s payouts",
-                         route_currency);
-    } else if (access_get_null(r, 0, 5)) {
+        access_get_text(r, 0, 5, route_id, sizeof(route_id));
+        /* Without route_id the request named no route: blame none, name the default. */
+        if (in->route_id != NULL)
+            st = access_fail(err, ACCESS_CONFLICT, "route_id",
+                             "the payout route only takes %s payouts", route_currency);
+        else
+            st = access_fail(err, ACCESS_CONFLICT, NULL,
+                             "the account's default payout route %s only takes %s payouts; "
+                             "give a route_id that takes %s",
+                             route_id, route_currency, in->currency);
+    } else if (access_get_null(r, 0, 6)) {
         st = access_fail(err, ACCESS_FAILED, NULL, "payouts: the payout was not inserted");
     } else {
-        st = read_payout(r, 0, 5, out, err);
+        st = read_payout(r, 0, 6, out, err);
     }
     PQclear(r);
     return st;

@@ -59,11 +59,16 @@ static const access_stmt_t INSERT = {
     .errors = INSERT_ERRORS,
 };
 
-static const access_stmt_t ALLOCATION = {
-    .name = "shares_allocation",
-    .sql = "SELECT " SHARE_COLS " FROM payment_share_tracking s"
-           " WHERE s.account_id = $1 AND s.payment_id = $2 AND s.kind = 'allocation'"
-           " ORDER BY s.position",
+/* Per position: the allocation's party and share, and the sum of its rows. */
+static const access_stmt_t TOTALS = {
+    .name = "shares_totals",
+    .sql = "SELECT s.position,"
+           "  max(s.party) FILTER (WHERE s.kind = 'allocation'),"
+           "  max(s.basis_points) FILTER (WHERE s.kind = 'allocation'),"
+           "  sum(s.amount)::bigint"
+           " FROM payment_share_tracking s"
+           " WHERE s.account_id = $1 AND s.payment_id = $2"
+           " GROUP BY s.position ORDER BY s.position",
     .nargs = 1,
 };
 
@@ -155,9 +160,9 @@ access_status_t access_shares_insert(access_tx_t *tx, const char *payment_id, co
         char id[IDS_MAX];
         json_t *row =
             ids_new("sh", id, sizeof(id)) == 0
-                ? json_pack("{s:s, s:i, s:s, s:i, s:I}", "id", id, "position", (int)i, "party",
-                            shares[i].party, "basis_points", (int)shares[i].basis_points, "amount",
-                            (json_int_t)shares[i].amount)
+                ? json_pack("{s:s, s:i, s:s, s:i, s:I}", "id", id, "position", shares[i].position,
+                            "party", shares[i].party, "basis_points", (int)shares[i].basis_points,
+                            "amount", (json_int_t)shares[i].amount)
                 : NULL;
         if (row == NULL || json_array_append_new(rows, row) != 0) {
             json_decref(rows);
@@ -180,20 +185,33 @@ access_status_t access_shares_insert(access_tx_t *tx, const char *payment_id, co
     return ACCESS_OK;
 }
 
-access_status_t access_shares_allocation(access_tx_t *tx, const char *payment_id,
-                                         access_share_row_t *rows, size_t *n, access_error_t *err)
+access_status_t access_shares_totals(access_tx_t *tx, const char *payment_id,
+                                     access_share_total_t *rows, size_t *n, access_error_t *err)
 {
     access_error_clear(err);
     *n = 0;
-    PGresult *r = access_exec(tx, &ALLOCATION, ACCESS_ARGS(payment_id), err);
+    PGresult *r = access_exec(tx, &TOTALS, ACCESS_ARGS(payment_id), err);
     if (r == NULL)
         return err->status;
-    int total = PQntuples(r);
-    for (int i = 0; i < total && i < ACCESS_SHARES_MAX; i++)
-        read_share(r, i, 0, &rows[i]);
-    *n = (size_t)(total < ACCESS_SHARES_MAX ? total : ACCESS_SHARES_MAX);
+    int count = PQntuples(r);
+    access_status_t st = ACCESS_OK;
+    for (int i = 0; st == ACCESS_OK && i < count; i++) {
+        /* Positions 0…n−1, each with its allocation row: anything else is damage. */
+        if (i >= ACCESS_SHARES_MAX || access_get_i64(r, i, 0) != i || access_get_null(r, i, 1)) {
+            st = access_fail(err, ACCESS_FAILED, NULL,
+                             "shares: payment %s has share rows without their allocation",
+                             payment_id);
+            break;
+        }
+        memset(&rows[i], 0, sizeof(rows[i]));
+        access_get_text(r, i, 1, rows[i].party, sizeof(rows[i].party));
+        rows[i].basis_points = (int32_t)access_get_i64(r, i, 2);
+        rows[i].total = access_get_i64(r, i, 3);
+    }
+    if (st == ACCESS_OK)
+        *n = (size_t)count;
     PQclear(r);
-    return ACCESS_OK;
+    return st;
 }
 
 static access_status_t list_row(const PGresult *r, int row, void *out, access_error_t *err)

@@ -31,6 +31,9 @@ int ctl_dlq(int argc, char **argv);
 /* `tallyctl health`: a worker's /readyz (health.c). */
 int ctl_health(int argc, char **argv);
 
+/* `tallyctl payouts due`: enqueues the payouts a schedule makes due (payouts.c). */
+int ctl_payouts(int argc, char **argv);
+
 /* Parses a whole decimal integer in [min, max]; false otherwise. */
 bool ctl_parse_long(const char *s, long min, long max, long *out);
 

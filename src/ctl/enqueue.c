@@ -297,26 +297,15 @@ static int produce(rd_kafka_t *rk, enqueue_t *q, const char *key, const char *va
     s->line = line;
     s->awaited = wait_key != NULL;
     memcpy(s->wait_key, wait_key != NULL ? wait_key : "", wl + 1);
-    size_t key_len = key != NULL ? strlen(key) : 0;
-    for (;;) {
-        rd_kafka_resp_err_t e = rd_kafka_producev(
-            rk, RD_KAFKA_V_TOPIC(q->topic), RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
-            RD_KAFKA_V_KEY(key, key_len), RD_KAFKA_V_VALUE((void *)value, len),
-            RD_KAFKA_V_OPAQUE(s), RD_KAFKA_V_END);
-        if (e == RD_KAFKA_RESP_ERR_NO_ERROR) {
-            q->sent++;
-            rd_kafka_poll(rk, 0);
-            return 0;
-        }
-        if (e != RD_KAFKA_RESP_ERR__QUEUE_FULL) {
-            q->failed++;
-            fprintf(stderr, "tallyctl enqueue: line %ld: not sent: %s\n", line,
-                    rd_kafka_err2str(e));
-            free(s);
-            return 0;
-        }
-        rd_kafka_poll(rk, 100); /* deliveries free room */
+    rd_kafka_resp_err_t e = kc_produce(rk, q->topic, key, value, len, s);
+    if (e == RD_KAFKA_RESP_ERR_NO_ERROR) {
+        q->sent++;
+        return 0;
     }
+    q->failed++;
+    fprintf(stderr, "tallyctl enqueue: line %ld: not sent: %s\n", line, rd_kafka_err2str(e));
+    free(s);
+    return 0;
 }
 
 /* The key a result is awaited under, or NULL when its reply goes elsewhere. */

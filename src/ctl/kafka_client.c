@@ -220,6 +220,23 @@ rd_kafka_t *kc_producer_new(const kc_opts_t *o, kc_dr_cb *dr_cb, void *opaque, c
     return rk;
 }
 
+rd_kafka_resp_err_t kc_produce(rd_kafka_t *rk, const char *topic, const char *key,
+                               const void *value, size_t len, void *opaque)
+{
+    size_t key_len = key != NULL ? strlen(key) : 0;
+    for (;;) {
+        rd_kafka_resp_err_t e =
+            rd_kafka_producev(rk, RD_KAFKA_V_TOPIC(topic), RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
+                              RD_KAFKA_V_KEY(key, key_len), RD_KAFKA_V_VALUE((void *)value, len),
+                              RD_KAFKA_V_OPAQUE(opaque), RD_KAFKA_V_END);
+        if (e != RD_KAFKA_RESP_ERR__QUEUE_FULL) {
+            rd_kafka_poll(rk, 0);
+            return e;
+        }
+        rd_kafka_poll(rk, 100); /* deliveries free room */
+    }
+}
+
 /* ---- reader --------------------------------------------------------------- */
 
 static int add_partitions(kc_reader_t *r, const char *topic, char *err, size_t errlen)

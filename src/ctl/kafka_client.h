@@ -43,6 +43,13 @@ typedef void kc_dr_cb(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque)
 rd_kafka_t *kc_producer_new(const kc_opts_t *o, kc_dr_cb *dr_cb, void *opaque, char *err,
                             size_t errlen);
 
+/* Produces one message (key and value copied; key may be NULL) whose
+ * delivery report carries opaque as m->_private, waiting while the
+ * producer's local queue is full (delivery reports free room). Returns the
+ * first error that is not a full queue, or RD_KAFKA_RESP_ERR_NO_ERROR. */
+rd_kafka_resp_err_t kc_produce(rd_kafka_t *rk, const char *topic, const char *key,
+                               const void *value, size_t len, void *opaque);
+
 /* A reader over every partition of some topics, outside any group. */
 typedef struct kc_part {
     const char *topic; /* points into the reader's topic list */

@@ -21,6 +21,7 @@ static const command_t commands[] = {
     {"results", ctl_results, "follow a results topic, filtered by account, correlation or id"},
     {"dlq", ctl_dlq, "list dead letters with their reasons; redrive chosen ones"},
     {"health", ctl_health, "ask a worker whether it is ready (/readyz)"},
+    {"payouts", ctl_payouts, "payouts due: enqueue the payouts a schedule makes due"},
 };
 
 #define NCOMMANDS (sizeof(commands) / sizeof(commands[0]))

@@ -49,3 +49,19 @@ int alloc_split(int64_t amount, const int32_t *bp, size_t n, int64_t *out)
         out[i] = negative ? -floors[i] : floors[i];
     return 0;
 }
+
+int alloc_rebalance(int64_t net, const int32_t *bp, const int64_t *totals, size_t n,
+                    int64_t *change)
+{
+    int64_t target[ALLOC_MAX_SHARES];
+    if (net < 0 || alloc_split(net, bp, n, target) != 0)
+        return -1;
+    int64_t diff[ALLOC_MAX_SHARES];
+    for (size_t i = 0; i < n; i++) {
+        if (__builtin_sub_overflow(target[i], totals[i], &diff[i]))
+            return -1;
+    }
+    for (size_t i = 0; i < n; i++)
+        change[i] = diff[i];
+    return 0;
+}

@@ -5,12 +5,13 @@
  * each to the shares with the largest fractional remainders, ties to the
  * share earlier in the list. The parts always sum exactly to the amount.
  *
- * A refund of an allocated payment is reversed with the same rule applied to
- * the negated refund (alloc_split(-refund, …)): every part is ≤ 0 and the
- * parts sum to -refund, so a payment's allocations always sum to its current
- * net amount. Each refund is split on its own, so a party's running total can
- * differ by a unit per refund from a fresh split of the current net (3 one-unit
- * refunds of 3 split 50/50 = 2/1 leave -1/+1); the sum is always exact. */
+ * A refund of an allocated payment is reversed by running total
+ * (alloc_rebalance): after it, each party's total (its allocation plus its
+ * reversals) is again alloc_split of the payment's current net amount, so no
+ * party drifts however many refunds there are, and a full refund leaves
+ * every party at 0. Splitting each refund on its own would not do: the
+ * leftover unit of every split goes the same way (100 at 50/50 refunded one
+ * unit at a time would end at −50/+50). */
 #ifndef TALLY_HANDLERS_ALLOC_H
 #define TALLY_HANDLERS_ALLOC_H
 
@@ -26,5 +27,17 @@
  * shares do not sum to 10000. Never overflows: amount × bp is computed as
  * (amount / 10000) × bp + (amount % 10000) × bp / 10000. */
 int alloc_split(int64_t amount, const int32_t *bp, size_t n, int64_t *out);
+
+/* The reversal of a refund: net is the payment's net amount after the refund
+ * (≥ 0) and totals[i] party i's total before it. Writes to change[i] how much
+ * party i's total moves so that it becomes alloc_split(net, bp)[i]; 0 means
+ * no reversal row for that party. The changes sum to net − Σ totals. A change
+ * is ≤ 0, except that rounding may move one unit to a party whose quota
+ * shrank least (+1, largest remainder's known paradox), and that totals
+ * which drifted under the old per-refund rule are corrected in full. Returns
+ * 0, or -1 (change untouched) on the inputs alloc_split refuses, a negative
+ * net, or a total so large that the change would overflow. */
+int alloc_rebalance(int64_t net, const int32_t *bp, const int64_t *totals, size_t n,
+                    int64_t *change);
 
 #endif

@@ -48,7 +48,8 @@ static const schema_field_t create_fields[] = {
      .doc = "How many times the code can be redeemed."},
     {.name = "expires_at",
      .type = SCHEMA_TIMESTAMP,
-     .doc = "From this instant on the code cannot be redeemed; absent: never expires."},
+     .doc = "From this instant on the code cannot be redeemed; it must lie in the future (else "
+            "invalid_request). Absent: never expires."},
     {0},
 };
 static const schema_object_t create_schema = {

@@ -126,40 +126,48 @@ static handler_status_t update_status(access_tx_t *tx, const json_t *p, json_t *
     return answer_payment(&pay, result, err);
 }
 
-/* Appends the reversal of refund to an allocated payment's shares: the
- * negated refund split by the allocation's basis points (alloc.h), so the
- * payment's share rows keep summing to its net amount. */
-static handler_status_t reverse_allocation(access_tx_t *tx, const access_refund_t *refund,
-                                           handler_error_t *err)
+/* Appends the reversal of a refund to an allocated payment's shares: one row
+ * per party whose total changes, by the change that brings its total back to
+ * its share of the payment's new net amount (alloc_rebalance). The payment's
+ * row lock, taken by the refund, keeps the totals still until tx ends. */
+static handler_status_t reverse_allocation(access_tx_t *tx, const access_payment_t *pay,
+                                           const access_refund_t *refund, handler_error_t *err)
 {
     handler_status_t st = HANDLER_OK;
     access_error_t aerr;
-    access_share_row_t *plan = calloc(ACCESS_SHARES_MAX, sizeof(*plan));
-    if (plan == NULL)
+    access_share_total_t *shares = calloc(ACCESS_SHARES_MAX, sizeof(*shares));
+    if (shares == NULL)
         return handler_oom(err);
     size_t n = 0;
-    if (access_shares_allocation(tx, refund->payment_id, plan, &n, &aerr) != ACCESS_OK) {
+    if (access_shares_totals(tx, refund->payment_id, shares, &n, &aerr) != ACCESS_OK) {
         st = handler_access_error(&aerr, err);
         goto out;
     }
     int32_t bp[ACCESS_SHARES_MAX];
-    int64_t parts[ACCESS_SHARES_MAX];
-    access_share_new_t rows[ACCESS_SHARES_MAX];
-    for (size_t i = 0; i < n; i++)
-        bp[i] = plan[i].basis_points;
-    if (alloc_split(-refund->amount, bp, n, parts) != 0) {
+    int64_t totals[ACCESS_SHARES_MAX], change[ACCESS_SHARES_MAX];
+    for (size_t i = 0; i < n; i++) {
+        bp[i] = shares[i].basis_points;
+        totals[i] = shares[i].total;
+    }
+    if (alloc_rebalance(pay->amount - pay->amount_refunded, bp, totals, n, change) != 0) {
         /* Stored shares that break the rules: data damage, not the caller's fault. */
         handler_reject(err, TALLY_ERR_INTERNAL, NULL, "payment %s has an unusable allocation",
                        refund->payment_id);
         st = HANDLER_FAILED;
         goto out;
     }
-    for (size_t i = 0; i < n; i++)
-        rows[i] = (access_share_new_t){plan[i].party, bp[i], parts[i]};
-    if (access_shares_insert(tx, refund->payment_id, refund->id, rows, n, &aerr) != ACCESS_OK)
+    access_share_new_t rows[ACCESS_SHARES_MAX];
+    size_t m = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (change[i] != 0)
+            rows[m++] = (access_share_new_t){(int)i, shares[i].party, bp[i], change[i]};
+    }
+    /* The changes sum to −refund, so at least one row is due. */
+    if (m > 0 &&
+        access_shares_insert(tx, refund->payment_id, refund->id, rows, m, &aerr) != ACCESS_OK)
         st = handler_access_error(&aerr, err);
 out:
-    free(plan);
+    free(shares);
     return st;
 }
 
@@ -174,7 +182,7 @@ static handler_status_t refund(access_tx_t *tx, const json_t *p, json_t **result
                                handler_arg_int(p, "amount", 0), &pay, &re, &aerr) != ACCESS_OK)
         return handler_access_error(&aerr, err);
     if (pay.allocated) {
-        handler_status_t st = reverse_allocation(tx, &re, err);
+        handler_status_t st = reverse_allocation(tx, &pay, &re, err);
         if (st != HANDLER_OK) {
             access_payment_clear(&pay);
             return st;

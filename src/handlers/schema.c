@@ -1,6 +1,7 @@
 #include "schema.h"
 
 #include "common/clock.h"
+#include "handlers/currency.h"
 
 #include <inttypes.h>
 #include <stdarg.h>
@@ -175,6 +176,9 @@ static bool validate_string(const schema_field_t *f, const json_t *v, const char
         if (len != 3 || !charset_all("a-z", s, len))
             return schema_fail(err, prefix, name,
                                "must be a three-letter ISO 4217 code in lower case, such as usd");
+        if (!currency_known(s))
+            return schema_fail(err, prefix, name,
+                               "must be an active ISO 4217 currency code; %s is none", s);
         return true;
     case SCHEMA_ID:
         if (len < 1 || len > SCHEMA_ID_MAX || !charset_all(ID_CHARSET, s, len))
@@ -372,6 +376,26 @@ static json_t *type_of(const char *type, bool nullable)
     return nullable ? json_pack("[s, s]", type, "null") : json_string(type);
 }
 
+/* "type" and "enum" of an enum field (its values) or a currency field (every
+ * code: an enum rather than a pattern, so that a producer's validator, and a
+ * client typed from the schema, refuses "uds" exactly as Tally does), with
+ * null added when the field is nullable. */
+static void put_enum(json_t *p, const schema_field_t *f, bool *ok)
+{
+    put(p, "type", type_of("string", f->nullable), ok);
+    json_t *e = json_array();
+    for (size_t i = 0; e != NULL; i++) {
+        const char *v = f->type == SCHEMA_CURRENCY ? currency_code(i) : f->values[i];
+        if (v == NULL)
+            break;
+        if (json_array_append_new(e, json_string(v)) != 0)
+            *ok = false;
+    }
+    if (e != NULL && f->nullable && json_array_append_new(e, json_null()) != 0)
+        *ok = false;
+    put(p, "enum", e, ok);
+}
+
 static json_t *field_schema(const schema_field_t *f)
 {
     json_t *p = json_object();
@@ -386,7 +410,7 @@ static json_t *field_schema(const schema_field_t *f)
     if (f->type == SCHEMA_TIMESTAMP) {
         extra = "RFC 3339 with 'Z' or an offset; the date must exist in the calendar.";
     } else if (f->type == SCHEMA_CURRENCY && doc[0] == '\0') {
-        extra = "ISO 4217 currency code in lower case.";
+        extra = "An active ISO 4217 currency code in lower case.";
     } else if (f->type == SCHEMA_ARRAY && f->unique != NULL) {
         snprintf(unique, sizeof(unique),
                  "Each item's %s must be unique (checked by Tally; JSON Schema cannot express it).",
@@ -419,28 +443,14 @@ static json_t *field_schema(const schema_field_t *f)
     case SCHEMA_BOOLEAN:
         put(p, "type", type_of("boolean", f->nullable), &ok);
         break;
-    case SCHEMA_ENUM: {
-        put(p, "type", type_of("string", f->nullable), &ok);
-        json_t *e = json_array();
-        for (const char *const *v = f->values; e != NULL && *v != NULL; v++) {
-            if (json_array_append_new(e, json_string(*v)) != 0)
-                ok = false;
-        }
-        if (e != NULL && f->nullable && json_array_append_new(e, json_null()) != 0)
-            ok = false;
-        put(p, "enum", e, &ok);
+    case SCHEMA_ENUM:
+    case SCHEMA_CURRENCY:
+        put_enum(p, f, &ok);
         break;
-    }
     case SCHEMA_TIMESTAMP:
         put(p, "type", type_of("string", f->nullable), &ok);
         put(p, "format", json_string("date-time"), &ok);
         put(p, "pattern", json_string(TS_PATTERN), &ok);
-        break;
-    case SCHEMA_CURRENCY:
-        put(p, "type", type_of("string", f->nullable), &ok);
-        put(p, "minLength", json_integer(3), &ok);
-        put(p, "maxLength", json_integer(3), &ok);
-        put(p, "pattern", json_string("^[a-z]{3}" PATTERN_END), &ok);
         break;
     case SCHEMA_ID:
         put(p, "type", type_of("string", f->nullable), &ok);

@@ -33,7 +33,7 @@ typedef enum schema_type {
     SCHEMA_BOOLEAN,   /* true or false */
     SCHEMA_ENUM,      /* one of the strings in .values */
     SCHEMA_TIMESTAMP, /* RFC 3339 date-time with 'Z' or an offset ("2026-11-22T10:00:00Z") */
-    SCHEMA_CURRENCY,  /* ISO 4217 code in lower case: exactly 3 of [a-z] */
+    SCHEMA_CURRENCY,  /* an active ISO 4217 code in lower case (handlers/currency.h) */
     SCHEMA_ID,        /* an object id: 1–SCHEMA_ID_MAX printable ASCII characters, no space */
     SCHEMA_MAP,       /* object of string → string (metadata) */
     SCHEMA_ARRAY,     /* array of objects, each described by .items */

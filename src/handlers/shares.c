@@ -85,6 +85,7 @@ static handler_status_t allocate(access_tx_t *tx, const json_t *p, json_t **resu
     for (size_t i = 0; i < n; i++) {
         const json_t *s = json_array_get(shares, i);
         bp[i] = (int32_t)handler_arg_int(s, "basis_points", 0);
+        rows[i].position = (int)i;
         rows[i].party = handler_arg_str(s, "party");
         rows[i].basis_points = bp[i];
     }

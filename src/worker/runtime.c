@@ -442,18 +442,20 @@ static void http_cb(void *ctx, const char *method, const char *path, http_respon
         set_body(resp, 200, "text/plain; charset=utf-8", strdup("ok\n"));
     } else if (strcmp(path, "/readyz") == 0) {
         bool db = !rt->db_down && runtime_now_ms() - rt->db_ok_ms <= HEALTH_STALE_MS;
-        bool ready = db && rt->assigned > 0 && !runtime_draining(rt);
+        /* Not gated on partitions (CONTRACT §7): a replica beyond the
+         * partition count is ready and says partitions: 0, so a rollout that
+         * surges one pod, or an autoscaler at the partition count, never
+         * waits for a partition that will not come. */
+        bool ready = db && !runtime_draining(rt);
         json_t *reasons = json_array();
         if (rt->db_down)
             json_array_append_new(reasons, json_string("database unavailable"));
         else if (!db)
             json_array_append_new(reasons, json_string("database not checked recently"));
-        if (rt->assigned == 0)
-            json_array_append_new(reasons, json_string("no partitions assigned"));
         if (runtime_draining(rt))
             json_array_append_new(reasons, json_string("draining"));
         json_t *o = json_pack("{s:b,s:b,s:i,s:b,s:I,s:I,s:o}", "ready", ready, "database", db,
-                              "partitions_assigned", rt->assigned, "draining", runtime_draining(rt),
+                              "partitions", rt->assigned, "draining", runtime_draining(rt),
                               "in_flight", (json_int_t)rt->in_flight, "stuck_deliveries",
                               (json_int_t)rt->n_stuck, "reasons", reasons);
         char *text = json_dumps(o, JSON_COMPACT);

@@ -214,7 +214,18 @@ class Kubernetes(unittest.TestCase):
     def test_grace_longer_than_shutdown_timeout(self):
         self.assertGreater(self.pod["terminationGracePeriodSeconds"] * 1000,
                            shutdown_timeout_ms())
-        self.assertEqual(self.d["spec"]["strategy"]["rollingUpdate"]["maxUnavailable"], 0)
+
+    def test_autoscaler_owns_the_replica_count(self):
+        # A count here would reset KEDA's on every kubectl apply (issue 15).
+        self.assertNotIn("replicas", self.d["spec"])
+
+    def test_rollout_surges_and_never_drops_below_the_count(self):
+        ru = self.d["spec"]["strategy"]["rollingUpdate"]
+        self.assertEqual(ru["maxUnavailable"], 0)
+        surge = ru["maxSurge"]
+        self.assertTrue(surge >= 1 if isinstance(surge, int) else re.fullmatch(r"[1-9]\d*%", surge))
+        self.assertGreater(self.d["spec"]["progressDeadlineSeconds"], self.pod[
+            "terminationGracePeriodSeconds"] + self.d["spec"].get("minReadySeconds", 0))
 
     def test_resources_and_non_root(self):
         r = self.c["resources"]
@@ -240,11 +251,17 @@ class Kubernetes(unittest.TestCase):
                 for d in load_all("k8s", name):
                     self.assertNotEqual(d.get("kind"), "Secret", name)
 
-    def test_pdb_selects_the_workers(self):
+    def test_pdb_selects_the_workers_and_cannot_block_drains(self):
         pdb = k8s("PodDisruptionBudget")
         self.assertEqual(pdb["spec"]["selector"]["matchLabels"],
                          self.d["spec"]["selector"]["matchLabels"])
-        self.assertTrue("maxUnavailable" in pdb["spec"] or "minAvailable" in pdb["spec"])
+        # maxUnavailable follows the autoscaler's count; a fixed minAvailable does not.
+        self.assertNotIn("minAvailable", pdb["spec"])
+        self.assertGreaterEqual(pdb["spec"]["maxUnavailable"], 1)
+        # At KEDA's minimum a drain still leaves a worker running.
+        self.assertLess(pdb["spec"]["maxUnavailable"], k8s("ScaledObject")["spec"]["minReplicaCount"])
+        # Unready workers (database down) can be evicted: they hold no budget hostage.
+        self.assertEqual(pdb["spec"]["unhealthyPodEvictionPolicy"], "AlwaysAllow")
 
     def test_keda_scales_on_lag_capped_at_partitions(self):
         so = k8s("ScaledObject")
@@ -270,9 +287,65 @@ class Kubernetes(unittest.TestCase):
 
     def test_kustomization_lists_the_worker_manifests(self):
         (kz,) = load_all("k8s", "kustomization.yaml")
-        for f in ("deployment.yaml", "configmap.yaml", "pdb.yaml", "scaledobject.yaml"):
-            self.assertIn(f, kz["resources"])
-            self.assertTrue(os.path.exists(os.path.join(DEPLOY, "k8s", f)))
+        for f in kz["resources"]:
+            self.assertTrue(os.path.exists(os.path.join(DEPLOY, "k8s", f)), f)
+        # Every manifest beside it, except the Job applied on its own before.
+        for f in os.listdir(os.path.join(DEPLOY, "k8s")):
+            if f.endswith(".yaml") and f not in ("kustomization.yaml", "migrate-job.yaml"):
+                self.assertIn(f, kz["resources"])
+        self.assertNotIn("migrate-job.yaml", kz["resources"])
+
+    def test_network_policy(self):
+        np = k8s("NetworkPolicy")["spec"]
+        cm = k8s("ConfigMap")["data"]
+        self.assertEqual(np["podSelector"]["matchLabels"], self.d["spec"]["selector"]["matchLabels"])
+        self.assertEqual(sorted(np["policyTypes"]), ["Egress", "Ingress"])
+        # In: the HTTP port only, from the monitoring namespace only (kubelet
+        # probes come from the node, which a NetworkPolicy does not filter).
+        (rule,) = np["ingress"]
+        (port,) = rule["ports"]
+        self.assertIn(port["port"], (self.c["ports"][0]["name"], self.c["ports"][0]["containerPort"]))
+        (peer,) = rule["from"]
+        self.assertEqual(list(peer), ["namespaceSelector"])
+        # Out: DNS over UDP and TCP, PostgreSQL, and the Kafka bootstrap port.
+        out = {(p.get("protocol", "TCP"), p["port"]) for r in np["egress"] for p in r["ports"]}
+        self.assertTrue({("UDP", 53), ("TCP", 53), ("TCP", 5432)} <= out, out)
+        for server in cm["KAFKA_BOOTSTRAP_SERVERS"].split(","):
+            host, port = server.rsplit(":", 1)
+            self.assertIn(("TCP", int(port)), out)
+            if host.endswith(".svc") or ".svc." in host:  # in-cluster: to its namespace
+                peers = [peer.get("namespaceSelector", {}).get("matchLabels", {})
+                         for r in np["egress"] if any(p["port"] == int(port) for p in r["ports"])
+                         for peer in r.get("to", [])]
+                self.assertIn({"kubernetes.io/metadata.name": host.split(".")[1]}, peers)
+        self.assertEqual(len(out), 4, "egress beyond DNS, PostgreSQL and Kafka")
+
+
+class Monitoring(unittest.TestCase):
+    def setUp(self):
+        self.mon = os.path.join(DEPLOY, "k8s", "monitoring")
+        (self.kz,) = load_all("k8s", "monitoring", "kustomization.yaml")
+        self.d = k8s("Deployment")
+
+    def test_kustomization_lists_every_file(self):
+        listed = set(self.kz["resources"])
+        listed |= {f for g in self.kz["configMapGenerator"] for f in g["files"]}
+        self.assertEqual(listed, set(os.listdir(self.mon)) - {"kustomization.yaml"})
+        (gen,) = self.kz["configMapGenerator"]
+        self.assertEqual(gen["options"]["labels"]["grafana_dashboard"], "1")
+
+    def test_pod_monitor_scrapes_the_workers_as_job_tally_worker(self):
+        (pm,) = load_all("k8s", "monitoring", "podmonitor.yaml")
+        spec = pm["spec"]
+        labels = self.d["spec"]["template"]["metadata"]["labels"]
+        self.assertEqual(spec["selector"]["matchLabels"], self.d["spec"]["selector"]["matchLabels"])
+        self.assertEqual(labels[spec["jobLabel"]], "tally-worker")
+        (ep,) = spec["podMetricsEndpoints"]
+        (c,) = self.d["spec"]["template"]["spec"]["containers"]
+        self.assertEqual(ep["port"], c["ports"][0]["name"])
+        self.assertEqual(ep["path"], "/metrics")
+        # The rules select the job the PodMonitor produces.
+        self.assertIn('job="tally-worker"', read("k8s", "monitoring", "prometheusrule.yaml"))
 
 
 class Systemd(unittest.TestCase):
@@ -295,6 +368,59 @@ class Systemd(unittest.TestCase):
         self.assertGreater(duration_s(self.s["TimeoutStopSec"]),
                            int(env_example().get("TALLY_SHUTDOWN_TIMEOUT_MS")) / 1000)
         self.assertEqual(self.s["KillSignal"], "SIGTERM")
+
+
+def unit_file(name):
+    p = configparser.ConfigParser(strict=False, interpolation=None)
+    p.optionxform = str
+    p.read_string(read("systemd", name))
+    return p
+
+
+class ScheduledPayouts(unittest.TestCase):
+    """`tallyctl payouts due` for each schedule, daily (a later run in the
+    same period is a replay), as a CronJob and as a systemd timer."""
+
+    def test_cronjob(self):
+        cj = k8s("CronJob")
+        (kz,) = load_all("k8s", "kustomization.yaml")
+        self.assertIn("payouts-cronjob.yaml", kz["resources"])
+        spec = cj["spec"]
+        self.assertEqual(len(spec["schedule"].split()), 5)
+        self.assertEqual(spec["timeZone"], "Etc/UTC")  # periods are UTC
+        self.assertEqual(spec["concurrencyPolicy"], "Forbid")
+        pod = spec["jobTemplate"]["spec"]["template"]["spec"]
+        self.assertIn(pod["restartPolicy"], ("Never", "OnFailure"))
+        self.assertTrue(pod["securityContext"]["runAsNonRoot"])
+        (c,) = pod["containers"]
+        script = " ".join(c.get("command", []) + c.get("args", []))
+        self.assertIn("tallyctl payouts due --schedule", script)
+        for schedule in ("daily", "weekly", "monthly"):
+            self.assertIn(schedule, script)
+        refs = c["envFrom"]
+        self.assertIn({"configMapRef": {"name": k8s("ConfigMap")["metadata"]["name"]}}, refs)
+        secrets = [r["secretRef"]["name"] for r in refs if "secretRef" in r]
+        self.assertEqual(len(secrets), 1)
+        self.assertNotEqual(secrets[0], "tally-worker-db")  # its own role, not the worker's
+        self.assertFalse(c["securityContext"]["allowPrivilegeEscalation"])
+        self.assertTrue(c["securityContext"]["readOnlyRootFilesystem"])
+
+    def test_systemd_timer(self):
+        timer = unit_file("tally-payouts.timer")["Timer"]
+        self.assertTrue(timer["OnCalendar"].endswith("UTC"))
+        self.assertEqual(timer["Persistent"], "true")
+        self.assertTrue(os.path.exists(os.path.join(DEPLOY, "systemd", timer["Unit"])))
+        s = unit_file(timer["Unit"])["Service"]
+        self.assertEqual(s["Type"], "oneshot")
+        self.assertIn("tallyctl payouts due --schedule", s["ExecStart"])
+        for schedule in ("daily", "weekly", "monthly"):
+            self.assertIn(schedule, s["ExecStart"])
+        self.assertTrue(s["EnvironmentFile"].lstrip("-").startswith("/"))
+        self.assertEqual(s["DynamicUser"], "yes")
+        self.assertEqual(s["NoNewPrivileges"], "yes")
+        self.assertEqual(s["ProtectSystem"], "strict")
+        self.assertEqual(s["CapabilityBoundingSet"], "")
+        self.assertIn("PAYOUTS_DATABASE_URL", env_example())
 
 
 class EnvExample(unittest.TestCase):

@@ -120,6 +120,11 @@ bool th_worker_wait_log(th_worker_t *w, const char *needle, int timeout_ms);
 /* Waits until GET /readyz answers 200; false on timeout. */
 bool th_worker_wait_ready(th_worker_t *w, int timeout_ms);
 
+/* Waits until the worker is ready and /readyz reports at least min
+ * partitions assigned (readiness alone does not wait for partitions:
+ * CONTRACT §7); returns that count, or -1 on timeout or exit. */
+int th_worker_wait_partitions(th_worker_t *w, int min, int timeout_ms);
+
 /* GET path from the worker's HTTP server (Connection: close). Returns the
  * status code, or -1 without a complete answer within timeout_ms; the body
  * (malloc'd, NUL-terminated; the caller frees it) goes to *body when body is

@@ -303,6 +303,33 @@ bool th_worker_wait_ready(th_worker_t *w, int timeout_ms)
     }
 }
 
+int th_worker_wait_partitions(th_worker_t *w, int min, int timeout_ms)
+{
+    int64_t deadline = th_now_ms() + timeout_ms;
+    for (;;) {
+        reap(w, 0);
+        if (w->exited)
+            return -1;
+        int left = (int)(deadline - th_now_ms());
+        if (left <= 0)
+            return -1;
+        char *body = NULL;
+        int n = -1;
+        if (http_get(w->http_port, "/readyz", &body,
+                     left < HTTP_TIMEOUT_MS ? left : HTTP_TIMEOUT_MS) == 200 &&
+            body != NULL) {
+            json_t *j = json_loads(body, 0, NULL);
+            json_t *v = json_object_get(j, "partitions");
+            n = json_is_integer(v) ? (int)json_integer_value(v) : -1;
+            json_decref(j);
+        }
+        free(body);
+        if (n >= min)
+            return n;
+        th_sleep_ms(POLL_MS);
+    }
+}
+
 void th_worker_signal(th_worker_t *w, int sig)
 {
     reap(w, 0);

@@ -225,9 +225,23 @@ static void test_revoke(void **state)
 static void test_expiry(void **state)
 {
     it_fixture_t *f = *state;
-    /* Born expired: created fine, never redeemable. */
+    /* A past expires_at is refused, and nothing is stored. */
+    it_reject(TALLY_ERR_INVALID_REQUEST, "expires_at", f->pool, "acct_exp", "code.create",
+              "{\"code\": \"OLD-CODE\", \"expires_at\": \"2020-01-01T00:00:00Z\"}");
+    char past[CLOCK_RFC3339_LEN + 1];
+    clock_format_rfc3339(db_now_ms(f) - 1, past, sizeof(past));
+    it_reject(TALLY_ERR_INVALID_REQUEST, "expires_at", f->pool, "acct_exp", "code.create",
+              "{\"code\": \"OLD-CODE\", \"expires_at\": \"%s\"}", past);
+    assert_int_equal(it_sql_i64(f, "SELECT count(*) FROM ppu WHERE account_id = 'acct_exp'"), 0);
+
+    /* Expired since (the database moved it back, as time would): never redeemable. */
     json_t *r = it_ok(f->pool, "acct_exp", "code.create",
-                      "{\"code\": \"OLD-CODE\", \"expires_at\": \"2020-01-01T00:00:00Z\"}");
+                      "{\"code\": \"OLD-CODE\", \"expires_at\": \"2099-01-01T00:00:00Z\"}");
+    assert_string_equal(it_str(r, "code.status"), "active");
+    json_decref(r);
+    th_pg_exec(f->pg, "postgres",
+               "UPDATE ppu SET expires_at = '2020-01-01T00:00:00Z' WHERE code = 'OLD-CODE'");
+    r = it_ok(f->pool, "acct_exp", "code.get", "{\"code\": \"OLD-CODE\"}");
     assert_string_equal(it_str(r, "code.status"), "expired");
     json_decref(r);
     handler_error_t e = it_reject(TALLY_ERR_CONFLICT, "code", f->pool, "acct_exp", "code.redeem",

@@ -32,7 +32,7 @@ static void handler(void *ctx, const char *method, const char *path, http_respon
         resp->status = ready ? 200 : 503;
         resp->content_type = "application/json";
         resp->body = strdup(ready ? "{\"ready\":true}\n"
-                                  : "{\"ready\":false,\"reason\":\"no partitions assigned\"}\n");
+                                  : "{\"ready\":false,\"reasons\":[\"draining\"]}\n");
         resp->len = strlen(resp->body);
     } else if (strcmp(path, "/livez") == 0) {
         resp->status = 200;
@@ -94,7 +94,7 @@ static void test_ready_and_not_ready(void **state)
     ctl_run(NULL, NULL, (const char *const[]){"health", "--addr", f->addr, NULL}, &o);
     assert_int_equal(o.code, 1);
     assert_non_null(strstr(o.out, "not ready (HTTP 503)"));
-    assert_non_null(strstr(o.out, "no partitions assigned"));
+    assert_non_null(strstr(o.out, "draining"));
     ctl_out_free(&o);
 
     /* --json: the body is embedded as JSON when it is JSON. */

@@ -35,8 +35,8 @@ static inline int e2e_assigned(th_worker_t *w)
     int n = -1;
     if (th_worker_http_get(w, "/readyz", &body, 2000) > 0 && body != NULL) {
         json_t *j = json_loads(body, 0, NULL);
-        if (json_is_integer(json_object_get(j, "partitions_assigned")))
-            n = (int)json_integer_value(json_object_get(j, "partitions_assigned"));
+        if (json_is_integer(json_object_get(j, "partitions")))
+            n = (int)json_integer_value(json_object_get(j, "partitions"));
         json_decref(j);
     }
     free(body);

@@ -710,10 +710,18 @@ static void test_codes(void **state)
     assert_true(json_is_null(json_object_get(c, "amount")));
     assert_true(json_is_null(json_object_get(c, "currency")));
     assert_int_equal(e2e_int(c, "max_redemptions", NULL), 1);
-    /* Born expired. */
+    /* A past expires_at is refused (a code born expired could never be
+     * redeemed); OLD-1 is made with a future one and then expired in the
+     * database, as time would. */
+    E2E_ERR(e, A, "invalid_request", "expires_at", "code.create",
+            "{'code':'OLD-1','expires_at':'2020-01-01T00:00:00Z','max_redemptions':5}");
     c = one(e2e_call(e, A, "code.create",
-                     "{'code':'OLD-1','expires_at':'2020-01-01T00:00:00Z','max_redemptions':5}"),
+                     "{'code':'OLD-1','expires_at':'2099-01-01T00:00:00Z','max_redemptions':5}"),
             "code", CODE);
+    assert_string_equal(e2e_str(c, "status", NULL), "active");
+    th_pg_exec(e->pg, "postgres",
+               "UPDATE ppu SET expires_at = '2020-01-01T00:00:00Z' WHERE code = 'OLD-1'");
+    c = json_object_get(e2e_ok(e2e_call(e, A, "code.get", "{'code':'OLD-1'}")), "code");
     assert_string_equal(e2e_str(c, "status", NULL), "expired");
     assert_string_equal(e2e_str(c, "expires_at", NULL), "2020-01-01T00:00:00.000Z");
     /* B may use the same code string: codes are per account. */

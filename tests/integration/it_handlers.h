@@ -173,7 +173,7 @@ static inline const char *it_str(const json_t *v, const char *path)
     const char *s = json_string_value(it_get(v, path));
     if (s == NULL)
         fail_msg("no string at %s", path);
-    return s;
+    return s != NULL ? s : ""; /* fail_msg does not return; the compiler cannot know */
 }
 
 static inline json_int_t it_int(const json_t *v, const char *path)

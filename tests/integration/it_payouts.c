@@ -214,6 +214,26 @@ static void test_create_rules(void **state)
     json_decref(r);
     assert_balance(f, "acct_pr", "eur", 0, 300, 0);
 
+    /* Without route_id, a default route bound to another currency: conflict
+     * naming the default route, and no field (the request named none). */
+    json_decref(it_ok(f->pool, "acct_pr", "route.upsert",
+                      "{\"route_id\": \"%s\", \"kind\": \"stripe_connect\","
+                      " \"destination\": \"acct_eu\", \"is_default\": true}",
+                      eur_route));
+    fund(f, "acct_pr", "pi_pr3", 100, "eur");
+    e = it_reject(TALLY_ERR_CONFLICT, NULL, f->pool, "acct_pr", "payout.create",
+                  "{\"amount\": 100, \"currency\": \"usd\"}");
+    assert_string_equal(e.field, "");
+    if (strstr(e.message, eur_route) == NULL || strstr(e.message, "default") == NULL ||
+        strstr(e.message, "eur") == NULL)
+        fail_msg("the conflict does not name the default route %s: %s", eur_route, e.message);
+    json_decref(it_ok(f->pool, "acct_pr", "payout.create",
+                      "{\"amount\": 100, \"currency\": \"eur\"}")); /* it takes eur */
+    json_decref(it_ok(f->pool, "acct_pr", "route.upsert",
+                      "{\"route_id\": \"%s\", \"kind\": \"bank_account\", \"destination\": \"ba\","
+                      " \"is_default\": true}",
+                      dflt));
+
     /* Exactly the available rest is fine; one more unit is not. */
     assert_balance(f, "acct_pr", "usd", 4890, 110, 0);
     it_reject(TALLY_ERR_INSUFFICIENT_FUNDS, "amount", f->pool, "acct_pr", "payout.create",
@@ -230,6 +250,8 @@ static void test_create_rules(void **state)
               "{\"amount\": 100.0, \"currency\": \"usd\"}");
     it_reject(TALLY_ERR_INVALID_REQUEST, "currency", f->pool, "acct_pr", "payout.create",
               "{\"amount\": 100}");
+    it_reject(TALLY_ERR_INVALID_REQUEST, "currency", f->pool, "acct_pr", "payout.create",
+              "{\"amount\": 100, \"currency\": \"uds\"}");
     it_reject(TALLY_ERR_INVALID_REQUEST, "status", f->pool, "acct_pr", "payout.create",
               "{\"amount\": 100, \"currency\": \"usd\", \"status\": \"paid\"}");
 }

@@ -1,7 +1,12 @@
 /* it_shares — the share.* job types end to end below the worker: allocation
- * arithmetic as stored, reversals on refunds, listing, tenant isolation, and
- * concurrent allocations of one payment (exactly one wins). */
+ * arithmetic as stored, reversals by running total on refunds (each party's
+ * total is its share of the current net after every refund; totals that
+ * drifted under the old per-refund rule are corrected by the next refund),
+ * listing, tenant isolation, concurrent allocations of one payment (exactly
+ * one wins) and concurrent refunds of an allocated one (exact throughout). */
 #include "it_handlers.h"
+
+#include "../share_model.h"
 
 #include <pthread.h>
 
@@ -114,7 +119,56 @@ static void test_allocate_rejections(void **state)
                       "{\"payment_id\": \"%s\", \"shares\": " THIRDS "}", pending));
 }
 
-/* Refunds before and after the allocation: the rows always sum to the net. */
+/* A party's total in a payment (its allocation plus its reversals), summed
+ * over the pages of share.list filtered on both. */
+static int64_t party_total(it_fixture_t *f, const char *acct, const char *payment_id,
+                           const char *party)
+{
+    int64_t total = 0;
+    char after[64] = "";
+    for (int pages = 0; pages < 100; pages++) {
+        char cursor[96] = "";
+        if (after[0] != '\0')
+            snprintf(cursor, sizeof(cursor), ", \"starting_after\": \"%s\"", after);
+        json_t *r = it_ok(f->pool, acct, "share.list",
+                          "{\"payment_id\": \"%s\", \"party\": \"%s\", \"limit\": 100%s}",
+                          payment_id, party, cursor);
+        json_t *d = json_object_get(r, "data");
+        for (size_t i = 0; i < json_array_size(d); i++)
+            total += json_integer_value(json_object_get(json_array_get(d, i), "amount"));
+        bool more = json_is_true(json_object_get(r, "has_more"));
+        if (more)
+            snprintf(after, sizeof(after), "%s",
+                     json_string_value(json_object_get(json_array_get(d, 99), "id")));
+        json_decref(r);
+        if (!more)
+            return total;
+    }
+    fail_msg("share.list of %s/%s did not end", payment_id, party);
+    return total;
+}
+
+/* Asserts that every party's total is the model's split of net. */
+static void expect_totals(it_fixture_t *f, const char *acct, const char *payment_id,
+                          const char *const *parties, const int32_t *bp, size_t n, int64_t net)
+{
+    int64_t want[SHARE_MODEL_MAX];
+    share_model_split(net, bp, n, want);
+    for (size_t i = 0; i < n; i++) {
+        int64_t got = party_total(f, acct, payment_id, parties[i]);
+        if (got != want[i])
+            fail_msg("net %lld: %s holds %lld, its share is %lld", (long long)net, parties[i],
+                     (long long)got, (long long)want[i]);
+    }
+    assert_int_equal(payment_shares_sum(f, payment_id), net);
+}
+
+static const char *const abc[] = {"a", "b", "c"};
+static const int32_t thirds_bp[] = {3333, 3333, 3334};
+
+/* Refunds before and after the allocation: after each, every party holds
+ * its share of the net; a reversal row carries the change of its party's
+ * total, and none is written for a party whose total stays. */
 static void test_refund_reversals(void **state)
 {
     it_fixture_t *f = *state;
@@ -135,9 +189,9 @@ static void test_refund_reversals(void **state)
     char refund_id[64];
     snprintf(refund_id, sizeof(refund_id), "%s", it_str(r, "refund.id"));
     json_decref(r);
-    assert_int_equal(payment_shares_sum(f, id), 989);
+    expect_totals(f, "acct_rev", id, abc, thirds_bp, 3, 989); /* 330, 329, 330 */
 
-    /* The reversal rows, newest first: the negated refund split by the same rule. */
+    /* The reversal rows, newest first: each party's change, 333 → 330/329/330. */
     r = it_ok(f->pool, "acct_rev", "share.list", "{\"payment_id\": \"%s\", \"limit\": 3}", id);
     json_t *d = json_object_get(r, "data");
     assert_int_equal(json_array_size(d), 3);
@@ -145,23 +199,138 @@ static void test_refund_reversals(void **state)
     assert_string_equal(it_str(d, "0.kind"), "reversal");
     assert_string_equal(it_str(d, "0.refund_id"), refund_id);
     assert_string_equal(it_str(d, "0.party"), "c");
-    assert_int_equal(it_int(d, "0.amount"), -4);
-    assert_int_equal(it_int(d, "1.amount"), -3);
+    assert_int_equal(it_int(d, "0.amount"), -3);
+    assert_int_equal(it_int(d, "1.amount"), -4);
     assert_int_equal(it_int(d, "2.amount"), -3);
     assert_string_equal(it_str(d, "2.party"), "a");
     assert_memory_equal(it_str(d, "0.id"), "sh_", 3);
     assert_string_equal(it_str(d, "0.currency"), "usd");
     json_decref(r);
 
-    /* The rest: everything reversed, the rows sum to 0. */
-    json_decref(it_ok(f->pool, "acct_rev", "payment.refund", "{\"payment_id\": \"%s\"}", id));
-    assert_int_equal(payment_shares_sum(f, id), 0);
-    r = it_ok(f->pool, "acct_rev", "share.list", "{\"payment_id\": \"%s\"}", id);
-    assert_int_equal(json_array_size(json_object_get(r, "data")), 9);
-    assert_true(json_is_false(json_object_get(r, "has_more")));
-    assert_string_equal(it_str(r, "data.8.kind"), "allocation");
-    assert_true(json_is_null(it_get(r, "data.8.refund_id")));
+    /* One unit: only the party whose share moves gets a row (330 → 329 for c). */
+    json_decref(it_ok(f->pool, "acct_rev", "payment.refund",
+                      "{\"payment_id\": \"%s\", \"amount\": 1}", id));
+    expect_totals(f, "acct_rev", id, abc, thirds_bp, 3, 988);
+    r = it_ok(f->pool, "acct_rev", "share.list", "{\"payment_id\": \"%s\", \"limit\": 1}", id);
+    assert_int_equal(it_int(r, "data.0.amount"), -1);
     json_decref(r);
+    assert_int_equal(it_sql_i64(f,
+                                "SELECT count(*) FROM payment_share_tracking"
+                                " WHERE payment_id = '%s'",
+                                id),
+                     3 + 3 + 1);
+
+    /* The rest: everything reversed, every party at 0. */
+    json_decref(it_ok(f->pool, "acct_rev", "payment.refund", "{\"payment_id\": \"%s\"}", id));
+    expect_totals(f, "acct_rev", id, abc, thirds_bp, 3, 0);
+    r = it_ok(f->pool, "acct_rev", "share.list", "{\"payment_id\": \"%s\"}", id);
+    assert_int_equal(json_array_size(json_object_get(r, "data")), 10);
+    assert_true(json_is_false(json_object_get(r, "has_more")));
+    assert_string_equal(it_str(r, "data.9.kind"), "allocation");
+    assert_true(json_is_null(it_get(r, "data.9.refund_id")));
+    json_decref(r);
+}
+
+/* The issue's second case below the worker: 100 at 50/50 refunded one unit
+ * at a time ended at −50/+50; now the parties stay within a unit of each
+ * other and end at 0, one reversal row per refund. */
+static void test_refund_unit_by_unit(void **state)
+{
+    it_fixture_t *f = *state;
+    static const char *const ab[] = {"seller", "platform"};
+    static const int32_t half[] = {5000, 5000};
+    char id[64];
+    it_record_payment(f, "acct_unit", "pi_unit", 100, "succeeded", id, sizeof(id));
+    json_decref(
+        it_ok(f->pool, "acct_unit", "share.allocate",
+              "{\"payment_id\": \"%s\", \"shares\": [{\"party\": \"seller\","
+              " \"basis_points\": 5000}, {\"party\": \"platform\", \"basis_points\": 5000}]}",
+              id));
+    for (int64_t net = 99; net >= 0; net--) {
+        json_decref(it_ok(f->pool, "acct_unit", "payment.refund",
+                          "{\"payment_id\": \"%s\", \"amount\": 1}", id));
+        if (net % 10 == 0 || net < 3)
+            expect_totals(f, "acct_unit", id, ab, half, 2, net);
+    }
+    assert_int_equal(it_sql_i64(f,
+                                "SELECT count(*) FROM payment_share_tracking"
+                                " WHERE payment_id = '%s' AND kind = 'reversal'",
+                                id),
+                     100);
+    /* No reversal row without a change. */
+    assert_int_equal(it_sql_i64(f, "SELECT count(*) FROM payment_share_tracking"
+                                   " WHERE account_id = 'acct_unit' AND amount = 0"),
+                     0);
+}
+
+/* Totals that drifted under the old per-refund rule (written here as the old
+ * code did: ten one-unit refunds of 100 at 50/50, each taken from the
+ * earlier party, 40/50) are corrected by the next refund, in full, with the
+ * rare positive reversal that this needs. */
+static void test_drift_corrected_by_next_refund(void **state)
+{
+    it_fixture_t *f = *state;
+    static const char *const ab[] = {"a", "b"};
+    static const int32_t half[] = {5000, 5000};
+    char id[64];
+    it_record_payment(f, "acct_drift", "pi_drift", 100, "succeeded", id, sizeof(id));
+    json_decref(it_ok(f->pool, "acct_drift", "share.allocate",
+                      "{\"payment_id\": \"%s\", \"shares\": [{\"party\": \"a\","
+                      " \"basis_points\": 5000}, {\"party\": \"b\", \"basis_points\": 5000}]}",
+                      id));
+    char sql[1024];
+    snprintf(sql, sizeof(sql),
+             "UPDATE stripe_payments SET amount_refunded = 10 WHERE id = '%s';"
+             "INSERT INTO stripe_payment_refunds (account_id, id, payment_id, amount)"
+             " SELECT 'acct_drift', 're_old' || k, '%s', 1 FROM generate_series(1, 10) k;"
+             "INSERT INTO payment_share_tracking (account_id, id, payment_id, kind, refund_id,"
+             " position, party, basis_points, amount, currency)"
+             " SELECT 'acct_drift', 'sh_old' || k, '%s', 'reversal', 're_old' || k, 0, 'a', 5000,"
+             " -1, 'usd' FROM generate_series(1, 10) k",
+             id, id, id);
+    th_pg_exec(f->pg, "postgres", sql);
+    assert_int_equal(party_total(f, "acct_drift", id, "a"), 40);
+    assert_int_equal(party_total(f, "acct_drift", id, "b"), 50);
+
+    json_t *r = it_ok(f->pool, "acct_drift", "payment.refund",
+                      "{\"payment_id\": \"%s\", \"amount\": 1}", id);
+    json_decref(r);
+    expect_totals(f, "acct_drift", id, ab, half, 2, 89); /* 45/44 */
+    r = it_ok(f->pool, "acct_drift", "share.list", "{\"payment_id\": \"%s\", \"limit\": 2}", id);
+    assert_string_equal(it_str(r, "data.0.party"), "b");
+    assert_int_equal(it_int(r, "data.0.amount"), -6);
+    assert_string_equal(it_str(r, "data.1.party"), "a");
+    assert_int_equal(it_int(r, "data.1.amount"), 5);
+    json_decref(r);
+    json_decref(it_ok(f->pool, "acct_drift", "payment.refund", "{\"payment_id\": \"%s\"}", id));
+    expect_totals(f, "acct_drift", id, ab, half, 2, 0);
+}
+
+/* The wall behind the arithmetic (0005_money.sql): share rows that would
+ * not sum to the payment's net amount, or leave a party below zero, are
+ * refused by the database, whoever writes them. */
+static void test_balanced_wall(void **state)
+{
+    it_fixture_t *f = *state;
+    char id[64];
+    it_record_payment(f, "acct_wall", "pi_wall", 100, "succeeded", id, sizeof(id));
+    json_decref(it_ok(f->pool, "acct_wall", "share.allocate",
+                      "{\"payment_id\": \"%s\", \"shares\": " THIRDS "}", id));
+    PGconn *pg = th_pg_connect(f->pg, "postgres");
+    char sql[512];
+    snprintf(sql, sizeof(sql),
+             "INSERT INTO payment_share_tracking (account_id, id, payment_id, kind, refund_id,"
+             " position, party, basis_points, amount, currency) SELECT 'acct_wall', 'sh_x', '%s',"
+             " 'allocation', NULL, 3, 'd', 1, 1, 'usd'",
+             id);
+    PGresult *res = PQexec(pg, sql);
+    assert_int_equal(PQresultStatus(res), PGRES_FATAL_ERROR);
+    assert_string_equal(PQresultErrorField(res, PG_DIAG_SQLSTATE), "23514");
+    assert_string_equal(PQresultErrorField(res, PG_DIAG_CONSTRAINT_NAME),
+                        "payment_share_tracking_balanced");
+    PQclear(res);
+    PQfinish(pg);
+    assert_int_equal(payment_shares_sum(f, id), 100);
 }
 
 static void test_list_filters(void **state)
@@ -282,14 +451,90 @@ static void test_concurrent_allocate(void **state)
     pool_free(pool);
 }
 
+/* ---- Concurrency: refunds of one allocated payment from many sessions ------- */
+
+#define REFUND_THREADS 8
+#define REFUNDS_EACH   12
+
+typedef struct refund_worker {
+    pool_t *pool;
+    const char *payment_id;
+    int ok, conflict;
+    char failure[256];
+} refund_worker_t;
+
+static void *refund_thread(void *arg)
+{
+    refund_worker_t *w = arg;
+    for (int k = 0; k < REFUNDS_EACH; k++) {
+        it_answer_t a = it_run(w->pool, "acct_cr", "payment.refund",
+                               "{\"payment_id\": \"%s\", \"amount\": 7}", w->payment_id);
+        if (a.status == HANDLER_OK)
+            w->ok++;
+        else if (a.status == HANDLER_REJECTED && a.err.code == TALLY_ERR_CONFLICT)
+            w->conflict++;
+        else
+            snprintf(w->failure, sizeof(w->failure), "%d %s", a.status, a.err.message);
+        json_decref(a.result);
+    }
+    return NULL;
+}
+
+/* 96 refunds of 7 against 601 split three ways, from 8 sessions at once:
+ * exactly 85 succeed (595), and replaying the committed reversals in refund
+ * order, every party's total was its share of the net after each refund. */
+static void test_concurrent_refunds(void **state)
+{
+    it_fixture_t *f = *state;
+    pool_t *pool = it_pool(f->pg, REFUND_THREADS);
+    char id[64];
+    it_record_payment(f, "acct_cr", "pi_cr", 601, "succeeded", id, sizeof(id));
+    json_decref(it_ok(f->pool, "acct_cr", "share.allocate",
+                      "{\"payment_id\": \"%s\", \"shares\": " THIRDS "}", id));
+    refund_worker_t w[REFUND_THREADS];
+    pthread_t t[REFUND_THREADS];
+    for (int i = 0; i < REFUND_THREADS; i++) {
+        w[i] = (refund_worker_t){.pool = pool, .payment_id = id};
+        assert_int_equal(pthread_create(&t[i], NULL, refund_thread, &w[i]), 0);
+    }
+    int ok = 0, conflict = 0;
+    for (int i = 0; i < REFUND_THREADS; i++) {
+        pthread_join(t[i], NULL);
+        if (w[i].failure[0] != '\0')
+            fail_msg("thread %d: %s", i, w[i].failure);
+        ok += w[i].ok;
+        conflict += w[i].conflict;
+    }
+    pool_free(pool);
+    assert_int_equal(ok, 601 / 7);
+    assert_int_equal(conflict, REFUND_THREADS * REFUNDS_EACH - 601 / 7);
+    expect_totals(f, "acct_cr", id, abc, thirds_bp, 3, 601 - 7 * (601 / 7));
+
+    /* Each party's running total, refund by refund in commit order. */
+    char sql[1024];
+    share_model_running_sql(sql, sizeof(sql), id, 3);
+    char *seq = th_pg_text(f->pg, "postgres", sql);
+    int64_t nets[601 / 7];
+    for (int k = 0; k < ok; k++)
+        nets[k] = 601 - 7 * (k + 1);
+    char *why = share_model_check_running(seq, nets, ok, thirds_bp, 3);
+    if (why != NULL)
+        fail_msg("%s", why);
+    free(seq);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_allocate),
         cmocka_unit_test(test_allocate_rejections),
         cmocka_unit_test(test_refund_reversals),
+        cmocka_unit_test(test_refund_unit_by_unit),
+        cmocka_unit_test(test_drift_corrected_by_next_refund),
+        cmocka_unit_test(test_balanced_wall),
         cmocka_unit_test(test_list_filters),
         cmocka_unit_test(test_concurrent_allocate),
+        cmocka_unit_test(test_concurrent_refunds),
     };
     return cmocka_run_group_tests(tests, it_setup, it_teardown);
 }

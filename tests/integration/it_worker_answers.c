@@ -27,7 +27,7 @@ static int setup(void **state)
     worker_role_for_log_checks(s->pg, DB_PASSWORD, url, sizeof(url));
     const char *env[] = {url, "TALLY_MAX_RETRIES=3", "KAFKA_STATISTICS_INTERVAL_MS=500", NULL};
     s->w = th_worker_start(s->pg, s->b, env);
-    if (!th_worker_wait_ready(s->w, 60000))
+    if (th_worker_wait_partitions(s->w, 1, 60000) < 0)
         fail_msg("worker not ready");
     const char *conf[] = {"message.max.bytes=2000000", NULL};
     s->p = th_producer_new_with(s->b, conf);
@@ -399,7 +399,7 @@ static void test_health_endpoints(void **state)
     assert_int_equal(th_worker_http_get(s->w, "/readyz", &body, 5000), 200);
     json_t *j = json_loads(body, 0, NULL);
     assert_true(json_is_true(json_object_get(j, "ready")));
-    assert_true(json_integer_value(json_object_get(j, "partitions_assigned")) > 0);
+    assert_true(json_integer_value(json_object_get(j, "partitions")) > 0);
     json_decref(j);
     free(body);
     assert_int_equal(th_worker_http_get(s->w, "/metrics", &body, 5000), 200);

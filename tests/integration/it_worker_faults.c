@@ -82,7 +82,7 @@ static int setup(void **state)
     s->env[2] = NULL;
     s->b = th_broker_start(3);
     s->w = start_worker(s);
-    if (!th_worker_wait_ready(s->w, 60000))
+    if (th_worker_wait_partitions(s->w, 1, 60000) < 0)
         fail_msg("worker not ready");
     s->p = th_producer_new(s->b);
     s->results = collector_new(s->b, RESULT_TOPIC);
@@ -233,7 +233,7 @@ static void test_small_window_pause_resume(void **state)
     const char *env[] = {s->url_env, "TALLY_SHUTDOWN_TIMEOUT_MS=10000", "TALLY_MAX_IN_FLIGHT=16",
                          "TALLY_LOG_LEVEL=debug", NULL};
     th_worker_t *w = th_worker_start(s->pg, s->b, env);
-    if (!th_worker_wait_ready(w, 60000))
+    if (th_worker_wait_partitions(w, 1, 60000) < 0)
         fail_msg("worker with a small window not ready");
     enum { N = 1500 };
     send_many(s, "win", N, 150);
@@ -243,7 +243,7 @@ static void test_small_window_pause_resume(void **state)
     assert_true(resumes >= 5);
     stop_worker_checked(w, DB_PASSWORD);
     s->w = start_worker(s);
-    if (!th_worker_wait_ready(s->w, 60000))
+    if (th_worker_wait_partitions(s->w, 1, 60000) < 0)
         fail_msg("worker not ready again");
 }
 
@@ -349,7 +349,7 @@ static void test_postgres_restart(void **state)
     th_pg_resume(s->pg);
     assert_true(unready);
     expect_all_answered_once(s, "pgr", N);
-    assert_true(th_worker_wait_ready(s->w, 60000));
+    assert_true(th_worker_wait_partitions(s->w, 1, 60000) > 0);
 }
 
 static void test_connections_terminated(void **state)

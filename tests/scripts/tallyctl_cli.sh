@@ -57,6 +57,20 @@ check "broker --topic bad name" 2 "$ctl" broker --topic 'bad/name'
 check "broker --topic zero partitions" 2 "$ctl" broker --topic x:0
 expect_in "bad values named" "$err" "x:0"
 
+check "payouts --help" 0 "$ctl" payouts --help
+expect_in "payouts --help: weekly key" "$out" "auto_weekly_2026-W49_usd"
+expect_in "payouts --help: the role" "$out" "tally_scheduler"
+check "payouts without subcommand" 2 "$ctl" payouts
+check "payouts due without --schedule" 2 "$ctl" payouts due --dry-run
+check "payouts due --schedule manual" 2 "$ctl" payouts due --schedule manual --dry-run
+expect_in "bad schedule named" "$err" "not \"manual\""
+check "payouts due --at 2026-02-30" 2 env PAYOUTS_DATABASE_URL=x "$ctl" payouts due \
+    --schedule daily --at 2026-02-30 --dry-run
+expect_in "bad date named" "$err" "2026-02-30"
+check "payouts due without PAYOUTS_DATABASE_URL" 2 env -u PAYOUTS_DATABASE_URL "$ctl" payouts due \
+    --schedule daily --dry-run
+expect_in "the variable named" "$err" "PAYOUTS_DATABASE_URL"
+
 # Runs the broker with stdin from /dev/null, as the demo does: EOF on stdin
 # must not stop it; a signal must, with exit 0.
 broker_until_signal() {

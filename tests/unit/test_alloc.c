@@ -6,44 +6,17 @@
 #include <cmocka.h>
 
 #include "../../src/handlers/alloc.h"
+#include "../share_model.h"
 
 #include <stdbool.h>
 #include <string.h>
 
 #define N_OF(a) (sizeof(a) / sizeof((a)[0]))
 
-/* An independent reference: exact products in 128 bits, then the leftover
- * units by a full ranking (remainder descending, index ascending). */
+/* The independent reference: the tests' own model of the rule. */
 static void reference(int64_t amount, const int32_t *bp, size_t n, int64_t *out)
 {
-    bool neg = amount < 0;
-    __int128 a = neg ? -(__int128)amount : amount;
-    __int128 rem[ALLOC_MAX_SHARES];
-    __int128 given = 0;
-    for (size_t i = 0; i < n; i++) {
-        __int128 p = a * bp[i];
-        out[i] = (int64_t)(p / 10000);
-        rem[i] = p % 10000;
-        given += out[i];
-    }
-    size_t order[ALLOC_MAX_SHARES];
-    for (size_t i = 0; i < n; i++)
-        order[i] = i;
-    for (size_t i = 1; i < n; i++) { /* insertion sort: stable, so ties keep list order */
-        size_t k = order[i];
-        size_t j = i;
-        while (j > 0 && rem[order[j - 1]] < rem[k]) {
-            order[j] = order[j - 1];
-            j--;
-        }
-        order[j] = k;
-    }
-    for (__int128 k = 0; k < a - given; k++)
-        out[order[k]] += 1;
-    if (neg) {
-        for (size_t i = 0; i < n; i++)
-            out[i] = -out[i];
-    }
+    share_model_split(amount, bp, n, out);
 }
 
 static int64_t sum(const int64_t *v, size_t n)
@@ -233,53 +206,177 @@ static void test_randomized(void **state)
     }
 }
 
-/* A payment allocated, then refunded in parts: the allocation plus the
- * reversals always sum to the current net amount, and no reversal is
- * positive. Per party the running total may drift from a fresh split of the
- * net by a unit per refund (each refund is split on its own, as the contract
- * says); here 3 one-unit refunds of a 2/1 split leave -1/+1. */
-static void test_reversals_track_net(void **state)
+/* A refund by running total (alloc_rebalance), as the refund handler does
+ * it: the changes move each total to the split of the new net. Returns how
+ * many parties changed, and checks what the contract says of the changes. */
+static int refund(int64_t *net, int64_t amount, const int32_t *bp, size_t n, int64_t *total,
+                  int *plus_one)
+{
+    int64_t change[ALLOC_MAX_SHARES];
+    *net -= amount;
+    assert_int_equal(alloc_rebalance(*net, bp, total, n, change), 0);
+    int changed = 0;
+    for (size_t i = 0; i < n; i++) {
+        /* Totals that were right before move down, or up by one unit at most. */
+        if (change[i] > 1)
+            fail_msg("net %lld: party %zu moves by %+lld", (long long)*net, i,
+                     (long long)change[i]);
+        *plus_one += change[i] == 1;
+        changed += change[i] != 0;
+        total[i] += change[i];
+    }
+    return changed;
+}
+
+/* After a refund: each total is the model's split of the net (reference(),
+ * written apart from alloc.c), within one unit of its exact pro-rata share
+ * net × bp / 10000 (compared exactly, in 128 bits), the totals sum to the
+ * net, and a fully refunded payment leaves every party at 0. */
+static void check_totals(int64_t net, const int32_t *bp, size_t n, const int64_t *total)
+{
+    int64_t want[ALLOC_MAX_SHARES];
+    reference(net, bp, n, want);
+    for (size_t i = 0; i < n; i++) {
+        __int128 off = (__int128)total[i] * 10000 - (__int128)net * bp[i];
+        if (total[i] != want[i] || off <= -10000 || off >= 10000)
+            fail_msg("net %lld: party %zu (bp %d) holds %lld, the rule says %lld", (long long)net,
+                     i, bp[i], (long long)total[i], (long long)want[i]);
+        if (net == 0)
+            assert_int_equal(total[i], 0);
+    }
+    assert_int_equal(sum(total, n), net);
+}
+
+/* The issue's cases: 1001 at 50/50 refunded 333, 333, 333 and the rest ended
+ * at −1/+1 under the per-refund rule; 100 at 50/50 refunded one unit at a
+ * time ended at −50/+50. By running total they track the net throughout. */
+static void test_reversals_by_running_total(void **state)
 {
     (void)state;
-    const int32_t bp[] = {3333, 3333, 3334};
-    int64_t net = 1001;
-    int64_t total[3], part[3];
-    assert_int_equal(alloc_split(net, bp, 3, total), 0);
-    const int64_t refunds[] = {1, 2, 333, 10, 655};
-    for (size_t r = 0; r < N_OF(refunds); r++) {
-        assert_int_equal(alloc_split(-refunds[r], bp, 3, part), 0);
-        net -= refunds[r];
-        for (size_t i = 0; i < 3; i++) {
-            assert_true(part[i] <= 0);
-            total[i] += part[i];
-        }
-        assert_int_equal(sum(total, 3), net);
-    }
-    assert_int_equal(net, 0);
-
     const int32_t half[] = {5000, 5000};
-    int64_t two[2], rev[2];
-    assert_int_equal(alloc_split(3, half, 2, two), 0);
-    assert_int_equal(two[0], 2);
-    assert_int_equal(two[1], 1);
-    for (int k = 0; k < 3; k++) {
-        assert_int_equal(alloc_split(-1, half, 2, rev), 0);
-        assert_int_equal(rev[0], -1); /* the tie goes to the earlier share each time */
-        assert_int_equal(rev[1], 0);
-        two[0] += rev[0];
-        two[1] += rev[1];
+    int64_t total[2], net = 1001;
+    int plus = 0;
+    assert_int_equal(alloc_split(net, half, 2, total), 0);
+    assert_int_equal(total[0], 501);
+    const int64_t refunds[] = {333, 333, 333, 2};
+    const int64_t seller[] = {334, 168, 1, 0}; /* the earlier party gets the odd unit */
+    for (size_t r = 0; r < N_OF(refunds); r++) {
+        refund(&net, refunds[r], half, 2, total, &plus);
+        check_totals(net, half, 2, total);
+        assert_int_equal(total[0], seller[r]);
     }
-    assert_int_equal(two[0] + two[1], 0);
-    assert_int_equal(two[0], -1);
+    assert_int_equal(total[0], 0);
+    assert_int_equal(total[1], 0);
+
+    net = 100;
+    assert_int_equal(alloc_split(net, half, 2, total), 0);
+    for (int k = 0; k < 100; k++) {
+        /* Each unit comes off one party: the one the split of the new net says. */
+        assert_int_equal(refund(&net, 1, half, 2, total, &plus), 1);
+        check_totals(net, half, 2, total);
+        assert_true(total[0] - total[1] == 0 || total[0] - total[1] == 1);
+    }
+    assert_int_equal(total[0], 0);
+    assert_int_equal(total[1], 0);
+    assert_int_equal(plus, 0);
+}
+
+/* Totals that drifted under the old per-refund rule (each one-unit refund of
+ * 100 at 50/50 taken from the earlier party: 40/50 after ten) are corrected
+ * by the next refund, in full and in one step. */
+static void test_drift_corrected(void **state)
+{
+    (void)state;
+    const int32_t half[] = {5000, 5000};
+    int64_t total[2] = {40, 50}, change[2];
+    assert_int_equal(alloc_rebalance(89, half, total, 2, change), 0);
+    assert_int_equal(change[0], 5);  /* 40 → 45 */
+    assert_int_equal(change[1], -6); /* 50 → 44 */
+    total[0] += change[0];
+    total[1] += change[1];
+    check_totals(89, half, 2, total);
+
+    /* What alloc_split refuses, and a net below zero or a change beyond int64. */
+    assert_int_equal(alloc_rebalance(-1, half, total, 2, change), -1);
+    const int32_t short_sum[] = {5000, 4999};
+    assert_int_equal(alloc_rebalance(10, short_sum, total, 2, change), -1);
+    const int64_t huge[] = {INT64_MIN, 0};
+    change[0] = 77;
+    assert_int_equal(alloc_rebalance(10, half, huge, 2, change), -1);
+    assert_int_equal(change[0], 77); /* untouched */
+}
+
+/* The property, against the model, over random payments (amounts up to
+ * 10^15), share lists of 1–50 parties and refund sequences (single units,
+ * small and large parts, and in half the cases the rest at the end). The
+ * number of cases is printed. */
+static void test_running_total_property(void **state)
+{
+    (void)state;
+    rng_state = 0x2545F4914F6CDD1Du; /* fixed: a failure reproduces */
+    const int payments = 3000;
+    long refunds = 0, checked = 0, full = 0;
+    int plus = 0;
+    for (int c = 0; c < payments; c++) {
+        size_t n = 1 + rng() % ALLOC_MAX_SHARES;
+        int32_t bp[ALLOC_MAX_SHARES];
+        int32_t left = 10000;
+        for (size_t i = 0; i < n; i++) {
+            int32_t room = left - (int32_t)(n - 1 - i);
+            bp[i] = i == n - 1 ? left : 1 + (int32_t)(rng() % (uint64_t)(room > 1 ? room / 2 : 1));
+            left -= bp[i];
+        }
+        int64_t net = c % 3 == 0   ? 1 + (int64_t)(rng() % 200)
+                      : c % 3 == 1 ? 1 + (int64_t)(rng() % 1000000)
+                                   : 1 + (int64_t)(rng() % INT64_C(1000000000000000));
+        int64_t total[ALLOC_MAX_SHARES];
+        reference(net, bp, n, total); /* the allocation, as share.allocate stores it */
+        int steps = 1 + (int)(rng() % 12);
+        for (int k = 0; k < steps && net > 0; k++) {
+            int64_t r;
+            switch (rng() % 4) {
+            case 0:
+                r = 1;
+                break;
+            case 1:
+                r = 1 + (int64_t)(rng() % (uint64_t)(net / 10 + 1));
+                break;
+            default:
+                r = 1 + (int64_t)(rng() % (uint64_t)net);
+                break;
+            }
+            refund(&net, r, bp, n, total, &plus);
+            check_totals(net, bp, n, total);
+            refunds++;
+            checked += (long)n;
+        }
+        if (net > 0 && rng() % 2 == 0) {
+            refund(&net, net, bp, n, total, &plus);
+            check_totals(0, bp, n, total);
+            refunds++;
+            checked += (long)n;
+        }
+        full += net == 0;
+    }
+    print_message("share property: %d random payments, %ld refunds, %ld party totals checked, "
+                  "%ld fully refunded, %d +1 changes\n",
+                  payments, refunds, checked, full, plus);
+    assert_true(full > payments / 4);
+    assert_true(plus > 0); /* the +1 case was exercised */
 }
 
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_contract_examples),   cmocka_unit_test(test_ties_and_remainders),
-        cmocka_unit_test(test_large_amounts),       cmocka_unit_test(test_invalid_inputs),
-        cmocka_unit_test(test_exhaustive_small),    cmocka_unit_test(test_randomized),
-        cmocka_unit_test(test_reversals_track_net),
+        cmocka_unit_test(test_contract_examples),
+        cmocka_unit_test(test_ties_and_remainders),
+        cmocka_unit_test(test_large_amounts),
+        cmocka_unit_test(test_invalid_inputs),
+        cmocka_unit_test(test_exhaustive_small),
+        cmocka_unit_test(test_randomized),
+        cmocka_unit_test(test_reversals_by_running_total),
+        cmocka_unit_test(test_drift_corrected),
+        cmocka_unit_test(test_running_total_property),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -7,6 +7,7 @@
 #include <cmocka.h>
 
 #include "../../src/handlers/handler_internal.h"
+#include "handlers/currency.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -156,6 +157,10 @@ static void test_strings(void **state)
     expect_bad("{\"name\": \"ab\", \"flag\": 1}", "flag", "flag must be a boolean");
     expect_bad("{\"name\": \"ab\", \"currency\": \"USD\"}", "currency", NULL);
     expect_bad("{\"name\": \"ab\", \"currency\": \"usdx\"}", "currency", NULL);
+    /* Three lower-case letters are not enough: the code must be ISO 4217's. */
+    expect_bad("{\"name\": \"ab\", \"currency\": \"uds\"}", "currency",
+               "currency must be an active ISO 4217 currency code; uds is none");
+    expect_bad("{\"name\": \"ab\", \"currency\": \"xyz\"}", "currency", NULL);
     expect_bad("{\"name\": \"ab\", \"ref\": \"\"}", "ref", NULL);
     expect_bad("{\"name\": \"ab\", \"ref\": \"pay 1\"}", "ref", NULL);
     expect_bad("{\"name\": \"ab\", \"ref\": \"pay_é\"}", "ref", NULL);
@@ -294,6 +299,11 @@ static void test_json_schema_output(void **state)
     assert_string_equal(
         json_string_value(json_object_get(json_object_get(props, "code"), "pattern")),
         "^[A-Z0-9-]*$(?!\\n)");
+    /* A currency is an enum of every ISO 4217 code, not a pattern. */
+    json_t *cur = json_object_get(json_object_get(props, "currency"), "enum");
+    assert_int_equal(json_array_size(cur), currency_count());
+    assert_string_equal(json_string_value(json_array_get(cur, 0)), currency_code(0));
+    assert_null(json_object_get(json_object_get(props, "currency"), "pattern"));
     json_t *note_type = json_object_get(json_object_get(props, "note"), "type");
     assert_true(json_is_array(note_type));
     assert_true(json_is_true(json_object_get(json_object_get(props, "flag"), "default")));

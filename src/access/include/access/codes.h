@@ -58,12 +58,14 @@ typedef struct access_code_new {
     const char *currency;    /* NULL for none */
     int32_t max_redemptions; /* ≥ 1 */
     bool expires;
-    int64_t expires_at_ms; /* when expires; may lie in the past (the code is born expired) */
+    int64_t expires_at_ms; /* when expires; must lie in the future */
 } access_code_new_t;
 
-/* code.create. A code that already exists in the account → ACCESS_CONFLICT
- * (field "code"); the transaction stays usable (nothing failed in the
- * database), so a caller that generated the code may try another one. */
+/* code.create. An expires_at not in the future (the database's clock) →
+ * ACCESS_INVALID (field "expires_at"); a code that already exists in the
+ * account → ACCESS_CONFLICT (field "code"). Either way the transaction stays
+ * usable (nothing failed in the database), so a caller that generated the
+ * code may try another one. */
 access_status_t access_codes_create(access_tx_t *tx, const access_code_new_t *in,
                                     access_code_t *out, access_error_t *err);
 

@@ -52,8 +52,9 @@ typedef struct access_payout_new {
 
 /* payout.create in one statement. In this order: an amount below the
  * account's min_payout_amount → ACCESS_INVALID (field "amount"); an unknown
- * route_id → ACCESS_NOT_FOUND (field "route_id"); a route (given or default)
- * bound to another currency → ACCESS_CONFLICT (field "route_id"); an amount
+ * route_id → ACCESS_NOT_FOUND (field "route_id"); a given route bound to
+ * another currency → ACCESS_CONFLICT (field "route_id"), the default route
+ * → ACCESS_CONFLICT without a field, naming the route; an amount
  * above the available balance in that currency → ACCESS_INSUFFICIENT_FUNDS
  * (field "amount"). The route stays share-locked for the rest of tx, so it
  * cannot be deleted under the new pending payout. On ACCESS_OK *out holds the

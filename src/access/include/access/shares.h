@@ -1,6 +1,7 @@
 /* shares — the payment_share_tracking table: how a payment's net amount is
  * split among parties (share.allocate) and the reversals its later refunds
- * append, so that a payment's rows always sum to its current net amount.
+ * append, so that a payment's rows always sum to its current net amount and
+ * each party's rows to its share of it.
  *
  * The arithmetic lives in the handlers (alloc.c); this module claims the
  * payment and stores rows. An allocation runs in one tenant transaction:
@@ -9,11 +10,18 @@
  *   …split claim.net_amount…
  *   access_shares_insert(tx, payment_id, NULL, shares, n)
  *
- * and a refund of an allocated payment, after access_payments_refund:
+ * and a refund of an allocated payment, after access_payments_refund (whose
+ * UPDATE holds the payment's row lock to the end of tx, so refunds of one
+ * payment run one after the other and each reads the totals the previous
+ * one committed):
  *
- *   access_shares_allocation(tx, payment_id, plan, &n)   the original shares
- *   …split −refund…
- *   access_shares_insert(tx, payment_id, refund_id, shares, n) */
+ *   access_shares_totals(tx, payment_id, totals, &n)   each party's total so far
+ *   …rebalance to the new net…
+ *   access_shares_insert(tx, payment_id, refund_id, changes, m)   the nonzero changes
+ *
+ * Behind both, a statement trigger (0005_money.sql) refuses rows after
+ * which a payment's rows do not sum to its net amount or a party's total is
+ * negative. */
 #ifndef TALLY_ACCESS_SHARES_H
 #define TALLY_ACCESS_SHARES_H
 
@@ -62,22 +70,30 @@ access_status_t access_shares_claim(access_tx_t *tx, const char *payment_id,
                                     access_share_claim_t *out, access_error_t *err);
 
 typedef struct access_share_new {
+    int position; /* the share's index in the allocation, 0–49 */
     const char *party;
     int32_t basis_points;
     int64_t amount;
 } access_share_new_t;
 
-/* Inserts n (1–50) rows for payment_id in one statement, at positions 0…n−1:
- * the allocation when refund_id is NULL, else the reversal of that refund.
- * The currency is the payment's. */
+/* Inserts n (1–50) rows for payment_id in one statement: the allocation when
+ * refund_id is NULL, else the reversal of that refund. The currency is the
+ * payment's. */
 access_status_t access_shares_insert(access_tx_t *tx, const char *payment_id, const char *refund_id,
                                      const access_share_new_t *shares, size_t n,
                                      access_error_t *err);
 
-/* The allocation rows of payment_id in position order; rows has room for
- * ACCESS_SHARES_MAX. *n is 0 when the payment was never allocated. */
-access_status_t access_shares_allocation(access_tx_t *tx, const char *payment_id,
-                                         access_share_row_t *rows, size_t *n, access_error_t *err);
+typedef struct access_share_total {
+    char party[ACCESS_SHARE_PARTY_MAX];
+    int32_t basis_points;
+    int64_t total; /* the allocation plus every reversal of this share */
+} access_share_total_t;
+
+/* One entry per share of payment_id's allocation, in position order (entry i
+ * is position i); rows has room for ACCESS_SHARES_MAX. *n is 0 when the
+ * payment was never allocated. */
+access_status_t access_shares_totals(access_tx_t *tx, const char *payment_id,
+                                     access_share_total_t *rows, size_t *n, access_error_t *err);
 
 /* share.list: allocations and reversals, newest first, optionally of one
  * payment and/or one party (NULL for any). rows has room for page->limit
