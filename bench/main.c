@@ -44,7 +44,8 @@ enum {
     ROW_FAIRNESS = 1 << 4,
     ROW_HALFRATE = 1 << 5,
     ROW_BACKLOG = 1 << 6,
-    ROW_ALL = (1 << 7) - 1,
+    ROW_POOLER = 1 << 7,
+    ROW_ALL = (1 << 8) - 1,
 };
 
 static const struct {
@@ -53,7 +54,7 @@ static const struct {
 } row_names[] = {
     {"limit", ROW_LIMIT},       {"tally", ROW_TALLY},       {"mixed", ROW_MIXED},
     {"replicas", ROW_REPLICAS}, {"fairness", ROW_FAIRNESS}, {"halfrate", ROW_HALFRATE},
-    {"backlog", ROW_BACKLOG},
+    {"backlog", ROW_BACKLOG},   {"pooler", ROW_POOLER},
 };
 
 typedef struct opts {
@@ -67,6 +68,7 @@ typedef struct opts {
     double quiet_load;
     int quiet_wait;
     bool smoke;
+    bool durable;
     const char *env[MAX_ENV + 3]; /* the user's, then the bench's two, then NULL */
     int nenv;
 } opts_t;
@@ -78,7 +80,7 @@ typedef struct line {
     double seconds, per_s, p50, p95, p99, max, rss_mb;
     bool has_cpu;
     rig_split_t cpu; /* over the measured window */
-    char note[200];
+    char note[384];
 } line_t;
 
 typedef struct bench {
@@ -211,7 +213,7 @@ static void usage(FILE *f)
                "  --n N                  requests per Tally row (default 50000)\n"
                "  --accounts N           accounts they are spread over (default 1000)\n"
                "  --rows LIST            comma-separated, default all: limit, tally, mixed,\n"
-               "                         replicas, fairness, halfrate, backlog\n"
+               "                         replicas, fairness, halfrate, backlog, pooler\n"
                "  --replicas LIST        replica counts of the replicas row (default 1,2,4)\n"
                "  --partitions N         request topic partitions (default 16)\n"
                "  --brokers N            embedded brokers (default 1; more cost every client\n"
@@ -231,6 +233,8 @@ static void usage(FILE *f)
                "  --fetch-wait-ms N      fetch.wait.max.ms of the workers and the result reader\n"
                "                         (default 10, as in the tests: the embedded broker holds\n"
                "                         an empty fetch that long even when data arrives)\n"
+               "  --durable              PostgreSQL with fsync, synchronous_commit and\n"
+               "                         full_page_writes on (default: tuned like the tests)\n"
                "  --quiet-load L         first wait until the 1-minute load average is <= L\n"
                "  --quiet-wait S         ... for at most S seconds (default 600)\n"
                "  --smoke                every row, tiny: a few hundred requests (the ctest)\n"
@@ -340,6 +344,7 @@ static int parse_opts(int argc, char **argv, opts_t *o)
         {"quiet-load", required_argument, 0, 'q'},
         {"quiet-wait", required_argument, 0, 'Q'},
         {"smoke", no_argument, 0, 's'},
+        {"durable", no_argument, 0, 'd'},
         {"help", no_argument, 0, 'h'},
         {0, 0, 0, 0},
     };
@@ -417,6 +422,9 @@ static int parse_opts(int argc, char **argv, opts_t *o)
             o->quiet_wait = atoi(optarg);
             break;
         case 's':
+            break;
+        case 'd':
+            o->durable = true;
             break;
         case 'h':
             usage(stdout);
@@ -764,6 +772,44 @@ out:
     rig_broker_stop(&b->rig);
 }
 
+/* The tally row three ways: direct with named statements (the default),
+ * direct with unnamed ones (TALLY_PREPARED_STATEMENTS=off), and through
+ * PgBouncer in transaction pooling with unnamed ones, its pool as large as
+ * the worker's: what the setting costs, and what the pooler's hop costs. */
+static void row_pooler(bench_t *b)
+{
+    static const struct {
+        const char *name, *prepared;
+        bool pgbouncer;
+    } ways[] = {
+        {"pooler: direct, named", "TALLY_PREPARED_STATEMENTS=on", false},
+        {"pooler: direct, unnamed", "TALLY_PREPARED_STATEMENTS=off", false},
+        {"pooler: pgbouncer, unnamed", "TALLY_PREPARED_STATEMENTS=off", true},
+    };
+    for (size_t i = 0; i < sizeof(ways) / sizeof(ways[0]); i++) {
+        char url[256] = "";
+        const char *env[] = {ways[i].prepared, NULL, NULL};
+        if (ways[i].pgbouncer) {
+            rig_pgbouncer_start(&b->rig, 5);
+            rig_pgbouncer_url(&b->rig, url, sizeof(url));
+            env[1] = url;
+        }
+        b->rig.row_env = env;
+        tally_row(b, ways[i].name, 1, false, 0, b->o.n);
+        b->rig.row_env = NULL;
+        line_t *l = &b->lines[b->nlines - 1];
+        size_t len = strlen(l->note);
+        snprintf(l->note + len, sizeof(l->note) - len, "; %s%s", ways[i].prepared,
+                 ways[i].pgbouncer ? "" : ", direct");
+        if (ways[i].pgbouncer) {
+            len = strlen(l->note);
+            snprintf(l->note + len, sizeof(l->note) - len,
+                     ", pgbouncer 1.18 transaction pool 5: %.2f cores", l->cpu.pooler);
+            rig_pgbouncer_stop(&b->rig);
+        }
+    }
+}
+
 /* ---- main -------------------------------------------------------------- */
 
 static void default_env(const char *name, const char *value)
@@ -816,7 +862,7 @@ int main(int argc, char **argv)
     FILE *out = stdout;
     machine(out);
     fprintf(out, "load average (1 min) at start: %.2f\n", procstat_loadavg1());
-    rig_pg_start(&b->rig, out);
+    rig_pg_start(&b->rig, out, o->durable);
     fprintf(out,
             "kafka: embedded broker (librdkafka mock cluster, %d broker%s), fresh for each row; "
             "consumers use fetch.wait.max.ms=%d\n",
@@ -856,6 +902,8 @@ int main(int argc, char **argv)
     }
     if (o->rows & ROW_BACKLOG)
         row_backlog(b);
+    if (o->rows & ROW_POOLER)
+        row_pooler(b);
 
     rig_stop(&b->rig);
     fprintf(out, "load average (1 min) at the end: %.2f\n\n", procstat_loadavg1());

@@ -12,9 +12,9 @@
 
 #define READY_TIMEOUT_MS 120000
 
-void rig_pg_start(rig_t *s, FILE *out)
+void rig_pg_start(rig_t *s, FILE *out, bool durable)
 {
-    s->pg = th_pg_start();
+    s->pg = durable ? th_pg_start_durable() : th_pg_start();
     th_pg_migrate(s->pg);
     /* The postmaster is a backend's parent. */
     pid_t backend = (pid_t)th_pg_i64(s->pg, "postgres", "SELECT pg_backend_pid()");
@@ -25,8 +25,8 @@ void rig_pg_start(rig_t *s, FILE *out)
         "SELECT string_agg(name || '=' || setting || coalesce(unit, ''), ' ' ORDER BY name) "
         "FROM pg_settings WHERE name IN ('fsync', 'synchronous_commit', 'full_page_writes', "
         "'shared_buffers', 'max_connections', 'wal_level', 'autovacuum')");
-    fprintf(out, "postgresql: %s on 127.0.0.1:%d, tuned like the tests: %s\n", version,
-            th_pg_port(s->pg), settings);
+    fprintf(out, "postgresql: %s on 127.0.0.1:%d, %s: %s\n", version, th_pg_port(s->pg),
+            durable ? "durable" : "tuned like the tests", settings);
     free(version);
     free(settings);
 }
@@ -35,6 +35,25 @@ void rig_pg_settle(rig_t *s)
 {
     th_pg_exec(s->pg, "postgres", "VACUUM ANALYZE");
     th_pg_exec(s->pg, "postgres", "CHECKPOINT");
+}
+
+void rig_pgbouncer_start(rig_t *s, int pool_size)
+{
+    th_pgbouncer_config_t pc = {.pool_mode = "transaction", .default_pool_size = pool_size};
+    s->pgbouncer = th_pgbouncer_start(s->pg, &pc);
+}
+
+void rig_pgbouncer_url(const rig_t *s, char *out, size_t size)
+{
+    char url[200];
+    th_pgbouncer_url(s->pgbouncer, "tally_worker", url, sizeof(url));
+    snprintf(out, size, "DATABASE_URL=%s", url);
+}
+
+void rig_pgbouncer_stop(rig_t *s)
+{
+    th_pgbouncer_stop(s->pgbouncer);
+    s->pgbouncer = NULL;
 }
 
 void rig_broker_start(rig_t *s, int partitions)
@@ -72,8 +91,16 @@ void rig_workers_start(rig_t *s, int n, bool wait_assigned)
 {
     if (n > RIG_MAX_WORKERS)
         fail_msg("bench: at most %d replicas", RIG_MAX_WORKERS);
+    /* The run's environment, then the row's. */
+    const char *env[64];
+    size_t k = 0;
+    for (size_t i = 0; s->worker_env != NULL && s->worker_env[i] != NULL && k < 32; i++)
+        env[k++] = s->worker_env[i];
+    for (size_t i = 0; s->row_env != NULL && s->row_env[i] != NULL && k < 63; i++)
+        env[k++] = s->row_env[i];
+    env[k] = NULL;
     for (int i = 0; i < n; i++) {
-        s->workers[i] = th_worker_start(s->pg, s->broker, s->worker_env);
+        s->workers[i] = th_worker_start(s->pg, s->broker, env);
         s->worker_hwm_kb[i] = -1;
     }
     s->nworkers = n;
@@ -120,6 +147,8 @@ void rig_stop(rig_t *s)
     rig_workers_stop(s);
     if (s->broker != NULL)
         rig_broker_stop(s);
+    if (s->pgbouncer != NULL)
+        rig_pgbouncer_stop(s);
     th_pg_stop(s->pg);
     s->pg = NULL;
 }
@@ -134,6 +163,7 @@ void rig_cpu_snapshot(const rig_t *s, rig_cpu_t *out)
         out->workers += t > 0 ? t : 0;
     }
     out->bench = procstat_cpu_ticks(getpid(), 0);
+    out->pooler = s->pgbouncer != NULL ? procstat_cpu_ticks(th_pgbouncer_pid(s->pgbouncer), 0) : 0;
     procstat_machine_ticks(&out->idle, &out->total);
     out->wall_ms = th_now_ms();
 }
@@ -150,6 +180,7 @@ void rig_cpu_split(const rig_cpu_t *a, const rig_cpu_t *b, double client_extra_s
     out->kafka = (double)(b->broker - a->broker) / hz / secs;
     out->tally = (double)(b->workers - a->workers) / hz / secs;
     out->client = ((double)(b->bench - a->bench) / hz + client_extra_s) / secs;
+    out->pooler = (double)(b->pooler - a->pooler) / hz / secs;
     /* /proc/stat counts every CPU: shares of the total times the CPU count. */
     long cpus = sysconf(_SC_NPROCESSORS_ONLN);
     double n = (double)(cpus > 0 ? cpus : 1);
@@ -157,7 +188,7 @@ void rig_cpu_split(const rig_cpu_t *a, const rig_cpu_t *b, double client_extra_s
         double total = (double)(b->total - a->total);
         out->idle = (double)(b->idle - a->idle) / total * n;
         double busy = n - out->idle;
-        out->other = busy - out->pg - out->kafka - out->tally - out->client;
+        out->other = busy - out->pg - out->kafka - out->tally - out->client - out->pooler;
         if (out->other < 0)
             out->other = 0;
     }

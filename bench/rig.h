@@ -17,7 +17,8 @@
 
 typedef struct rig {
     th_pg_t *pg;
-    pid_t pg_pid; /* the postmaster */
+    pid_t pg_pid;              /* the postmaster */
+    th_pgbouncer_t *pgbouncer; /* between the workers and PostgreSQL, when started */
     th_broker_t *broker;
     int partitions;
     int brokers;
@@ -25,11 +26,20 @@ typedef struct rig {
     int nworkers;
     int64_t worker_hwm_kb[RIG_MAX_WORKERS]; /* VmHWM read just before each stop */
     const char *const *worker_env;          /* extra KEY=VALUE for every worker */
+    const char *const *row_env;             /* ...and for this row's workers (may be NULL) */
 } rig_t;
 
-/* Starts PostgreSQL, applies the migrations and grants the worker's role;
- * prints the server's tuning on out. */
-void rig_pg_start(rig_t *s, FILE *out);
+/* Starts PostgreSQL (durable: with fsync, synchronous_commit and
+ * full_page_writes on; else tuned like the tests), applies the migrations
+ * and grants the worker's role; prints the server's settings on out. */
+void rig_pg_start(rig_t *s, FILE *out, bool durable);
+
+/* PgBouncer in transaction pooling with pool_size server connections in
+ * front of the rig's PostgreSQL; rig_pgbouncer_url writes the workers'
+ * DATABASE_URL=… entry through it. */
+void rig_pgbouncer_start(rig_t *s, int pool_size);
+void rig_pgbouncer_url(const rig_t *s, char *out, size_t size);
+void rig_pgbouncer_stop(rig_t *s);
 
 /* VACUUM ANALYZE and CHECKPOINT, so every row starts from the same state. */
 void rig_pg_settle(rig_t *s);
@@ -51,8 +61,8 @@ void rig_stop(rig_t *s);
 
 /* CPU time used so far by each part, and by the whole machine. */
 typedef struct rig_cpu {
-    int64_t pg, broker, workers, bench; /* clock ticks */
-    int64_t idle, total;                /* the machine's, every CPU */
+    int64_t pg, broker, workers, bench, pooler; /* clock ticks */
+    int64_t idle, total;                        /* the machine's, every CPU */
     int64_t wall_ms;
 } rig_cpu_t;
 
@@ -60,10 +70,10 @@ void rig_cpu_snapshot(const rig_t *s, rig_cpu_t *out);
 
 /* Where the CPU went between two snapshots, in cores (1.0 = one CPU busy
  * the whole time): PostgreSQL, the broker, the workers, the client (this
- * program, or pgbench's seconds given as client_extra_s), everything else on
- * the machine (other users' load), and idle. */
+ * program, or pgbench's seconds given as client_extra_s), PgBouncer,
+ * everything else on the machine (other users' load), and idle. */
 typedef struct rig_split {
-    double pg, kafka, tally, client, other, idle;
+    double pg, kafka, tally, client, pooler, other, idle;
     double seconds;
 } rig_split_t;
 

@@ -501,6 +501,22 @@ step_metrics() {
 
 }
 
+# ---- TypeScript producer (clients/typescript) ---------------------------------
+# The typed client from the npm registry's packages (npm ci), compiled, sends a
+# few requests with call() and prints their results: examples/demo.ts.
+step_typescript() {
+    local pkg="$root/clients/typescript"
+    say "a TypeScript producer: clients/typescript/examples/demo.ts, call() and its results"
+    npm ci --prefix "$pkg" --no-audit --no-fund --loglevel=error >"$demo/npm.log" 2>&1 ||
+        { cat "$demo/npm.log"; die "npm ci in clients/typescript failed"; }
+    (cd "$pkg" && node node_modules/typescript/bin/tsc -p tsconfig.json) >>"$demo/npm.log" 2>&1 ||
+        { cat "$demo/npm.log"; die "compiling clients/typescript failed"; }
+    local args=()
+    [ $raw_json -eq 1 ] && args=(--json)
+    KAFKA_BOOTSTRAP_SERVERS="$bootstrap" timeout 120 node "$pkg/dist/examples/demo.js" "${args[@]}" ||
+        die "the TypeScript producer failed"
+}
+
 # ---- main --------------------------------------------------------------------
 
 mkdir -p "$demo"
@@ -513,6 +529,7 @@ step_schema
 step_worker
 step_send
 step_payouts
+step_typescript
 step_dlq
 step_metrics
 say "done"

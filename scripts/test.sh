@@ -1,11 +1,11 @@
 #!/usr/bin/env bash
-# The test command. Installs missing packages, builds the AddressSanitizer +
-# UndefinedBehaviorSanitizer configuration in build-test/ and runs the whole
-# suite (ctest, in parallel), then builds a plain configuration in
-# build-valgrind/ and runs the unit tests under valgrind, then builds the
-# libFuzzer target with clang in build-fuzz/ and fuzzes for about 30 s
-# (tests/fuzz). Exits non-zero on any failure; the last line is
-# "N passed, N failed". A Release build (-O3, -Werror, tests included) in
+# The test command. Installs missing packages (npm ci for clients/typescript),
+# builds the AddressSanitizer + UndefinedBehaviorSanitizer configuration in
+# build-test/ and runs the whole suite (ctest, in parallel), then builds a
+# plain configuration in build-valgrind/ and runs the unit tests under
+# valgrind, then builds the libFuzzer target with clang in build-fuzz/ and
+# fuzzes for about 30 s (tests/fuzz). Exits non-zero on any failure; the last
+# line is "N passed, N failed". A Release build (-O3, -Werror, tests included) in
 # build-release/ runs the unit tests too, so the build a user picks compiles.
 #
 # Interrupted (Ctrl-C, SIGTERM), it stops what it started: every long step
@@ -144,6 +144,11 @@ build_config() {
 
 if [ $do_deps -eq 1 ]; then
     run bash "$root/scripts/install-deps.sh" || { say "installing packages failed"; failed=1; summary; exit 1; }
+    # The TypeScript client's locked packages, from the npm registry only (no
+    # install scripts download anything); its test is client.typescript.
+    say "installing clients/typescript's packages (npm ci)"
+    run npm ci --prefix "$root/clients/typescript" --no-audit --no-fund --loglevel=error ||
+        { say "npm ci in clients/typescript failed"; failed=1; summary; exit 1; }
 fi
 
 export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1}

@@ -35,7 +35,8 @@
  *   every statement filters on (or inserts) account_id = $1. The caller's
  *   values follow as $2…$(nargs+1), as text (NULL is SQL NULL); cast in SQL
  *   ($2::bigint). Format integers with access_fmt_i64.
- * - Statements are prepared on first use per connection and reused after.
+ * - Statements are prepared on first use per connection and reused after
+ *   (unnamed, parsed each time, when TALLY_PREPARED_STATEMENTS=off).
  * - A failed statement leaves err classified (see sqlstate.h): the statement's
  *   errmap first, then RETRY / UNAVAILABLE / FAILED by SQLSTATE. After any
  *   failure the database transaction is in error: the caller (the worker)
@@ -67,7 +68,8 @@ struct access_tx {
     bool in_error; /* a statement failed since the savepoint: rollback before anything else */
 };
 
-/* Control statements; prepared once per connection like every other. */
+/* Control statements; prepared once per connection like every other (or
+ * sent unnamed likewise). */
 typedef enum access_ctl {
     ACCESS_CTL_BEGIN,
     ACCESS_CTL_SAVEPOINT,
@@ -105,6 +107,7 @@ struct access_session {
     bool sent;       /* something went to the server (BEGIN first) */
     bool tx_pending; /* the open tx's SAVEPOINT has not been sent */
     bool broken;     /* an infrastructure failure: only abort is left */
+    bool pooler;     /* ...that a pooler lost a prepared statement (pool/pooler.h) */
     unsigned ntx;    /* tenant transactions begun; the open (or last) one is ntx */
     access_item_t queue[ACCESS_MAX_QUEUE]; /* in the order they must run */
     int nqueue;

@@ -2,6 +2,8 @@
  * and error helpers (access_internal.h). */
 #include "access_internal.h"
 
+#include "pool/pooler.h"
+
 #include <inttypes.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -73,7 +75,9 @@ access_status_t access_error_from_pg(PGconn *pg, const PGresult *r, const char *
  * Every statement, control statement or not, goes through pipe_run: the
  * session's queue (control statements, queued writes), then the given
  * commands, in one libpq pipeline and so in one round trip, each prepared on
- * its first use on the connection (the Parse travels in the same pipeline).
+ * its first use on the connection (the Parse travels in the same pipeline),
+ * or, with TALLY_PREPARED_STATEMENTS=off, each sent as the unnamed statement
+ * (a Parse every time: what a transaction pooler passes through).
  * Results are read back in order; after the first failure the server skips
  * the rest (PGRES_PIPELINE_ABORTED), and that first failure is what is
  * reported. */
@@ -145,6 +149,12 @@ static bool pipe_send(access_session_t *s, pipe_cmd_t *c, const pipe_cmd_t *earl
         n = c->item.st->nargs + 1;
         for (int i = 0; i < c->item.st->nargs; i++)
             values[i + 1] = c->args[i];
+    }
+    if (!pool_conn_prepares(s->conn)) {
+        /* TALLY_PREPARED_STATEMENTS=off: Parse, Bind and Execute of the
+         * unnamed statement, in the same pipeline, the account still $1. */
+        c->prepare = false;
+        return PQsendQueryParams(s->pg, sql, n, NULL, n > 0 ? values : NULL, NULL, NULL, 0) != 0;
     }
     c->prepare = !pool_conn_prepared(s->conn, name) && !parsing(earlier, nearlier, name);
     if (c->prepare && !PQsendPrepare(s->pg, name, sql, n, NULL))
@@ -259,6 +269,7 @@ static access_status_t pipe_exchange(access_session_t *s, pipe_cmd_t *all, int t
     }
     if (err->status == ACCESS_UNAVAILABLE) {
         s->broken = true;
+        s->pooler = pool_pooler_sqlstate(err->sqlstate);
         pool_conn_mark_broken(s->conn);
     }
     return err->status;

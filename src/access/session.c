@@ -107,6 +107,11 @@ bool access_session_failed(const access_session_t *s)
     return s->broken;
 }
 
+bool access_session_pooler_fault(const access_session_t *s)
+{
+    return s->pooler;
+}
+
 unsigned access_session_tx_count(const access_session_t *s)
 {
     return s->ntx;

@@ -1,5 +1,7 @@
 #include "sqlstate.h"
 
+#include "pool/pooler.h"
+
 #include <string.h>
 
 access_status_t access_classify(const char *sqlstate, bool connection_bad)
@@ -23,6 +25,10 @@ access_status_t access_classify(const char *sqlstate, bool connection_bad)
      * Class 08 is connection_exception, class 53 insufficient_resources (too
      * many connections, disk full, out of memory). */
     if (strncmp(sqlstate, "08", 2) == 0 || strncmp(sqlstate, "53", 2) == 0)
+        return ACCESS_UNAVAILABLE;
+    /* A transaction pooler that lost a prepared statement (26000) or handed
+     * us another client's (42P05): no request is at fault (pool/pooler.h). */
+    if (pool_pooler_sqlstate(sqlstate))
         return ACCESS_UNAVAILABLE;
     static const char *const gone[] = {
         "57P01", /* admin_shutdown (also pg_terminate_backend) */

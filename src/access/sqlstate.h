@@ -10,6 +10,7 @@
 /* Maps a failure to a status:
  *   40001 40P01 55P03 57014                   → ACCESS_RETRY
  *   class 08, class 53, 57P01–57P05, 25006,
+ *   26000, 42P05 (a transaction pooler),
  *   no SQLSTATE (NULL or ""), connection_bad  → ACCESS_UNAVAILABLE
  *   anything else                             → ACCESS_FAILED
  * connection_bad wins over everything: a lost connection is never retried

@@ -209,6 +209,10 @@ rd_kafka_t *kc_producer_new(const kc_opts_t *o, kc_dr_cb *dr_cb, void *opaque, c
     set_default(conf, o, "enable.idempotence", "true");
     set_default(conf, o, "message.timeout.ms", "30000");
     set_default(conf, o, "linger.ms", "5");
+    /* The Java client's and kafkajs's (clients/typescript) partitioner: one
+     * account's requests land in one partition whichever tool sends them,
+     * and per-account order holds only within a partition. */
+    set_default(conf, o, "partitioner", "murmur2_random");
     rd_kafka_conf_set_dr_msg_cb(conf, dr_cb);
     rd_kafka_conf_set_opaque(conf, opaque);
     char kerr[512];

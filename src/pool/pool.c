@@ -7,6 +7,8 @@
  * alone: its flags and prepared-statement names are touched without the lock. */
 #include "pool/pool.h"
 
+#include "pool_internal.h"
+
 #include "common/clock.h"
 #include "common/log.h"
 
@@ -21,6 +23,7 @@
 struct pool_conn {
     PGconn *pg;
     bool broken;
+    bool named;            /* statements are prepared by name (pool_conn_prepares) */
     int64_t idle_since_ns; /* monotonic; set on release */
     char **prepared;       /* names of statements prepared on this connection */
     size_t nprepared;
@@ -31,6 +34,7 @@ struct pool_conn {
 struct pool {
     char *conninfo;
     char *application_name;
+    bool unnamed_statements;
     int max;
     int idle_timeout_ms;
     int connect_timeout_ms;
@@ -111,6 +115,7 @@ int pool_new(const pool_config_t *cfg, pool_t **out, char *err, size_t errlen)
     }
     p->conninfo = strdup(cfg->conninfo);
     p->application_name = strdup(cfg->application_name != NULL ? cfg->application_name : "tally");
+    p->unnamed_statements = cfg->unnamed_statements;
     p->max = cfg->max > 0 ? cfg->max : DEFAULT_MAX;
     p->idle_timeout_ms = cfg->idle_timeout_ms > 0 ? cfg->idle_timeout_ms : DEFAULT_IDLE_TIMEOUT_MS;
     p->connect_timeout_ms =
@@ -310,6 +315,7 @@ int pool_acquire(pool_t *pool, pool_conn_t **out, char *err, size_t errlen)
     pool->nactive++;
     pthread_mutex_unlock(&pool->mu);
     c->pg = pg;
+    c->named = !pool->unnamed_statements;
     *out = c;
     return 0;
 }
@@ -346,6 +352,11 @@ PGconn *pool_conn_pg(pool_conn_t *conn)
     return conn->pg;
 }
 
+bool pool_conn_prepares(const pool_conn_t *conn)
+{
+    return conn->named;
+}
+
 bool pool_conn_prepared(const pool_conn_t *conn, const char *name)
 {
     /* A linear scan: a connection holds a few dozen statements, and the cost
@@ -359,7 +370,7 @@ bool pool_conn_prepared(const pool_conn_t *conn, const char *name)
 
 void pool_conn_set_prepared(pool_conn_t *conn, const char *name)
 {
-    if (pool_conn_prepared(conn, name))
+    if (!conn->named || pool_conn_prepared(conn, name))
         return;
     if (conn->nprepared == conn->capprepared) {
         size_t cap = conn->capprepared ? conn->capprepared * 2 : 16;
@@ -447,6 +458,22 @@ void pool_stats(pool_t *pool, pool_stats_t *out)
     out->closed = pool->closed;
     out->failures = pool->failures;
     pthread_mutex_unlock(&pool->mu);
+}
+
+void pool_set_err(char *err, size_t errlen, const char *what, const char *detail)
+{
+    set_err(err, errlen, what, detail);
+}
+
+PGconn *pool_open_unpooled(pool_t *pool, char *err, size_t errlen)
+{
+    return connect_with_deadline(
+        pool, clock_mono_ns() + (int64_t)pool->connect_timeout_ms * 1000000, err, errlen);
+}
+
+int pool_connect_timeout_ms(const pool_t *pool)
+{
+    return pool->connect_timeout_ms;
 }
 
 void pool_redact_conninfo(const char *conninfo, char *out, size_t size)

@@ -12,7 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-typedef enum kind { K_STR, K_INT, K_TOPIC, K_ADDR, K_LEVEL, K_FORMAT, K_REGEX } kind_t;
+typedef enum kind { K_STR, K_INT, K_TOPIC, K_ADDR, K_LEVEL, K_FORMAT, K_ONOFF, K_REGEX } kind_t;
 
 /* One row per setting: its variable, its flag, its default and its range. */
 typedef struct setting {
@@ -57,6 +57,10 @@ static const setting_t settings[] = {
      OFF(outcome_retention_days), "days stored outcomes are kept for replay"},
     {"TALLY_BATCH_MAX", "batch-max", K_INT, "20", 1, 1000, OFF(batch_max),
      "requests of different accounts committed in one transaction (group commit)"},
+    {"TALLY_PREPARED_STATEMENTS", "prepared-statements", K_ONOFF, "on", 0, 0,
+     OFF(prepared_statements),
+     "on: statements are prepared once per connection; off: each is sent unnamed (behind a "
+     "transaction-pooling connection pooler such as PgBouncer before 1.21)"},
     {"TALLY_HTTP_ADDR", "http-addr", K_ADDR, "127.0.0.1:8080", 0, 0, OFF(http_addr),
      "host:port of /livez, /readyz and /metrics"},
     {"TALLY_LOG_LEVEL", "log-level", K_LEVEL, "info", 0, 0, OFF(log_level),
@@ -179,6 +183,13 @@ static int apply(const setting_t *s, const char *value, config_t *cfg, char *err
             return -1;
         }
         *(bool *)(void *)base = strcmp(value, "text") == 0;
+        return 0;
+    case K_ONOFF:
+        if (strcmp(value, "on") != 0 && strcmp(value, "off") != 0) {
+            errf(err, errlen, "%s: \"%.32s\" is not on or off", s->env, value);
+            return -1;
+        }
+        *(bool *)(void *)base = strcmp(value, "on") == 0;
         return 0;
     }
     char **slot = (char **)(void *)base;

@@ -39,6 +39,8 @@ typedef struct config {
     int shutdown_timeout_ms;
     int outcome_retention_days;
     int batch_max;
+    /* TALLY_PREPARED_STATEMENTS: on, or off behind a transaction pooler. */
+    bool prepared_statements;
     char *http_addr; /* "host:port" */
     log_level_t log_level;
     bool log_text;

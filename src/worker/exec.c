@@ -7,6 +7,7 @@
 #include "answer.h"
 #include "common/clock.h"
 #include "common/log.h"
+#include "pool/pooler.h"
 
 #include <pthread.h>
 #include <stdio.h>
@@ -39,8 +40,8 @@ struct exec {
 typedef enum run_result {
     RUN_ANSWERED,
     RUN_RETRY,
-    RUN_LOST,          /* the connection is gone: the job counts an attempt */
-    RUN_BROKEN,        /* the session is unusable (a failed rollback): likewise */
+    RUN_LOST,          /* the connection is gone (or a pooler fault): see lost() */
+    RUN_BROKEN,        /* the session is unusable (a failed rollback): counts an attempt */
     RUN_ANSWERED_LOST, /* an `internal` answer whose best-effort row went with the session */
 } run_result_t;
 
@@ -313,6 +314,20 @@ static void set_all(exec_task_t *t, size_t from, job_exec_status_t st)
     }
 }
 
+/* What becomes of the job that was running when its connection was lost
+ * (pooler: a pooler fault). Nothing it did can be blamed, so it runs again
+ * uncounted — unless it was running at more than EXEC_LOSSES_FREE losses,
+ * which points at the job itself (it crashes its backend). */
+static job_exec_status_t lost(job_t *job, bool pooler)
+{
+    if (pooler || ++job->losses <= EXEC_LOSSES_FREE)
+        return JOB_REQUEUE;
+    snprintf(job->fail_reason + strlen(job->fail_reason),
+             sizeof(job->fail_reason) - strlen(job->fail_reason),
+             " (connection lost while it ran, %d times)", job->losses);
+    return JOB_RETRY;
+}
+
 /* The job whose carried writes failed the session (access_session_failed_tx),
  * or fallback when there is none. */
 static size_t blamed(const access_session_t *s, const exec_task_t *t, const unsigned *tx_of,
@@ -368,15 +383,17 @@ static void run_batch(exec_t *e, exec_task_t *t)
         if (access_session_tx_count(s) > before)
             tx_of[i] = access_session_tx_count(s);
         if (rr == RUN_LOST || rr == RUN_BROKEN || rr == RUN_ANSWERED_LOST) {
-            /* The session is gone. The job that was running counts an
-             * attempt (a request that kills its backend must end) or is
-             * answered (`internal`) — unless an earlier job's carried writes
-             * broke it: then that one counts; the rest of the batch is redone
-             * without counting. */
+            /* The session is gone. A lost connection or a pooler fault is
+             * no request's doing: the running job goes by lost(). Otherwise
+             * the running job counts an attempt or is answered (`internal`)
+             * — unless an earlier job's carried writes broke the session:
+             * then that one counts. The rest of the batch is redone without
+             * counting. */
             snprintf(t->error, sizeof(t->error), "%s",
                      rr == RUN_ANSWERED_LOST ? "session lost" : job->fail_reason);
             t->db_unavailable = rr == RUN_LOST;
-            size_t culprit = blamed(s, t, tx_of, i);
+            t->pooler_fault = access_session_pooler_fault(s);
+            size_t culprit = rr == RUN_LOST ? i : blamed(s, t, tx_of, i);
             for (size_t k = 0; k < t->njobs; k++) {
                 if (k == i && culprit == i)
                     continue; /* keeps its reason, or its `internal` answer */
@@ -384,7 +401,9 @@ static void run_batch(exec_t *e, exec_task_t *t)
                 t->jobs[k]->status = JOB_REQUEUE;
             }
             if (culprit == i) {
-                job->status = rr == RUN_ANSWERED_LOST ? JOB_ANSWERED : JOB_RETRY;
+                job->status = rr == RUN_ANSWERED_LOST ? JOB_ANSWERED
+                              : rr == RUN_LOST        ? lost(job, t->pooler_fault)
+                                                      : JOB_RETRY;
             } else {
                 t->jobs[culprit]->status = JOB_RETRY;
                 snprintf(t->jobs[culprit]->fail_reason, sizeof(t->jobs[culprit]->fail_reason), "%s",
@@ -406,7 +425,9 @@ static void run_batch(exec_t *e, exec_task_t *t)
     if (access_session_flush(s, &aerr) != ACCESS_OK) {
         snprintf(t->error, sizeof(t->error), "%.200s", aerr.message);
         t->db_unavailable = aerr.status == ACCESS_UNAVAILABLE;
-        size_t culprit = blamed(s, t, tx_of, t->njobs);
+        t->pooler_fault = access_session_pooler_fault(s);
+        /* A connection lost (or a pooler fault) blames nobody. */
+        size_t culprit = t->db_unavailable ? t->njobs : blamed(s, t, tx_of, t->njobs);
         set_all(t, 0, JOB_REQUEUE);
         if (culprit < t->njobs) {
             t->jobs[culprit]->status = JOB_RETRY;
@@ -423,6 +444,7 @@ static void run_batch(exec_t *e, exec_task_t *t)
         bool lost = aerr.status == ACCESS_UNAVAILABLE;
         snprintf(t->error, sizeof(t->error), "commit: %.200s", aerr.message);
         t->db_unavailable = lost;
+        t->pooler_fault = lost && pool_pooler_sqlstate(aerr.sqlstate);
         for (size_t i = 0; i < t->njobs; i++) {
             job_t *job = t->jobs[i];
             if (job->status != JOB_ANSWERED)
@@ -460,6 +482,22 @@ static void run_prune(exec_t *e, exec_task_t *t)
     pool_release(e->pool, conn);
 }
 
+static void run_probe(exec_t *e, exec_task_t *t)
+{
+    char err[256] = "";
+    if (t->pooler_check) {
+        int64_t t0 = clock_mono_ns();
+        pool_pooler_result_t r = pool_pooler_check(e->pool, err, sizeof(err));
+        t->latency_ms = (double)(clock_mono_ns() - t0) / 1e6;
+        t->ok = r == POOL_POOLER_OK;
+        t->pooler_fault = r == POOL_POOLER_FAULT;
+    } else {
+        t->ok = pool_health_check(e->pool, &t->latency_ms, err, sizeof(err)) == 0;
+    }
+    t->db_unavailable = !t->ok;
+    snprintf(t->error, sizeof(t->error), "%s", err);
+}
+
 static void complete(exec_t *e, exec_task_t *t)
 {
     t->next = NULL;
@@ -492,13 +530,9 @@ static void *executor_main(void *arg)
         case EXEC_BATCH:
             run_batch(e, t);
             break;
-        case EXEC_PROBE: {
-            char err[256] = "";
-            t->ok = pool_health_check(e->pool, &t->latency_ms, err, sizeof(err)) == 0;
-            t->db_unavailable = !t->ok;
-            snprintf(t->error, sizeof(t->error), "%s", err);
+        case EXEC_PROBE:
+            run_probe(e, t);
             break;
-        }
         case EXEC_PRUNE:
             run_prune(e, t);
             break;

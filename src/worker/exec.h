@@ -8,8 +8,12 @@
  *   EXEC_BATCH  jobs of different accounts in one transaction (group commit),
  *               a savepoint per job; each job ends JOB_ANSWERED, JOB_RETRY or
  *               JOB_REQUEUE (see job.h). db_unavailable says the database
- *               could not be reached or the connection was lost.
- *   EXEC_PROBE  pool_health_check: is the database back?
+ *               could not be reached or the connection was lost (then no
+ *               job counts an attempt: see EXEC_LOSSES_FREE), pooler_fault
+ *               that a connection pooler lost a prepared statement.
+ *   EXEC_PROBE  pool_health_check, or with pooler_check pool_pooler_check:
+ *               is the database back, and does the pooler keep prepared
+ *               statements?
  *   EXEC_PRUNE  access_admin_prune_outcomes.
  *
  * Every job of a batch that reaches the database gets an audit row in the
@@ -31,8 +35,11 @@ typedef struct exec_task {
     job_t **jobs; /* EXEC_BATCH: the batch (owned by the task) */
     size_t njobs;
     int prune_days; /* EXEC_PRUNE */
+    /* EXEC_PROBE: run pool_pooler_check instead of SELECT 1. */
+    bool pooler_check;
     /* Results. */
     bool db_unavailable; /* EXEC_BATCH, EXEC_PROBE: the database is unreachable */
+    bool pooler_fault;   /* EXEC_BATCH, EXEC_PROBE: ...because a pooler lost prepared statements */
     bool ok;             /* EXEC_PROBE, EXEC_PRUNE: it worked */
     int64_t pruned;      /* EXEC_PRUNE */
     double latency_ms;   /* EXEC_PROBE */
@@ -42,6 +49,12 @@ typedef struct exec_task {
 } exec_task_t;
 
 typedef struct exec exec_t;
+
+/* A lost connection is the database's failure, not the request's, and
+ * counts no attempt; only a request that was running at more than this many
+ * connection losses counts its further ones (a request that kills its
+ * backend must end). A pooler fault never counts. */
+#define EXEC_LOSSES_FREE 3
 
 typedef struct exec_config {
     pool_t *pool;

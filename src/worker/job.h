@@ -17,8 +17,9 @@
 typedef enum job_exec_status {
     JOB_ANSWERED, /* result_text and audit_text are ready to publish */
     JOB_RETRY,    /* a failed attempt: back off and try again (counts) */
-    JOB_REQUEUE,  /* not the job's fault (database unreachable, batch-mate's
-                   * failure): run again, not counted as an attempt */
+    JOB_REQUEUE,  /* not the job's fault (database unreachable, connection lost,
+                   * a pooler fault, batch-mate's failure): run again, not
+                   * counted as an attempt */
 } job_exec_status_t;
 
 typedef struct job {
@@ -46,6 +47,7 @@ typedef struct job {
     tally_errcode_t error_code;
     bool replayed;
     char fail_reason[256]; /* for the log, on JOB_RETRY */
+    int losses;            /* connections lost while it ran (not a pooler's fault) */
 
     /* Loop: deliveries still waiting for the broker's acknowledgement. */
     int pending_acks;

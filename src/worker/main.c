@@ -74,14 +74,16 @@ int main(int argc, char **argv)
     char redacted[512];
     log_redact(cfg.database_url, redacted, sizeof(redacted));
     log_info("starting", LOG_S("worker", worker_name), LOG_S("database", redacted),
-             LOG_S("bootstrap_servers", cfg.bootstrap_servers));
+             LOG_S("bootstrap_servers", cfg.bootstrap_servers),
+             LOG_S("prepared_statements", cfg.prepared_statements ? "on" : "off"));
 
     pool_t *pool = NULL;
     pool_config_t pc = {.conninfo = cfg.database_url,
                         .max = cfg.pool_max,
                         .idle_timeout_ms = 20000,
                         .connect_timeout_ms = 10000,
-                        .application_name = "tally-worker"};
+                        .application_name = "tally-worker",
+                        .unnamed_statements = !cfg.prepared_statements};
     int rc = 1;
     if (pool_new(&pc, &pool, err, sizeof(err)) != 0) {
         log_error("cannot create the connection pool", LOG_S("error", err));

@@ -53,6 +53,7 @@ struct metrics {
     int64_t paused;
     int64_t stuck;
     int64_t pool_idle, pool_active, pool_connecting;
+    bool database_up;
     lag_series_t *lags;
     size_t n_lags;
 };
@@ -182,6 +183,13 @@ void metrics_set_pool(metrics_t *m, int idle, int active, int connecting)
     m->pool_idle = idle;
     m->pool_active = active;
     m->pool_connecting = connecting;
+    pthread_mutex_unlock(&m->mu);
+}
+
+void metrics_set_database_up(metrics_t *m, bool up)
+{
+    pthread_mutex_lock(&m->mu);
+    m->database_up = up;
     pthread_mutex_unlock(&m->mu);
 }
 
@@ -336,6 +344,11 @@ static void render_rest(buf_t *b, const metrics_t *m)
     header(b, "tally_paused_partitions", "gauge",
            "Assigned partitions paused because in-flight work is at its bound.");
     put(b, "tally_paused_partitions %lld\n", (long long)m->paused);
+    header(b, "tally_database_up", "gauge",
+           "1 while the database answers the worker's health checks and no connection pooler "
+           "fault stands (the same as /readyz's database); 0 while consumption is paused for "
+           "it.");
+    put(b, "tally_database_up %d\n", m->database_up ? 1 : 0);
     header(b, "tally_stuck_deliveries", "gauge",
            "Deliveries (results, audit events, DLQ copies) that failed for good and hold "
            "their request's offset uncommitted.");

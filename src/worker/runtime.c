@@ -138,6 +138,8 @@ static void post_probe(runtime_t *rt)
         return;
     exec_task_t *t = calloc(1, sizeof(*t));
     t->kind = EXEC_PROBE;
+    /* SELECT 1 passes through a pooler that loses prepared statements. */
+    t->pooler_check = rt->pooler_fault;
     rt->probe_running = true;
     exec_post(rt->exec, i, t);
 }
@@ -196,14 +198,32 @@ void runtime_dispatch(runtime_t *rt)
     }
 }
 
-static void set_db_down(runtime_t *rt, const char *why)
+/* The database failed (pooler: a pooler lost prepared statements): pause
+ * consumption until a probe succeeds — after a pooler fault, only a pooler
+ * check (pool/pooler.h) will do. One error line per outage, and one when it
+ * turns out to be the pooler's, naming the fix. */
+static void set_db_down(runtime_t *rt, const char *why, bool pooler)
 {
+    if (pooler && !rt->pooler_fault) {
+        rt->pooler_fault = true;
+        log_error("a connection pooler lost prepared statements: consumption paused until it "
+                  "keeps them. Fix: PgBouncer 1.21 or later with max_prepared_statements set, "
+                  "or TALLY_PREPARED_STATEMENTS=off",
+                  LOG_S("error", why));
+    }
     if (rt->db_down)
         return;
     rt->db_down = true;
     rt->probe_attempt = 0;
-    log_error("database unavailable: pausing consumption", LOG_S("error", why));
+    if (!pooler)
+        log_error("database unavailable: pausing consumption", LOG_S("error", why));
     parts_flow_apply(rt);
+}
+
+/* What /readyz and tally_database_up report. */
+static bool db_up(const runtime_t *rt)
+{
+    return !rt->db_down && runtime_now_ms() - rt->db_ok_ms <= HEALTH_STALE_MS;
 }
 
 static void on_completion(uv_async_t *h)
@@ -218,17 +238,20 @@ static void on_completion(uv_async_t *h)
             for (size_t i = 0; i < t->njobs; i++)
                 settle_job(rt, t->jobs[i]);
             if (t->db_unavailable)
-                set_db_down(rt, t->error);
+                set_db_down(rt, t->error, t->pooler_fault);
             else
                 rt->db_ok_ms = runtime_now_ms();
             break;
         case EXEC_PROBE:
             rt->probe_running = false;
-            if (t->ok) {
+            /* A SELECT 1 posted before a pooler fault proves nothing about it. */
+            if (t->ok && (!rt->pooler_fault || t->pooler_check)) {
                 rt->db_ok_ms = runtime_now_ms();
                 if (rt->db_down) {
                     rt->db_down = false;
-                    log_info("database is back: resuming", LOG_D("latency_ms", t->latency_ms));
+                    rt->pooler_fault = false;
+                    log_info("database is back: resuming", LOG_D("latency_ms", t->latency_ms),
+                             LOG_B("pooler_checked", t->pooler_check));
                     parts_flow_apply(rt);
                 }
             } else if (rt->db_down) {
@@ -240,7 +263,7 @@ static void on_completion(uv_async_t *h)
                 if (!runtime_stopped(rt))
                     uv_timer_start(&rt->probe_timer, probe_timer_cb, (uint64_t)delay, 0);
             } else {
-                set_db_down(rt, t->error);
+                set_db_down(rt, t->error, t->pooler_fault);
             }
             break;
         case EXEC_PRUNE:
@@ -419,6 +442,10 @@ static void tick_cb(uv_timer_t *t)
 
 /* ---- HTTP ---------------------------------------------------------------- */
 
+#define POOLER_FAULT_REASON                                                                        \
+    "database unavailable: a connection pooler lost prepared statements (PgBouncer 1.21 or "       \
+    "later with max_prepared_statements, or TALLY_PREPARED_STATEMENTS=off)"
+
 static int paused_count(const runtime_t *rt)
 {
     int n = 0;
@@ -441,14 +468,16 @@ static void http_cb(void *ctx, const char *method, const char *path, http_respon
     if (strcmp(path, "/livez") == 0 || strcmp(path, "/healthz") == 0) {
         set_body(resp, 200, "text/plain; charset=utf-8", strdup("ok\n"));
     } else if (strcmp(path, "/readyz") == 0) {
-        bool db = !rt->db_down && runtime_now_ms() - rt->db_ok_ms <= HEALTH_STALE_MS;
+        bool db = db_up(rt);
         /* Not gated on partitions (CONTRACT §7): a replica beyond the
          * partition count is ready and says partitions: 0, so a rollout that
          * surges one pod, or an autoscaler at the partition count, never
          * waits for a partition that will not come. */
         bool ready = db && !runtime_draining(rt);
         json_t *reasons = json_array();
-        if (rt->db_down)
+        if (rt->pooler_fault)
+            json_array_append_new(reasons, json_string(POOLER_FAULT_REASON));
+        else if (rt->db_down)
             json_array_append_new(reasons, json_string("database unavailable"));
         else if (!db)
             json_array_append_new(reasons, json_string("database not checked recently"));
@@ -467,6 +496,7 @@ static void http_cb(void *ctx, const char *method, const char *path, http_respon
         metrics_set_pool(rt->metrics, ps.idle, ps.active, ps.connecting);
         metrics_set_in_flight(rt->metrics, rt->in_flight);
         metrics_set_paused_partitions(rt->metrics, paused_count(rt));
+        metrics_set_database_up(rt->metrics, db_up(rt));
         metrics_set_stuck_deliveries(rt->metrics, rt->n_stuck);
         char *text = NULL;
         size_t len = 0;

@@ -93,6 +93,7 @@ typedef struct runtime {
     int64_t n_stuck;
 
     bool db_down;
+    bool pooler_fault; /* the outage is a pooler losing prepared statements (pool/pooler.h) */
     bool probe_running;
     int probe_attempt;
     int64_t db_ok_ms;  /* last time the database answered */

@@ -45,6 +45,10 @@ typedef struct th_pg th_pg_t;
  * until th_pg_migrate). Trust authentication on 127.0.0.1 only. */
 th_pg_t *th_pg_start(void);
 
+/* The same with PostgreSQL's durable defaults (fsync, synchronous_commit and
+ * full_page_writes on), for the benchmark's durable runs. */
+th_pg_t *th_pg_start_durable(void);
+
 /* Fast shutdown, then removes the data directory. NULL is ignored. */
 void th_pg_stop(th_pg_t *pg);
 
@@ -53,7 +57,25 @@ void th_pg_stop(th_pg_t *pg);
 void th_pg_halt(th_pg_t *pg);
 void th_pg_resume(th_pg_t *pg);
 
+/* Immediate shutdown (SIGQUIT: no checkpoint, every client cut off), as
+ * when the machine under it fails; the data stays. */
+void th_pg_crash(th_pg_t *pg);
+
 int th_pg_port(const th_pg_t *pg);
+
+/* ---- Streaming standby (th_standby.c) ---------------------------------- */
+
+/* A hot standby of primary on its own free port: pg_basebackup -R from it
+ * (so the same roles and database), started and streaming. With
+ * synchronous, the primary then gets synchronous_standby_names = '*' (only
+ * the primary: once promoted, the standby waits for no one) and the call
+ * returns once the standby is its synchronous one; a commit of a session
+ * with synchronous_commit = on is then acknowledged only after the standby
+ * flushed it. Stop it with th_pg_stop; the th_pg_* helpers work on it. */
+th_pg_t *th_standby_start(th_pg_t *primary, bool synchronous);
+
+/* pg_ctl promote (waits until the standby accepts writes). */
+void th_standby_promote(th_pg_t *standby);
 
 /* Writes "postgresql://<role>@127.0.0.1:<port>/tally" into out. */
 void th_pg_url(const th_pg_t *pg, const char *role, char *out, size_t size);
@@ -71,6 +93,37 @@ char *th_pg_text(const th_pg_t *pg, const char *role, const char *sql);
 
 /* Runs `tallyctl migrate` as tally_owner, then grants tally_app to tally_worker. */
 void th_pg_migrate(th_pg_t *pg);
+
+/* ---- PgBouncer (th_pgbouncer.c) ---------------------------------------- */
+
+typedef struct th_pgbouncer th_pgbouncer_t;
+
+/* Zeroes take the defaults. */
+typedef struct th_pgbouncer_config {
+    const char *pool_mode; /* "transaction" (default), "session" or "statement" */
+    int default_pool_size; /* server connections per role; default 4 */
+    int max_client_conn;   /* default 200 */
+} th_pgbouncer_config_t;
+
+/* Starts Debian's pgbouncer (TALLY_PGBOUNCER_BIN overrides
+ * /usr/sbin/pgbouncer) on a free loopback port in front of pg's database
+ * "tally", as the postgres OS user when run as root (PgBouncer refuses
+ * root), with trust authentication for the roles postgres, tally_owner and
+ * tally_worker, no reserve pool and its log in the harness logs. cfg may be
+ * NULL. */
+th_pgbouncer_t *th_pgbouncer_start(const th_pg_t *pg, const th_pgbouncer_config_t *cfg);
+
+/* Immediate shutdown (SIGTERM); removes its files. NULL is ignored. */
+void th_pgbouncer_stop(th_pgbouncer_t *pb);
+
+int th_pgbouncer_port(const th_pgbouncer_t *pb);
+pid_t th_pgbouncer_pid(const th_pgbouncer_t *pb);
+
+/* Writes "postgresql://<role>@127.0.0.1:<port>/tally" (through the pooler). */
+void th_pgbouncer_url(const th_pgbouncer_t *pb, const char *role, char *out, size_t size);
+
+/* A new connection through the pooler; the caller PQfinish()es it. */
+PGconn *th_pgbouncer_connect(const th_pgbouncer_t *pb, const char *role);
 
 /* ---- Embedded Kafka broker ------------------------------------------- */
 

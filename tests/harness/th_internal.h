@@ -8,6 +8,7 @@
 #ifndef TALLY_TESTS_TH_INTERNAL_H
 #define TALLY_TESTS_TH_INTERNAL_H
 
+#include <libpq-fe.h>
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stddef.h>
@@ -101,5 +102,21 @@ void th_env_free(char **env);
 /* Builds the PostgreSQL template cluster if it is absent or stale (the CTest
  * fixture calls it once, before the tests that copy it). */
 void th_pg_template_ensure(void);
+
+/* For th_standby.c: a server instance with its directory (owned by the
+ * postgres user), log and free port but no data directory yet, registered
+ * for stopping at exit; its data directory's path; starting the server on
+ * it (a hot standby counts as started once it takes connections); running a
+ * PostgreSQL tool as the postgres user into its log (fails the test unless
+ * it exits 0); a tool's path (malloc'd) in TALLY_PG_BINDIR. */
+typedef struct th_pg th_pg_t;
+th_pg_t *th_pg_instance(void);
+/* A connection as role to the database "tally" on 127.0.0.1:port (a server
+ * or a pooler in front of one); fails the test otherwise. */
+PGconn *th_pg_connect_port(int port, const char *role);
+const char *th_pg_datadir(const th_pg_t *pg);
+void th_pg_launch(th_pg_t *pg);
+void th_pg_run_tool(th_pg_t *pg, char *const *argv);
+char *th_pg_bin(const char *tool);
 
 #endif

@@ -35,7 +35,8 @@ struct th_pg {
     char *logpath;
     int logfd;
     int port;
-    pid_t pid; /* 0 while halted */
+    pid_t pid;    /* 0 while halted */
+    bool durable; /* th_pg_start_durable: PostgreSQL's own fsync settings */
 };
 
 static const char *bindir(void)
@@ -178,8 +179,8 @@ static bool pidfile_ready(const th_pg_t *pg)
             fields[0] = strtol(line, NULL, 10);
         else if (n == 4)
             fields[1] = strtol(line, NULL, 10);
-        else if (n == 8)
-            ready = strncmp(line, "ready", 5) == 0;
+        else if (n == 8) /* a hot standby says "standby" once it takes connections */
+            ready = strncmp(line, "ready", 5) == 0 || strncmp(line, "standby", 7) == 0;
     }
     fclose(f);
     return ready && fields[0] == pg->pid && fields[1] == pg->port;
@@ -212,6 +213,8 @@ static bool try_start(th_pg_t *pg)
                     "-c",
                     "full_page_writes=off",
                     NULL};
+    if (pg->durable)
+        argv[9] = NULL; /* the server's defaults: fsync, synchronous_commit, full_page_writes on */
     char err[256];
     th_spawn_t s = as_postgres(pg, argv);
     pg->pid = th_spawn(&s, err, sizeof(err));
@@ -403,10 +406,11 @@ static void stop_cb(void *obj)
     th_pg_stop(obj);
 }
 
-th_pg_t *th_pg_start(void)
+static th_pg_t *start(bool durable)
 {
     char *template = template_ensure();
     th_pg_t *pg = instance_new();
+    pg->durable = durable;
     if (template != NULL) {
         char *from = th_strdupf("%s/data", template);
         copy_tree(from, pg->datadir);
@@ -422,6 +426,16 @@ th_pg_t *th_pg_start(void)
         create_roles(pg);
     th_hold_point("postgres");
     return pg;
+}
+
+th_pg_t *th_pg_start(void)
+{
+    return start(false);
+}
+
+th_pg_t *th_pg_start_durable(void)
+{
+    return start(true);
 }
 
 void th_pg_stop(th_pg_t *pg)
@@ -459,19 +473,24 @@ void th_pg_url(const th_pg_t *pg, const char *role, char *out, size_t size)
     snprintf(out, size, "postgresql://%s@127.0.0.1:%d/tally", role, pg->port);
 }
 
-PGconn *th_pg_connect(const th_pg_t *pg, const char *role)
+PGconn *th_pg_connect_port(int port, const char *role)
 {
     char conninfo[256];
     snprintf(conninfo, sizeof(conninfo),
-             "host=127.0.0.1 port=%d user=%s dbname=tally connect_timeout=10", pg->port, role);
+             "host=127.0.0.1 port=%d user=%s dbname=tally connect_timeout=10", port, role);
     PGconn *c = PQconnectdb(conninfo);
     if (PQstatus(c) != CONNECTION_OK) {
         char msg[512];
         snprintf(msg, sizeof(msg), "%s", PQerrorMessage(c));
         PQfinish(c);
-        fail_msg("harness: connect as %s to port %d: %s", role, pg->port, msg);
+        fail_msg("harness: connect as %s to port %d: %s", role, port, msg);
     }
     return c;
+}
+
+PGconn *th_pg_connect(const th_pg_t *pg, const char *role)
+{
+    return th_pg_connect_port(pg->port, role);
 }
 
 void th_pg_exec(const th_pg_t *pg, const char *role, const char *sql)
@@ -562,4 +581,42 @@ void th_pg_migrate(th_pg_t *pg)
     }
     free(logpath);
     th_pg_exec(pg, "tally_owner", "GRANT tally_app TO tally_worker");
+}
+
+void th_pg_crash(th_pg_t *pg)
+{
+    if (pg->pid <= 0)
+        fail_msg("harness: th_pg_crash: the server is not running");
+    /* SIGQUIT = immediate shutdown: no checkpoint, clients cut off. */
+    th_proc_stop(pg->pid, SIGQUIT, STOP_TIMEOUT_MS);
+    pg->pid = 0;
+}
+
+/* ---- for th_standby.c (th_internal.h) ------------------------------------ */
+
+th_pg_t *th_pg_instance(void)
+{
+    th_pg_t *pg = instance_new();
+    th_register(pg, stop_cb);
+    return pg;
+}
+
+const char *th_pg_datadir(const th_pg_t *pg)
+{
+    return pg->datadir;
+}
+
+void th_pg_launch(th_pg_t *pg)
+{
+    start_server(pg, true);
+}
+
+void th_pg_run_tool(th_pg_t *pg, char *const *argv)
+{
+    run_tool(pg, argv);
+}
+
+char *th_pg_bin(const char *tool)
+{
+    return bin(tool);
 }

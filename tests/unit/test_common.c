@@ -1,5 +1,5 @@
-/* Unit tests for src/common: error codes, time format, ids, log redaction and
- * log lines. */
+/* Unit tests for src/common: error codes, time format, ids, log redaction,
+ * log lines and the out-of-memory policy. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -10,9 +10,12 @@
 #include "common/errcode.h"
 #include "common/ids.h"
 #include "common/log.h"
+#include "common/mem.h"
 
 #include <jansson.h>
 #include <string.h>
+#include <signal.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 static void test_errcode_strings_and_storage(void **state)
@@ -182,6 +185,54 @@ static void test_log_line_is_valid_json(void **state)
     }
 }
 
+static void test_mem_never_null(void **state)
+{
+    (void)state;
+    void *z = mem_alloc(0); /* a real, freeable pointer even for 0 bytes */
+    assert_non_null(z);
+    free(z);
+    char *s = mem_strndup("abcdef", 3);
+    assert_string_equal(s, "abc");
+    free(s);
+    s = mem_strndup("ab", 10);
+    assert_string_equal(s, "ab");
+    free(s);
+    int *v = mem_calloc(4, sizeof(int));
+    assert_int_equal(v[0] | v[1] | v[2] | v[3], 0);
+    v = mem_realloc(v, 1000 * sizeof(int));
+    v[999] = 7;
+    free(v);
+}
+
+/* mem_fail logs one JSON line naming the call and aborts. */
+static void test_mem_fail_logs_and_aborts(void **state)
+{
+    (void)state;
+    int fds[2];
+    assert_int_equal(pipe(fds), 0);
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        dup2(fds[1], STDERR_FILENO);
+        signal(SIGABRT, SIG_DFL);
+        mem_fail("malloc", 12345);
+    }
+    close(fds[1]);
+    char buf[512] = "";
+    ssize_t n, got = 0;
+    while ((n = read(fds[0], buf + got, sizeof(buf) - 1 - (size_t)got)) > 0)
+        got += n;
+    close(fds[0]);
+    int status = 0;
+    assert_int_equal(waitpid(pid, &status, 0), pid);
+    assert_true(WIFSIGNALED(status) && WTERMSIG(status) == SIGABRT);
+    json_t *line = json_loads(buf, 0, NULL);
+    assert_non_null(line);
+    assert_string_equal(json_string_value(json_object_get(line, "msg")), "out of memory: aborting");
+    assert_int_equal(json_integer_value(json_object_get(line, "bytes")), 12345);
+    json_decref(line);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -192,6 +243,8 @@ int main(void)
         cmocka_unit_test(test_log_redact),
         cmocka_unit_test(test_log_one_line_per_call),
         cmocka_unit_test(test_log_line_is_valid_json),
+        cmocka_unit_test(test_mem_never_null),
+        cmocka_unit_test(test_mem_fail_logs_and_aborts),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

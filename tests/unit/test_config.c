@@ -48,6 +48,7 @@ static void test_defaults(void **state)
     assert_string_equal(cfg.http_addr, "127.0.0.1:8080");
     assert_int_equal(cfg.log_level, LOG_INFO);
     assert_false(cfg.log_text);
+    assert_true(cfg.prepared_statements);
     assert_int_equal(cfg.n_kafka, 0);
     assert_string_equal(cfg.reply_to_pattern, "");
     assert_false(cfg.has_reply_to_regex);
@@ -76,6 +77,7 @@ static void test_flags_env_and_kafka_properties(void **state)
     (void)state;
     char *argv[] = {"tally-worker", "--pool-max=3", "-X", "fetch.wait.max.ms=10",
                     "--log-format", "text",         NULL};
+    char *argv_off[] = {"tally-worker", "--prepared-statements=off", NULL};
     char *envp[] = {BASE_ENV,
                     "TALLY_POOL_MAX=9",
                     "TALLY_GROUP_ID=g1",
@@ -95,6 +97,12 @@ static void test_flags_env_and_kafka_properties(void **state)
     assert_string_equal(cfg.kafka[1].key, "fetch.wait.max.ms");
     assert_string_equal(cfg.kafka[1].value, "10");
     assert_string_equal(cfg.bootstrap_servers, "127.0.0.1:9092");
+    assert_true(cfg.prepared_statements);
+    config_free(&cfg);
+    /* Behind a transaction pooler. */
+    char *envp_on[] = {BASE_ENV, "TALLY_PREPARED_STATEMENTS=on", NULL};
+    assert_int_equal(load(argv_off, envp_on, &cfg, err, sizeof(err)), CONFIG_RUN);
+    assert_false(cfg.prepared_statements);
     config_free(&cfg);
 }
 
@@ -133,6 +141,9 @@ static void test_every_bad_value(void **state)
     expect_bad("TALLY_HTTP_ADDR=:80", "TALLY_HTTP_ADDR");
     expect_bad("TALLY_LOG_LEVEL=loud", "TALLY_LOG_LEVEL");
     expect_bad("TALLY_LOG_FORMAT=xml", "TALLY_LOG_FORMAT");
+    expect_bad("TALLY_PREPARED_STATEMENTS=yes",
+               "TALLY_PREPARED_STATEMENTS: \"yes\" is not on or off");
+    expect_bad("--prepared-statements=", "TALLY_PREPARED_STATEMENTS");
     expect_bad("TALLY_REQUEST_TOPIC=bad topic", "TALLY_REQUEST_TOPIC");
     expect_bad("TALLY_RESULT_TOPIC=..", "TALLY_RESULT_TOPIC");
     expect_bad("TALLY_AUDIT_TOPIC=a/b", "TALLY_AUDIT_TOPIC");
@@ -197,6 +208,7 @@ static void test_help_and_version(void **state)
                            "TALLY_LOG_LEVEL",
                            "TALLY_LOG_FORMAT",
                            "TALLY_BATCH_MAX",
+                           "TALLY_PREPARED_STATEMENTS",
                            "KAFKA_<PROPERTY>",
                            "--version"};
     for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {

@@ -190,6 +190,7 @@ static void test_fresh_registry_is_valid_and_zero(void **state)
     assert_true(value_of(&P, "tally_in_flight_requests") == 0);
     assert_true(value_of(&P, "tally_pool_connections{state=\"connecting\"}") == 0);
     assert_true(value_of(&P, "tally_paused_partitions") == 0);
+    assert_true(value_of(&P, "tally_database_up") == 0); /* not known up until told */
     assert_true(value_of(&P, "tally_stuck_deliveries") == 0);
     char build[128];
     snprintf(build, sizeof(build), "tally_build_info{version=\"%s\"}", TALLY_VERSION);
@@ -202,11 +203,17 @@ static void test_fresh_registry_is_valid_and_zero(void **state)
         assert_true(value_of(&P, s) == 0);
     }
     /* Every family named in the issue is declared. */
-    const char *families[] = {"tally_requests_total",           "tally_replays_total",
-                              "tally_dlq_messages_total",       "tally_retries_total",
-                              "tally_request_duration_seconds", "tally_in_flight_requests",
-                              "tally_pool_connections",         "tally_paused_partitions",
-                              "tally_stuck_deliveries",         "tally_consumer_lag"};
+    const char *families[] = {"tally_requests_total",
+                              "tally_replays_total",
+                              "tally_dlq_messages_total",
+                              "tally_retries_total",
+                              "tally_request_duration_seconds",
+                              "tally_in_flight_requests",
+                              "tally_pool_connections",
+                              "tally_paused_partitions",
+                              "tally_database_up",
+                              "tally_stuck_deliveries",
+                              "tally_consumer_lag"};
     for (size_t i = 0; i < sizeof(families) / sizeof(families[0]); i++)
         assert_true(family_declared(&P, families[i], true));
     metrics_free(m);
@@ -315,7 +322,12 @@ static void test_dlq_retries_and_gauges(void **state)
     metrics_set_stuck_deliveries(m, 1);
     metrics_set_pool(m, 3, 1, 1);
     metrics_set_pool(m, 2, 3, 0);
+    metrics_set_database_up(m, true);
     render_parse(m, &P);
+    assert_true(value_of(&P, "tally_database_up") == 1);
+    metrics_set_database_up(m, false);
+    render_parse(m, &P);
+    assert_true(value_of(&P, "tally_database_up") == 0);
     assert_true(value_of(&P, "tally_dlq_messages_total{error_code=\"internal\"}") == 2);
     assert_true(value_of(&P, "tally_dlq_messages_total{error_code=\"invalid_request\"}") == 1);
     assert_true(value_of(&P, "tally_dlq_messages_total{error_code=\"other\"}") == 1);

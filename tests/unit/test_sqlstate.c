@@ -18,8 +18,9 @@ static void test_retry(void **state)
 static void test_unavailable(void **state)
 {
     (void)state;
-    const char *codes[] = {"08000", "08003", "08006", "08001", "08P01", "57P01", "57P02", "57P03",
-                           "57P04", "57P05", "53000", "53100", "53200", "53300", "25006"};
+    const char *codes[] = {"08000", "08003", "08006", "08001", "08P01", "57P01",
+                           "57P02", "57P03", "57P04", "57P05", "53000", "53100",
+                           "53200", "53300", "25006", "26000", "42P05"};
     for (size_t i = 0; i < sizeof(codes) / sizeof(codes[0]); i++)
         assert_int_equal(access_classify(codes[i], false), ACCESS_UNAVAILABLE);
     /* No server diagnosis at all: the failure happened on our side of the wire. */

@@ -49,6 +49,13 @@ access_status_t access_session_begin_pipelined(struct pool_conn *conn, access_se
  * access_session_abort is left. */
 bool access_session_failed(const access_session_t *s);
 
+/* True when the session failed (ACCESS_UNAVAILABLE) because a connection
+ * pooler lost a prepared statement or handed over another client's (SQLSTATE
+ * 26000 or 42P05, pool/pooler.h): no request is at fault, and the fix is the
+ * pooler's (PgBouncer 1.21 or later with max_prepared_statements) or
+ * TALLY_PREPARED_STATEMENTS=off. */
+bool access_session_pooler_fault(const access_session_t *s);
+
 /* Tenant transactions begun in this session so far; the n-th one begun is
  * number n. */
 unsigned access_session_tx_count(const access_session_t *s);

@@ -9,7 +9,11 @@
  *
  * Prepared statements are tracked per connection: pool_conn_prepared tells
  * whether `name` was already prepared on this connection, so callers prepare
- * each statement once per connection and reuse it. */
+ * each statement once per connection and reuse it. A pool made with
+ * unnamed_statements (TALLY_PREPARED_STATEMENTS=off) tracks nothing:
+ * pool_conn_prepares is false and callers send every statement unnamed, which
+ * a transaction-pooling connection pooler (each transaction on any server
+ * connection) passes through. */
 #ifndef TALLY_POOL_POOL_H
 #define TALLY_POOL_POOL_H
 
@@ -30,6 +34,7 @@ typedef struct pool_config {
     int idle_timeout_ms;          /* default 20000 */
     int connect_timeout_ms;       /* default 10000 */
     const char *application_name; /* reported in pg_stat_activity; copied; may be NULL */
+    bool unnamed_statements;      /* TALLY_PREPARED_STATEMENTS=off: prepare nothing by name */
 } pool_config_t;
 
 typedef struct pool_stats {
@@ -67,7 +72,12 @@ void pool_conn_mark_broken(pool_conn_t *conn);
 /* The libpq handle of a borrowed connection. Owned by the pool. */
 PGconn *pool_conn_pg(pool_conn_t *conn);
 
-/* Prepared-statement bookkeeping for this connection. */
+/* Whether statements are prepared by name on this connection and reused
+ * (false in a pool made with unnamed_statements: send each one unnamed). */
+bool pool_conn_prepares(const pool_conn_t *conn);
+
+/* Prepared-statement bookkeeping for this connection. Without
+ * pool_conn_prepares, nothing is recorded and pool_conn_prepared is false. */
 bool pool_conn_prepared(const pool_conn_t *conn, const char *name);
 void pool_conn_set_prepared(pool_conn_t *conn, const char *name);
 
