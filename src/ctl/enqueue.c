@@ -1,6 +1,7 @@
 #include "ctl.h"
 
 #include "common/ids.h"
+#include "envelope.h"
 #include "kafka_client.h"
 #include "results.h"
 
@@ -235,10 +236,25 @@ static json_t *check_envelope(const char *line, size_t len, char *why, size_t wh
         snprintf(why, whylen, "larger than 1 MiB");
         return NULL;
     }
-    json_error_t je;
-    json_t *o = json_loadb(line, len, JSON_REJECT_DUPLICATES, &je);
-    if (o == NULL) {
-        snprintf(why, whylen, "not JSON: %s (column %d)", je.text, je.column);
+    size_t bad = 0;
+    if (!envelope_utf8_valid((const unsigned char *)line, len, &bad)) {
+        snprintf(why, whylen, "not JSON: invalid UTF-8 (byte %zu)", bad);
+        return NULL;
+    }
+    /* Read as the worker reads it: a duplicate key, a number out of range or
+     * a \u0000 inside the payload is the worker's to answer (invalid_request
+     * naming it), so the line is sent; in an envelope field it is refused. */
+    envelope_text_t t;
+    if (!envelope_parse(line, len, &t, why, whylen))
+        return NULL;
+    json_t *o = t.root;
+    if (t.scan.problem != JSCAN_NONE &&
+        (t.scan.member != ENVELOPE_M_PAYLOAD || strcmp(t.scan.path, "payload") == 0)) {
+        char field[JSCAN_PATH_MAX];
+        envelope_problem_field(&t, field, sizeof(field));
+        snprintf(why, whylen, "%s: %s", field[0] != '\0' ? field : "(top level)",
+                 jscan_problem_str(t.scan.problem));
+        json_decref(o);
         return NULL;
     }
     const char *s;

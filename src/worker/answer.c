@@ -2,6 +2,8 @@
 
 #include "common/clock.h"
 
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 /* Keys stay in insertion order, which is the contract's order. */
@@ -94,6 +96,20 @@ char *answer_result(const envelope_t *env, const char *stored, bool replayed, in
                         json_string(clock_format_rfc3339(at_ms, at, sizeof(at))));
     json_decref(s);
     return dump_steal(r);
+}
+
+char *answer_unpublishable(const envelope_t *env, size_t size, const char *why, bool replayed,
+                           int64_t at_ms)
+{
+    char message[256];
+    snprintf(message, sizeof(message),
+             "the result (%zu bytes) could not be published: %.120s; the request is in the "
+             "dead-letter topic",
+             size, why);
+    char *stored = answer_stored_error(TALLY_ERR_INTERNAL, message, NULL);
+    char *text = stored != NULL ? answer_result(env, stored, replayed, at_ms) : NULL;
+    free(stored);
+    return text;
 }
 
 char *answer_audit_event(const answer_audit_t *a)

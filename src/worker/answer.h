@@ -20,6 +20,9 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+/* The most a result's value may be (CONTRACT.md §3). */
+#define ANSWER_MAX_RESULT (1024 * 1024)
+
 /* {"status":"ok","result":<result>} (result is borrowed). */
 char *answer_stored_ok(const json_t *result);
 
@@ -28,6 +31,11 @@ char *answer_stored_error(tally_errcode_t code, const char *message, const char 
 
 /* The result for env built from a stored response text. */
 char *answer_result(const envelope_t *env, const char *stored, bool replayed, int64_t at_ms);
+
+/* The short `internal` result that replaces a result of size bytes that
+ * could not be published (why: too large, refused by the broker). */
+char *answer_unpublishable(const envelope_t *env, size_t size, const char *why, bool replayed,
+                           int64_t at_ms);
 
 /* Reads status and error code back from a stored response text. Returns
  * false when the text is not a stored response. */

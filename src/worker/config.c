@@ -12,7 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-typedef enum kind { K_STR, K_INT, K_TOPIC, K_ADDR, K_LEVEL, K_FORMAT, K_ONOFF } kind_t;
+typedef enum kind { K_STR, K_INT, K_TOPIC, K_ADDR, K_LEVEL, K_FORMAT, K_ONOFF, K_REGEX } kind_t;
 
 /* One row per setting: its variable, its flag, its default and its range. */
 typedef struct setting {
@@ -42,6 +42,9 @@ static const setting_t settings[] = {
      "topic of audit events"},
     {"TALLY_DLQ_TOPIC", "dlq-topic", K_TOPIC, "tally.dlq", 0, 0, OFF(dlq_topic),
      "dead-letter topic"},
+    {"TALLY_REPLY_TO_PATTERN", "reply-to-pattern", K_REGEX, "", 0, 0, OFF(reply_to_pattern),
+     "POSIX extended regex a request's reply_to must match whole (empty: any topic but "
+     "Tally's own)"},
     {"TALLY_POOL_MAX", "pool-max", K_INT, "5", 1, 256, OFF(pool_max),
      "database connections, and executor threads"},
     {"TALLY_MAX_IN_FLIGHT", "max-in-flight", K_INT, "1000", 1, 1000000, OFF(max_in_flight),
@@ -165,6 +168,19 @@ static int apply(const setting_t *s, const char *value, config_t *cfg, char *err
             return -1;
         }
         return 0;
+    case K_REGEX:
+        if (value[0] != '\0') {
+            int rc = regcomp(&cfg->reply_to_regex, value, REG_EXTENDED);
+            if (rc != 0) {
+                char why[128];
+                regerror(rc, &cfg->reply_to_regex, why, sizeof(why));
+                errf(err, errlen, "%s: \"%.64s\" is not a POSIX extended regular expression: %s",
+                     s->env, value, why);
+                return -1;
+            }
+            cfg->has_reply_to_regex = true;
+        }
+        break;
     case K_FORMAT:
         if (strcmp(value, "json") != 0 && strcmp(value, "text") != 0) {
             errf(err, errlen, "%s: \"%.32s\" is not json or text", s->env, value);
@@ -232,7 +248,9 @@ static void usage(FILE *out)
         char flag[64];
         snprintf(flag, sizeof(flag), "--%s=V", s->flag);
         fprintf(out, "  %-28s %-29s %s", flag, s->env, s->help);
-        if (s->def != NULL)
+        if (s->def != NULL && s->def[0] == '\0')
+            fprintf(out, " (default: none)");
+        else if (s->def != NULL)
             fprintf(out, " (default %s)", s->def);
         else
             fprintf(out, " (required)");
@@ -376,7 +394,7 @@ void config_free(config_t *cfg)
 {
     for (size_t i = 0; i < NSETTINGS; i++) {
         kind_t k = settings[i].kind;
-        if (k == K_STR || k == K_TOPIC || k == K_ADDR) {
+        if (k == K_STR || k == K_TOPIC || k == K_ADDR || k == K_REGEX) {
             char **slot = (char **)(void *)((char *)cfg + settings[i].offset);
             free(*slot);
             *slot = NULL;
@@ -389,4 +407,7 @@ void config_free(config_t *cfg)
     free(cfg->kafka);
     cfg->kafka = NULL;
     cfg->n_kafka = 0;
+    if (cfg->has_reply_to_regex)
+        regfree(&cfg->reply_to_regex);
+    cfg->has_reply_to_regex = false;
 }

@@ -12,6 +12,7 @@
 
 #include "common/log.h"
 
+#include <regex.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdio.h>
@@ -29,6 +30,9 @@ typedef struct config {
     char *result_topic;
     char *audit_topic;
     char *dlq_topic;
+    char *reply_to_pattern; /* TALLY_REPLY_TO_PATTERN as given; "" for none */
+    regex_t reply_to_regex; /* compiled (REG_EXTENDED) when has_reply_to_regex */
+    bool has_reply_to_regex;
     int pool_max;
     int max_in_flight;
     int max_retries;

@@ -3,6 +3,7 @@
 #include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 bool envelope_utf8_valid(const unsigned char *s, size_t len, size_t *bad)
@@ -65,6 +66,15 @@ bool envelope_topic_valid(const char *s, size_t len)
     return true;
 }
 
+/* Keeps a message that goes into a header, a result and a JSON log line
+ * valid UTF-8 (jansson's "near '…'" and truncation can cut a character). */
+static void repair_utf8(char *m)
+{
+    size_t len = strlen(m), bad = 0;
+    while (!envelope_utf8_valid((unsigned char *)m, len, &bad))
+        m[bad] = '?';
+}
+
 static envelope_kind_t dlq(envelope_t *env, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 static envelope_kind_t dlq(envelope_t *env, const char *fmt, ...)
@@ -73,12 +83,7 @@ static envelope_kind_t dlq(envelope_t *env, const char *fmt, ...)
     va_start(ap, fmt);
     vsnprintf(env->error_message, sizeof(env->error_message), fmt, ap);
     va_end(ap);
-    /* jansson's "near '…'" and the truncation can cut a character in two; the
-     * reason goes into a header and a JSON log line, so keep it UTF-8. */
-    unsigned char *m = (unsigned char *)env->error_message;
-    size_t len = strlen(env->error_message), bad = 0;
-    while (!envelope_utf8_valid(m, len, &bad))
-        m[bad] = '?';
+    repair_utf8(env->error_message);
     env->error = TALLY_ERR_INVALID_REQUEST;
     env->error_field[0] = '\0';
     return ENVELOPE_DLQ;
@@ -90,6 +95,7 @@ static envelope_kind_t reject(envelope_t *env, tally_errcode_t code, const char 
     env->error = code;
     snprintf(env->error_field, sizeof(env->error_field), "%s", field);
     snprintf(env->error_message, sizeof(env->error_message), "%s", message);
+    repair_utf8(env->error_message);
     env->handler = NULL;
     if (env->payload != NULL) {
         json_decref(env->payload);
@@ -116,8 +122,108 @@ static json_t *optional(json_t *obj, const char *name)
     return json_is_null(v) ? NULL : v;
 }
 
-envelope_kind_t envelope_decode(const void *key, size_t key_len, const void *value,
-                                size_t value_len, envelope_t *env)
+static bool own_topic(const envelope_policy_t *policy, const char *topic)
+{
+    for (size_t i = 0; i < sizeof(policy->own_topics) / sizeof(policy->own_topics[0]); i++) {
+        if (policy->own_topics[i] != NULL && strcmp(policy->own_topics[i], topic) == 0)
+            return true;
+    }
+    return false;
+}
+
+bool envelope_reply_to_allowed(const envelope_policy_t *policy, const char *topic)
+{
+    if (policy == NULL)
+        return true;
+    if (own_topic(policy, topic))
+        return false;
+    /* POSIX matching is leftmost-longest: a match of the whole name, if one
+     * exists, is the one regexec reports. */
+    regmatch_t m;
+    return policy->pattern == NULL || (regexec(policy->pattern, topic, 1, &m, 0) == 0 &&
+                                       m.rm_so == 0 && (size_t)m.rm_eo == strlen(topic));
+}
+
+static const char *const member_names[ENVELOPE_M_COUNT] = {"id",       "account_id",     "type",
+                                                           "reply_to", "correlation_id", "payload"};
+
+bool envelope_parse(const void *value, size_t len, envelope_text_t *t, char *why, size_t whylen)
+{
+    memset(t, 0, sizeof(*t));
+    for (int i = 0; i < ENVELOPE_M_COUNT; i++)
+        t->members[i].name = member_names[i];
+    json_error_t jerr;
+    t->root = json_loadb(value, len, JSON_REJECT_DUPLICATES | JSON_DECODE_ANY, &jerr);
+    if (t->root != NULL)
+        return true;
+    enum json_error_code code = json_error_code(&jerr);
+    if (code != json_error_duplicate_key && code != json_error_null_character &&
+        code != json_error_null_byte_in_key && code != json_error_numeric_overflow) {
+        snprintf(why, whylen, "not JSON: %s (line %d, column %d)", jerr.text, jerr.line,
+                 jerr.column);
+        return false;
+    }
+    /* Perhaps valid JSON that jansson will not take as it is: read it
+     * leniently. jansson's verdict stands whenever the two disagree. */
+    char original[sizeof(jerr.text)];
+    int line = jerr.line, column = jerr.column;
+    snprintf(original, sizeof(original), "%s", jerr.text);
+    char *copy = malloc(len > 0 ? len : 1);
+    if (copy != NULL) {
+        jscan_run(value, len, copy, t->members, ENVELOPE_M_COUNT, &t->scan);
+        if (t->scan.valid && t->scan.problem != JSCAN_NONE)
+            t->root = json_loadb(copy, len, JSON_DECODE_ANY, &jerr);
+        free(copy);
+    }
+    if (t->root != NULL)
+        return true;
+    if (copy != NULL && !t->scan.valid)
+        snprintf(why, whylen, "not JSON: invalid at byte %zu", t->scan.error_offset);
+    else
+        snprintf(why, whylen, "not JSON: %s (line %d, column %d)", original, line, column);
+    t->scan.problem = JSCAN_NONE;
+    return false;
+}
+
+bool envelope_member_trusted(const envelope_text_t *t, int m)
+{
+    return t->scan.problem == JSCAN_NONE || (t->members[m].count <= 1 && !t->members[m].tainted);
+}
+
+void envelope_problem_field(const envelope_text_t *t, char *out, size_t size)
+{
+    const char *path = t->scan.path;
+    bool inside = t->scan.member == ENVELOPE_M_PAYLOAD && strncmp(path, "payload.", 8) == 0;
+    const char *src = inside ? path + 8 : path;
+    size_t n = strlen(src);
+    if (n >= size) { /* cut whole characters */
+        n = size - 1;
+        while (n > 0 && ((unsigned char)src[n] & 0xC0) == 0x80)
+            n--;
+    }
+    memcpy(out, src, n);
+    out[n] = '\0';
+}
+
+/* The invalid_request for what the lenient reading found. */
+static envelope_kind_t reject_problem(envelope_t *env, const envelope_text_t *t)
+{
+    const jscan_t *scan = &t->scan;
+    char field[JSCAN_PATH_MAX], message[sizeof(env->error_message)];
+    envelope_problem_field(t, field, sizeof(field));
+    const char *what = scan->problem == JSCAN_DUPLICATE_KEY  ? "appears twice in its object"
+                       : scan->problem == JSCAN_NUMBER_RANGE ? "is a number out of range"
+                                                             : "contains \\u0000 (NUL)";
+    if (field[0] != '\0')
+        snprintf(message, sizeof(message), "%s %s", field, what);
+    else
+        snprintf(message, sizeof(message), "the request holds %s",
+                 jscan_problem_str(scan->problem));
+    return reject(env, TALLY_ERR_INVALID_REQUEST, field, message);
+}
+
+envelope_kind_t envelope_decode(const envelope_policy_t *policy, const void *key, size_t key_len,
+                                const void *value, size_t value_len, envelope_t *env)
 {
     memset(env, 0, sizeof(*env));
     if (value == NULL || value_len == 0)
@@ -128,10 +234,12 @@ envelope_kind_t envelope_decode(const void *key, size_t key_len, const void *val
     if (!envelope_utf8_valid(value, value_len, &bad))
         return dlq(env, "message value is not valid UTF-8 (byte %zu)", bad);
 
-    json_error_t jerr;
-    json_t *root = json_loadb(value, value_len, JSON_REJECT_DUPLICATES | JSON_DECODE_ANY, &jerr);
-    if (root == NULL)
-        return dlq(env, "not JSON: %s (line %d, column %d)", jerr.text, jerr.line, jerr.column);
+    envelope_text_t t;
+    char why[sizeof(env->error_message)];
+    if (!envelope_parse(value, value_len, &t, why, sizeof(why)))
+        return dlq(env, "%s", why);
+    json_t *root = t.root;
+    bool lenient = t.scan.problem != JSCAN_NONE;
     envelope_kind_t kind = ENVELOPE_ANSWER;
     if (!json_is_object(root)) {
         kind = dlq(env, "not a JSON object");
@@ -139,6 +247,10 @@ envelope_kind_t envelope_decode(const void *key, size_t key_len, const void *val
     }
 
     json_t *id = json_object_get(root, "id");
+    if (!envelope_member_trusted(&t, ENVELOPE_M_ID) && t.members[ENVELOPE_M_ID].count > 1) {
+        kind = dlq(env, "id is given more than once");
+        goto done;
+    }
     if (!json_is_string(id) || !id_valid(json_string_value(id), json_string_length(id))) {
         kind = dlq(env, id == NULL ? "id is missing" : "id is not 1-128 printable ASCII chars");
         goto done;
@@ -146,6 +258,11 @@ envelope_kind_t envelope_decode(const void *key, size_t key_len, const void *val
     memcpy(env->id, json_string_value(id), json_string_length(id) + 1);
 
     json_t *acct = json_object_get(root, "account_id");
+    if (!envelope_member_trusted(&t, ENVELOPE_M_ACCOUNT) &&
+        t.members[ENVELOPE_M_ACCOUNT].count > 1) {
+        kind = dlq(env, "account_id is given more than once");
+        goto done;
+    }
     if (!json_is_string(acct) ||
         !access_account_parse(json_string_value(acct), json_string_length(acct), &env->account)) {
         kind = dlq(env, acct == NULL ? "account_id is missing"
@@ -154,11 +271,14 @@ envelope_kind_t envelope_decode(const void *key, size_t key_len, const void *val
     }
 
     /* From here on the request can be answered. Record what the result echoes
-     * first, so that an error answer still carries it. */
-    json_t *type = json_object_get(root, "type");
+     * first, so that an error answer still carries it (only what the lenient
+     * reading did not find a problem in). */
+    json_t *type =
+        envelope_member_trusted(&t, ENVELOPE_M_TYPE) ? json_object_get(root, "type") : NULL;
     if (json_is_string(type) && json_string_length(type) <= ENVELOPE_TYPE_MAX)
         memcpy(env->type, json_string_value(type), json_string_length(type) + 1);
-    json_t *corr = optional(root, "correlation_id");
+    json_t *corr =
+        envelope_member_trusted(&t, ENVELOPE_M_CORR) ? optional(root, "correlation_id") : NULL;
     bool corr_ok =
         corr == NULL || (json_is_string(corr) && json_string_length(corr) < ENVELOPE_CORR_SIZE &&
                          strlen(json_string_value(corr)) == json_string_length(corr) &&
@@ -167,13 +287,20 @@ envelope_kind_t envelope_decode(const void *key, size_t key_len, const void *val
         memcpy(env->correlation_id, json_string_value(corr), json_string_length(corr) + 1);
         env->has_correlation_id = true;
     }
-    json_t *reply_to = optional(root, "reply_to");
+    json_t *reply_to =
+        envelope_member_trusted(&t, ENVELOPE_M_REPLY_TO) ? optional(root, "reply_to") : NULL;
     bool reply_ok = reply_to == NULL || (json_is_string(reply_to) &&
                                          envelope_topic_valid(json_string_value(reply_to),
                                                               json_string_length(reply_to)));
-    if (reply_to != NULL && reply_ok)
+    bool reply_allowed = reply_to == NULL || !reply_ok ||
+                         envelope_reply_to_allowed(policy, json_string_value(reply_to));
+    if (reply_to != NULL && reply_ok && reply_allowed)
         memcpy(env->reply_to, json_string_value(reply_to), json_string_length(reply_to) + 1);
 
+    if (lenient) {
+        kind = reject_problem(env, &t);
+        goto done;
+    }
     json_t *v = optional(root, "v");
     if (v != NULL && !(json_is_integer(v) && json_integer_value(v) == 1)) {
         kind =
@@ -205,6 +332,14 @@ envelope_kind_t envelope_decode(const void *key, size_t key_len, const void *val
     if (!reply_ok) {
         kind = reject(env, TALLY_ERR_INVALID_REQUEST, "reply_to",
                       "reply_to must be a Kafka topic name (1-249 chars of [A-Za-z0-9._-])");
+        goto done;
+    }
+    if (!reply_allowed) {
+        kind = reject(env, TALLY_ERR_INVALID_REQUEST, "reply_to",
+                      own_topic(policy, json_string_value(reply_to))
+                          ? "reply_to must not name Tally's own request, audit or dead-letter "
+                            "topic"
+                          : "reply_to is not one of the reply topics the operator allows");
         goto done;
     }
     if (!corr_ok) {

@@ -12,8 +12,12 @@
 #include <unistd.h>
 
 #define DEFAULT_MAX_HEADER  8192
-#define DEFAULT_TIMEOUT_MS  10000
+#define DEFAULT_HEAD_MS     2000
+#define DEFAULT_WRITE_MS    10000
 #define DEFAULT_MAX_CONNS   256
+#define DEFAULT_PER_PEER    32
+#define DEFAULT_RESERVED    32
+#define RESERVED_HEADER     1024 /* a probe's request head is a few lines */
 #define MIN_BUF             1024
 #define LINGER_MAX_MS       2000
 #define LINGER_MAX_BYTES    (64 * 1024)
@@ -35,7 +39,9 @@ typedef struct conn {
     int closes_pending;
     bool closing;
     bool eof;
-    uint64_t timeout_ms;
+    bool reserved; /* on reserved capacity: liveness paths only */
+    struct sockaddr_storage peer;
+    uint64_t timeout_ms; /* for writing the answer */
     size_t max_header;
     size_t len;       /* request bytes in buf */
     size_t discarded; /* bytes read after the request head */
@@ -52,8 +58,10 @@ struct http_server {
     http_handler_cb cb;
     void *ctx;
     http_limits_t limits;
-    conn_t *conns;
-    int n_conns;
+    conn_t *conns;  /* newest first */
+    int n_conns;    /* every connection in conns, closing ones included */
+    int n_full;     /* not closing, served in full */
+    int n_reserved; /* not closing, on reserved capacity */
     int port;
     bool closing;
     bool listener_closed;
@@ -131,6 +139,10 @@ static void conn_close(conn_t *c)
     if (c->closing)
         return;
     c->closing = true;
+    if (c->reserved)
+        c->server->n_reserved--;
+    else
+        c->server->n_full--;
     c->closes_pending = 2;
     uv_close((uv_handle_t *)&c->tcp, on_conn_closed);
     uv_close((uv_handle_t *)&c->timer, on_conn_closed);
@@ -334,6 +346,16 @@ static int parse_header(const char *p, size_t n, headers_seen_t *seen)
     return 0;
 }
 
+static bool is_liveness(const char *path)
+{
+    static const char *const paths[] = {HTTP_LIVENESS_PATHS};
+    for (size_t i = 0; i < sizeof(paths) / sizeof(paths[0]); i++) {
+        if (strcmp(path, paths[i]) == 0)
+            return true;
+    }
+    return false;
+}
+
 static void dispatch(conn_t *c, const request_t *rq)
 {
     char method[8];
@@ -351,6 +373,11 @@ static void dispatch(conn_t *c, const request_t *rq)
     }
     memcpy(path, rq->target, plen);
     path[plen] = '\0';
+    if (c->reserved && !is_liveness(path)) {
+        free(path);
+        respond_error(c, 503, "Retry-After: 1\r\n");
+        return;
+    }
 
     http_response_t resp = {.status = 404, .content_type = DEFAULT_CONTENT_TYP};
     c->server->cb(c->server->ctx, method, path, &resp);
@@ -469,21 +496,60 @@ static void on_timeout(uv_timer_t *t)
 
 /* ---- accepting ---------------------------------------------------------- */
 
+static bool same_address(const struct sockaddr_storage *a, const struct sockaddr_storage *b)
+{
+    if (a->ss_family != b->ss_family)
+        return false;
+    if (a->ss_family == AF_INET)
+        return ((const struct sockaddr_in *)a)->sin_addr.s_addr ==
+               ((const struct sockaddr_in *)b)->sin_addr.s_addr;
+    if (a->ss_family == AF_INET6)
+        return memcmp(&((const struct sockaddr_in6 *)a)->sin6_addr,
+                      &((const struct sockaddr_in6 *)b)->sin6_addr, sizeof(struct in6_addr)) == 0;
+    return true; /* no address to tell them apart */
+}
+
+/* Connections from c's address served in full. */
+static int full_from_peer(const http_server_t *s, const conn_t *c)
+{
+    int n = 0;
+    for (const conn_t *o = s->conns; o != NULL; o = o->next)
+        n += o != c && !o->closing && !o->reserved && same_address(&o->peer, &c->peer);
+    return n;
+}
+
+/* Makes room on reserved capacity by closing the oldest reserved
+ * connection still waiting for its request: one of c's own address if there
+ * is one. Returns false when none waits. */
+static bool evict_reserved(http_server_t *s, const conn_t *c)
+{
+    conn_t *oldest = NULL, *oldest_own = NULL;
+    for (conn_t *o = s->conns; o != NULL; o = o->next) {
+        if (o == c || o->closing || !o->reserved || o->state != CONN_READING)
+            continue;
+        oldest = o; /* the list runs newest first */
+        if (same_address(&o->peer, &c->peer))
+            oldest_own = o;
+    }
+    conn_t *victim = oldest_own != NULL ? oldest_own : oldest;
+    if (victim != NULL)
+        conn_close(victim);
+    return victim != NULL;
+}
+
 static void on_connection(uv_stream_t *listener, int status)
 {
     http_server_t *s = listener->data;
     if (status < 0 || s->closing)
         return;
-    bool over = s->n_conns >= s->limits.max_connections;
-    size_t max_header = over ? 0 : s->limits.max_header_bytes;
-    size_t buf_size = max_header < MIN_BUF ? MIN_BUF : max_header;
+    size_t buf_size = s->limits.max_header_bytes < MIN_BUF ? MIN_BUF : s->limits.max_header_bytes;
     conn_t *c = calloc(1, sizeof(*c) + buf_size);
     if (c == NULL)
         return; /* out of memory: the connection waits in the backlog */
     c->server = s;
-    c->max_header = max_header;
+    c->max_header = s->limits.max_header_bytes;
     c->buf_size = buf_size;
-    c->timeout_ms = s->limits.read_timeout_ms;
+    c->timeout_ms = s->limits.write_timeout_ms;
     uv_tcp_init(s->loop, &c->tcp);
     uv_timer_init(s->loop, &c->timer);
     c->tcp.data = c;
@@ -493,18 +559,27 @@ static void on_connection(uv_stream_t *listener, int status)
         s->conns->prev = c;
     s->conns = c;
     s->n_conns++;
+    s->n_full++; /* until decided otherwise below; conn_close counts it out */
     if (uv_accept(listener, (uv_stream_t *)&c->tcp) != 0) {
         conn_close(c);
         return;
     }
-    uv_tcp_nodelay(&c->tcp, 1);
-    uv_timer_start(&c->timer, on_timeout, c->timeout_ms, 0);
-    if (uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read) != 0) {
-        conn_close(c);
-        return;
+    int plen = sizeof(c->peer);
+    uv_tcp_getpeername(&c->tcp, (struct sockaddr *)&c->peer, &plen);
+    if (s->n_full > s->limits.max_connections || full_from_peer(s, c) >= s->limits.max_per_peer) {
+        s->n_full--;
+        s->n_reserved++;
+        c->reserved = true;
+        c->max_header = RESERVED_HEADER < c->max_header ? RESERVED_HEADER : c->max_header;
+        if (s->n_reserved > s->limits.reserved && !evict_reserved(s, c)) {
+            conn_close(c); /* every reserved slot is answering (within the write timeout) */
+            return;
+        }
     }
-    if (over)
-        respond_error(c, 503, "");
+    uv_tcp_nodelay(&c->tcp, 1);
+    uv_timer_start(&c->timer, on_timeout, s->limits.header_timeout_ms, 0);
+    if (uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read) != 0)
+        conn_close(c);
 }
 
 /* ---- setup -------------------------------------------------------------- */
@@ -610,7 +685,8 @@ int http_server_start(uv_loop_t *loop, const char *addr, http_handler_cb cb, voi
     s->loop = loop;
     s->cb = cb;
     s->ctx = ctx;
-    s->limits = (http_limits_t){DEFAULT_MAX_HEADER, DEFAULT_TIMEOUT_MS, DEFAULT_MAX_CONNS};
+    s->limits = (http_limits_t){DEFAULT_MAX_HEADER, DEFAULT_HEAD_MS,  DEFAULT_WRITE_MS,
+                                DEFAULT_MAX_CONNS,  DEFAULT_PER_PEER, DEFAULT_RESERVED};
     uv_tcp_init(loop, &s->listener);
     s->listener.data = s;
     int rc = uv_tcp_open(&s->listener, fd);
@@ -636,10 +712,16 @@ void http_server_set_limits(http_server_t *s, const http_limits_t *limits)
 {
     if (limits->max_header_bytes > 0)
         s->limits.max_header_bytes = limits->max_header_bytes;
-    if (limits->read_timeout_ms > 0)
-        s->limits.read_timeout_ms = limits->read_timeout_ms;
+    if (limits->header_timeout_ms > 0)
+        s->limits.header_timeout_ms = limits->header_timeout_ms;
+    if (limits->write_timeout_ms > 0)
+        s->limits.write_timeout_ms = limits->write_timeout_ms;
     if (limits->max_connections > 0)
         s->limits.max_connections = limits->max_connections;
+    if (limits->max_per_peer > 0)
+        s->limits.max_per_peer = limits->max_per_peer;
+    if (limits->reserved > 0)
+        s->limits.reserved = limits->reserved;
 }
 
 int http_server_port(const http_server_t *s)

@@ -7,17 +7,26 @@
  *
  *   400  malformed request line or header, HTTP/1.1 without Host
  *   405  a method other than GET/HEAD (with "Allow: GET, HEAD")
- *   408  the request head did not arrive within the read timeout (slowloris)
+ *   408  the request head did not arrive within the header timeout (slowloris)
  *   413  a request with a body (Content-Length > 0 or Transfer-Encoding)
  *   414  a request line longer than the header limit
  *   431  request headers longer than the header limit
- *   503  more connections open than the connection limit
+ *   503  a path other than the liveness ones on reserved capacity (below)
  *   505  an HTTP version other than 1.0/1.1
  *
+ * Liveness always answers (CONTRACT.md §7): up to max_connections
+ * connections are served in full, at most max_per_peer of them from one
+ * address; a connection beyond either limit gets one of `reserved` further
+ * slots, on which only /livez and /healthz are answered (anything else 503).
+ * When those are taken too, the oldest one still waiting for its request is
+ * closed to make room, one of the newcomer's own address first, so a flood
+ * of idle connections pushes out its own, and a probe that sends its request
+ * at once is served.
+ *
  * The handler runs on the loop thread and must not block. The path it gets
- * has the query string removed. The whole exchange (request head in, then
- * response out) is bounded by the read timeout, so idle or slow clients
- * cannot hold connections for long. */
+ * has the query string removed. The request head must arrive within the
+ * header timeout and the answer be taken within the write timeout, so idle
+ * or slow clients cannot hold connections for long. */
 #ifndef TALLY_WORKER_HTTP_H
 #define TALLY_WORKER_HTTP_H
 
@@ -34,6 +43,9 @@ typedef struct http_response {
     size_t len;
 } http_response_t;
 
+/* The paths answered on reserved capacity. */
+#define HTTP_LIVENESS_PATHS "/livez", "/healthz"
+
 /* Called for each well-formed GET or HEAD (method is "GET" or "HEAD"; for
  * HEAD the server sends the headers only). Leaving resp untouched answers
  * 404. */
@@ -42,9 +54,12 @@ typedef void (*http_handler_cb)(void *ctx, const char *method, const char *path,
 
 /* Limits; zero fields keep the defaults. */
 typedef struct http_limits {
-    size_t max_header_bytes;  /* request line + headers; default 8192 */
-    uint64_t read_timeout_ms; /* whole request head, then whole response; default 10000 */
-    int max_connections;      /* open at once; beyond it 503; default 256 */
+    size_t max_header_bytes;    /* request line + headers; default 8192 */
+    uint64_t header_timeout_ms; /* for the request head, else 408; default 2000 */
+    uint64_t write_timeout_ms;  /* for the answer to be taken; default 10000 */
+    int max_connections;        /* served in full at once; default 256 */
+    int max_per_peer;           /* of those, from one address; default 32 */
+    int reserved;               /* liveness-only slots beyond them; default 32 */
 } http_limits_t;
 
 /* Binds addr ("127.0.0.1:8080", "0.0.0.0:8080", "[::1]:8080", ":8080" for

@@ -5,6 +5,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -164,6 +165,12 @@ int kafka_open(kafka_t *k, const config_t *cfg, const kafka_callbacks_t *cb, cha
     }
     conf = NULL;
     k->producer_queue = rd_kafka_queue_get_main(k->producer);
+    char num[32];
+    size_t num_size = sizeof(num);
+    k->max_message_bytes = 1000000; /* librdkafka's default, should the read fail */
+    if (rd_kafka_conf_get(rd_kafka_conf(k->producer), "message.max.bytes", num, &num_size) ==
+        RD_KAFKA_CONF_OK)
+        k->max_message_bytes = (size_t)strtoul(num, NULL, 10);
 
     if (make_pipe(k->consumer_fds, err, errlen) != 0 ||
         make_pipe(k->producer_fds, err, errlen) != 0)
@@ -225,7 +232,11 @@ kafka_err_class_t kafka_classify(rd_kafka_t *rk, rd_kafka_resp_err_t err)
     case RD_KAFKA_RESP_ERR_MSG_SIZE_TOO_LARGE:
     case RD_KAFKA_RESP_ERR_RECORD_LIST_TOO_LARGE:
     case RD_KAFKA_RESP_ERR_POLICY_VIOLATION:
+    case RD_KAFKA_RESP_ERR_INVALID_RECORD:
+    case RD_KAFKA_RESP_ERR_UNSUPPORTED_FOR_MESSAGE_FORMAT:
         return KAFKA_ERR_TOPIC;
+    case RD_KAFKA_RESP_ERR__QUEUE_FULL:
+        return KAFKA_ERR_QUEUE_FULL;
     default:
         return KAFKA_ERR_RETRIABLE;
     }

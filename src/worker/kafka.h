@@ -35,6 +35,7 @@ typedef struct kafka {
     rd_kafka_queue_t *producer_queue; /* the producer's main queue */
     int consumer_fds[2];              /* pipe: [0] read by the loop, [1] written by librdkafka */
     int producer_fds[2];
+    size_t max_message_bytes; /* the producer's message.max.bytes */
 } kafka_t;
 
 /* Creates both handles and their wake-up pipes. Returns 0, or -1 with one
@@ -50,10 +51,12 @@ void kafka_drain_pipe(int fd);
 
 /* The kind of a delivery or client error. */
 typedef enum kafka_err_class {
-    KAFKA_ERR_RETRIABLE, /* try again later */
-    KAFKA_ERR_TOPIC,     /* the topic cannot take the message (unknown, not authorized,
-                          * too large): retrying the same topic will not help */
-    KAFKA_ERR_FATAL,     /* the client instance is unusable */
+    KAFKA_ERR_RETRIABLE,  /* try again later */
+    KAFKA_ERR_TOPIC,      /* the topic cannot take the message (unknown, invalid, not
+                           * authorized, too large, a record it refuses): retrying the
+                           * same message on the same topic will not help */
+    KAFKA_ERR_QUEUE_FULL, /* the producer's local queue is full: try again shortly */
+    KAFKA_ERR_FATAL,      /* the client instance is unusable */
 } kafka_err_class_t;
 
 kafka_err_class_t kafka_classify(rd_kafka_t *rk, rd_kafka_resp_err_t err);

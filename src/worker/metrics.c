@@ -51,6 +51,7 @@ struct metrics {
     uint64_t dlq[N_CODE_SLOTS];
     int64_t in_flight;
     int64_t paused;
+    int64_t stuck;
     int64_t pool_idle, pool_active, pool_connecting;
     bool database_up;
     lag_series_t *lags;
@@ -159,6 +160,13 @@ void metrics_set_in_flight(metrics_t *m, int64_t n)
 {
     pthread_mutex_lock(&m->mu);
     m->in_flight = n;
+    pthread_mutex_unlock(&m->mu);
+}
+
+void metrics_set_stuck_deliveries(metrics_t *m, int64_t n)
+{
+    pthread_mutex_lock(&m->mu);
+    m->stuck = n;
     pthread_mutex_unlock(&m->mu);
 }
 
@@ -341,6 +349,10 @@ static void render_rest(buf_t *b, const metrics_t *m)
            "fault stands (the same as /readyz's database); 0 while consumption is paused for "
            "it.");
     put(b, "tally_database_up %d\n", m->database_up ? 1 : 0);
+    header(b, "tally_stuck_deliveries", "gauge",
+           "Deliveries (results, audit events, DLQ copies) that failed for good and hold "
+           "their request's offset uncommitted.");
+    put(b, "tally_stuck_deliveries %lld\n", (long long)m->stuck);
     header(b, "tally_consumer_lag", "gauge",
            "Messages behind the high watermark, per assigned partition (librdkafka "
            "consumer_lag).");

@@ -20,6 +20,7 @@
  *   tally_paused_partitions                  gauge
  *   tally_database_up                        gauge (1: the database answers and no
  *                                             pooler fault stands; 0 otherwise)
+ *   tally_stuck_deliveries                   gauge (failed for good, offset held)
  *   tally_consumer_lag{topic,partition}      gauge (messages)
  *   tally_build_info{version}                gauge, always 1 */
 #ifndef TALLY_WORKER_METRICS_H
@@ -53,6 +54,7 @@ void metrics_retry(metrics_t *m);
 
 void metrics_set_in_flight(metrics_t *m, int64_t n);
 void metrics_set_paused_partitions(metrics_t *m, int64_t n);
+void metrics_set_stuck_deliveries(metrics_t *m, int64_t n);
 void metrics_set_pool(metrics_t *m, int idle, int active, int connecting);
 void metrics_set_database_up(metrics_t *m, bool up);
 

@@ -55,10 +55,11 @@ typedef enum delivery_kind { DELIVERY_RESULT, DELIVERY_AUDIT, DELIVERY_DLQ } del
 typedef struct delivery {
     job_t *job;
     delivery_kind_t kind;
-    bool redirected; /* reply_to failed: the result goes to the results topic */
-    bool stub;       /* the DLQ refused the original: send its headers without the value */
-    char redirect_reason[128];
-    int attempts;
+    bool redirected;  /* reply_to refused it: the result goes to the results topic */
+    bool shortened;   /* the result could not be published: a short `internal` replaced it */
+    int cut;          /* a DLQ copy: 0 whole, 1 key and value cut to fit, 2 key cut, no value */
+    char reason[128]; /* the broker's refusal (tally-reply-to-error, tally-dlq-cut-reason) */
+    int attempts;     /* transient failures so far */
     int64_t due_ms;
     struct delivery *next;
 } delivery_t;
@@ -74,6 +75,7 @@ typedef enum runtime_phase {
 
 typedef struct runtime {
     const config_t *cfg;
+    envelope_policy_t policy; /* where results may go (reply_to) */
     pool_t *pool;
     char worker_name[128];
     uv_loop_t loop;
@@ -95,6 +97,8 @@ typedef struct runtime {
     job_t *jobs; /* every live job */
 
     delivery_t *redeliver; /* waiting for their due time */
+    delivery_t *stuck;     /* failed for good: held until their partition moves on */
+    int64_t n_stuck;
 
     bool db_down;
     bool pooler_fault; /* the outage is a pooler losing prepared statements (pool/pooler.h) */

@@ -71,9 +71,29 @@ static void job_done(runtime_t *rt, job_t *job)
 
 /* ---- publishing --------------------------------------------------------- */
 
+/* A cut DLQ copy keeps at most this much of the key and of the value, and
+ * leaves this much of the producer's message.max.bytes to headers. */
+#define DLQ_CUT_KEY   1024
+#define DLQ_CUT_VALUE (64 * 1024)
+#define HEADER_ROOM   4096
+
+static const char *const kind_names[] = {"result", "audit event", "DLQ copy"};
+
 static void add_header(rd_kafka_headers_t *h, const char *name, const char *value)
 {
     rd_kafka_header_add(h, name, -1, value, -1);
+}
+
+static void add_size_header(rd_kafka_headers_t *h, const char *name, size_t n)
+{
+    char num[32];
+    snprintf(num, sizeof(num), "%zu", n);
+    add_header(h, name, num);
+}
+
+static size_t min_size(size_t a, size_t b)
+{
+    return a < b ? a : b;
 }
 
 static void redeliver_cb(uv_timer_t *t);
@@ -94,12 +114,11 @@ static void arm_redeliver(runtime_t *rt)
 
 static void redeliver_later(runtime_t *rt, delivery_t *d, const char *why)
 {
-    d->attempts++;
-    d->due_ms =
-        runtime_now_ms() + sched_backoff_ms(d->attempts, RETRY_BASE_MS, RETRY_CAP_MS, &rt->rng);
+    d->due_ms = runtime_now_ms() + sched_backoff_ms(d->attempts > 0 ? d->attempts : 1,
+                                                    RETRY_BASE_MS, RETRY_CAP_MS, &rt->rng);
     log_warn("delivery failed, will retry", LOG_S("account_id", d->job->env.account.id),
-             LOG_S("request_id", d->job->env.id), LOG_I("attempt", d->attempts),
-             LOG_S("error", why));
+             LOG_S("request_id", d->job->env.id), LOG_S("delivery", kind_names[d->kind]),
+             LOG_I("attempt", d->attempts), LOG_S("error", why));
     d->next = rt->redeliver;
     rt->redeliver = d;
     arm_redeliver(rt);
@@ -133,7 +152,7 @@ static void produce(runtime_t *rt, delivery_t *d)
 {
     const config_t *cfg = rt->cfg;
     job_t *job = d->job;
-    rd_kafka_headers_t *h = rd_kafka_headers_new(8);
+    rd_kafka_headers_t *h = rd_kafka_headers_new(10);
     const char *topic;
     const void *key, *value;
     size_t key_len, value_len;
@@ -148,10 +167,10 @@ static void produce(runtime_t *rt, delivery_t *d)
         value_len = strlen(job->result_text);
         add_header(h, "tally-account-id", job->env.account.id);
         add_header(h, "tally-request-id", job->env.id);
-        add_header(h, "tally-status", job->ok ? "ok" : "error");
+        add_header(h, "tally-status", job->ok && !d->shortened ? "ok" : "error");
         if (d->redirected) {
             add_header(h, "tally-reply-to", job->env.reply_to);
-            add_header(h, "tally-reply-to-error", d->redirect_reason);
+            add_header(h, "tally-reply-to-error", d->reason);
         }
         break;
     case DELIVERY_AUDIT:
@@ -166,12 +185,21 @@ static void produce(runtime_t *rt, delivery_t *d)
         topic = cfg->dlq_topic;
         key = job->key;
         key_len = job->key_len;
-        value = d->stub ? NULL : job->value;
-        value_len = d->stub ? 0 : job->value_len;
-        if (d->stub) {
-            snprintf(num, sizeof(num), "%zu", job->value_len);
-            add_header(h, "tally-dlq-value-omitted", num);
-            add_header(h, "tally-dlq-omitted-reason", d->redirect_reason);
+        value = job->value;
+        value_len = job->value_len;
+        if (d->cut > 0) {
+            /* What fits: a prefix of each, the original sizes in headers. */
+            size_t room = rt->kafka.max_message_bytes > HEADER_ROOM
+                              ? rt->kafka.max_message_bytes - HEADER_ROOM
+                              : 0;
+            key_len = min_size(key_len, min_size(DLQ_CUT_KEY, room));
+            value_len =
+                d->cut == 1 ? min_size(value_len, min_size(DLQ_CUT_VALUE, room - key_len)) : 0;
+            if (key_len < job->key_len)
+                add_size_header(h, "tally-dlq-key-size", job->key_len);
+            if (value_len < job->value_len)
+                add_size_header(h, "tally-dlq-value-size", job->value_len);
+            add_header(h, "tally-dlq-cut-reason", d->reason);
         }
         add_header(
             h, "tally-error-code",
@@ -195,42 +223,7 @@ static void produce(runtime_t *rt, delivery_t *d)
     delivery_failed(rt, d, err);
 }
 
-/* A delivery failed (synchronously or in its report): decide how to go on.
- * Nothing is dropped: a retriable failure is produced again after a backoff
- * (the offset stays uncommitted meanwhile); a result whose reply_to topic
- * cannot take it goes to the results topic with tally-reply-to* headers; a
- * DLQ copy the DLQ cannot take (too large) goes there without its value,
- * with tally-dlq-value-omitted naming its size (the source headers still
- * locate the original). */
-static void delivery_failed(runtime_t *rt, delivery_t *d, rd_kafka_resp_err_t err)
-{
-    kafka_err_class_t cls = kafka_classify(rt->kafka.producer, err);
-    if (cls == KAFKA_ERR_FATAL)
-        runtime_begin_drain(rt, 1, "the producer failed fatally");
-    job_t *job = d->job;
-    if (cls == KAFKA_ERR_TOPIC && d->kind == DELIVERY_RESULT && !d->redirected &&
-        job->env.reply_to[0] != '\0' && strcmp(job->env.reply_to, rt->cfg->result_topic) != 0) {
-        d->redirected = true;
-        snprintf(d->redirect_reason, sizeof(d->redirect_reason), "%s", rd_kafka_err2str(err));
-        log_warn("reply_to cannot take the result: sent to the results topic",
-                 LOG_S("account_id", job->env.account.id), LOG_S("request_id", job->env.id),
-                 LOG_S("reply_to", job->env.reply_to), LOG_S("error", d->redirect_reason));
-        produce(rt, d);
-        return;
-    }
-    if (cls == KAFKA_ERR_TOPIC && d->kind == DELIVERY_DLQ && !d->stub && job->value_len > 0) {
-        d->stub = true;
-        snprintf(d->redirect_reason, sizeof(d->redirect_reason), "%s", rd_kafka_err2str(err));
-        log_error("the DLQ refused a message: sending it without its value",
-                  LOG_I("partition", job->partition), LOG_I("offset", job->offset),
-                  LOG_I("bytes", (int64_t)job->value_len), LOG_S("error", d->redirect_reason));
-        produce(rt, d);
-        return;
-    }
-    redeliver_later(rt, d, rd_kafka_err2str(err));
-}
-
-void settle_publish(runtime_t *rt, job_t *job, delivery_kind_t kind)
+static delivery_t *delivery_new(job_t *job, delivery_kind_t kind)
 {
     delivery_t *d = calloc(1, sizeof(*d));
     if (d == NULL)
@@ -238,6 +231,121 @@ void settle_publish(runtime_t *rt, job_t *job, delivery_kind_t kind)
     d->job = job;
     d->kind = kind;
     job->pending_acks++;
+    return d;
+}
+
+/* The result d carries cannot be published (why): a short `internal`
+ * answer replaces it, and a copy of the request goes to the DLQ (an
+ * `internal` answer after the last attempt has one already). */
+static void shorten(runtime_t *rt, delivery_t *d, const char *why)
+{
+    job_t *job = d->job;
+    size_t size = strlen(job->result_text);
+    char *text = answer_unpublishable(&job->env, size, why, job->replayed, clock_wall_ms());
+    if (text == NULL)
+        abort();
+    free(job->result_text);
+    job->result_text = text;
+    d->shortened = true;
+    d->attempts = 0;
+    log_error("the result cannot be published: answering internal",
+              LOG_S("account_id", job->env.account.id), LOG_S("request_id", job->env.id),
+              LOG_I("bytes", (int64_t)size), LOG_S("error", why),
+              LOG_I("partition", job->partition), LOG_I("offset", job->offset));
+    if (job->final_internal || job->unanswerable)
+        return;
+    snprintf(job->env.error_message, sizeof(job->env.error_message),
+             "the result (%zu bytes) could not be published: %.160s", size, why);
+    metrics_dlq(rt->metrics, "internal");
+    produce(rt, delivery_new(job, DELIVERY_DLQ));
+}
+
+/* d failed for good: it stays unacknowledged, so its offset is never
+ * committed here (the next owner of the partition runs the request again
+ * and replays its stored outcome), but nothing waits for it: not a drain,
+ * not a revocation. Counted in /readyz and tally_stuck_deliveries. */
+static void park(runtime_t *rt, delivery_t *d, const char *why)
+{
+    job_t *job = d->job;
+    d->next = rt->stuck;
+    rt->stuck = d;
+    rt->n_stuck++;
+    log_error("delivery failed for good: holding its offset until the partition moves on",
+              LOG_S("account_id", job->env.account.id), LOG_S("request_id", job->env.id),
+              LOG_S("delivery", kind_names[d->kind]), LOG_I("attempts", d->attempts),
+              LOG_S("error", why), LOG_I("partition", job->partition),
+              LOG_I("offset", job->offset));
+    settle_job_started(rt, job, false);
+}
+
+/* A delivery failed (synchronously or in its report): decide how to go on.
+ * A transient failure is produced again after a backoff, at most
+ * TALLY_MAX_RETRIES times (a full local queue does not count). Then, or at
+ * once for a failure that will not pass (too large, a topic refused): a
+ * result refused by its reply_to topic goes to the results topic (headers
+ * tally-reply-to*); a result refused there is answered `internal` instead
+ * (shorten); a DLQ copy is cut to fit, then sent without its value; what
+ * still fails is parked (park). */
+static void delivery_failed(runtime_t *rt, delivery_t *d, rd_kafka_resp_err_t err)
+{
+    kafka_err_class_t cls = kafka_classify(rt->kafka.producer, err);
+    const char *why = rd_kafka_err2str(err);
+    job_t *job = d->job;
+    if (cls == KAFKA_ERR_FATAL)
+        runtime_begin_drain(rt, 1, "the producer failed fatally");
+    if (cls == KAFKA_ERR_QUEUE_FULL) {
+        redeliver_later(rt, d, why);
+        return;
+    }
+    bool lasting = cls == KAFKA_ERR_TOPIC;
+    if (!lasting && ++d->attempts < rt->cfg->max_retries) {
+        redeliver_later(rt, d, why);
+        return;
+    }
+    switch (d->kind) {
+    case DELIVERY_RESULT:
+        if (!d->redirected && job->env.reply_to[0] != '\0' &&
+            strcmp(job->env.reply_to, rt->cfg->result_topic) != 0) {
+            d->redirected = true;
+            d->attempts = 0;
+            snprintf(d->reason, sizeof(d->reason), "%s", why);
+            log_warn("reply_to cannot take the result: sent to the results topic",
+                     LOG_S("account_id", job->env.account.id), LOG_S("request_id", job->env.id),
+                     LOG_S("reply_to", job->env.reply_to), LOG_S("error", why));
+            produce(rt, d);
+            return;
+        }
+        if (!d->shortened) {
+            shorten(rt, d, why);
+            produce(rt, d);
+            return;
+        }
+        break;
+    case DELIVERY_DLQ:
+        if (lasting && d->cut < 2) {
+            d->cut++;
+            d->attempts = 0;
+            snprintf(d->reason, sizeof(d->reason), "%s", why);
+            log_error("the DLQ refused a message: sending it cut to fit",
+                      LOG_I("partition", job->partition), LOG_I("offset", job->offset),
+                      LOG_I("key_bytes", (int64_t)job->key_len),
+                      LOG_I("value_bytes", (int64_t)job->value_len), LOG_I("cut", d->cut),
+                      LOG_S("error", why));
+            produce(rt, d);
+            return;
+        }
+        break;
+    case DELIVERY_AUDIT:
+        break;
+    }
+    park(rt, d, why);
+}
+
+void settle_publish(runtime_t *rt, job_t *job, delivery_kind_t kind)
+{
+    delivery_t *d = delivery_new(job, kind);
+    if (kind == DELIVERY_RESULT && strlen(job->result_text) > ANSWER_MAX_RESULT)
+        shorten(rt, d, "it is larger than the 1 MiB a result may be");
     produce(rt, d);
 }
 
@@ -254,6 +362,38 @@ void settle_delivery_cb(rd_kafka_t *rk, const rd_kafka_message_t *msg, void *opa
     free(d);
     if (--job->pending_acks == 0)
         job_done(rt, job);
+}
+
+void settle_reap_stuck(runtime_t *rt)
+{
+    for (delivery_t **pp = &rt->stuck; *pp != NULL;) {
+        delivery_t *d = *pp;
+        if (parts_job_current(rt, d->job)) {
+            pp = &d->next;
+            continue;
+        }
+        /* Its partition moved on (revoked, lost): the next owner answers it. */
+        *pp = d->next;
+        rt->n_stuck--;
+        job_t *job = d->job;
+        free(d);
+        if (--job->pending_acks == 0)
+            job_done(rt, job);
+    }
+}
+
+void settle_free_deliveries(runtime_t *rt)
+{
+    delivery_t *lists[] = {rt->redeliver, rt->stuck};
+    for (size_t i = 0; i < sizeof(lists) / sizeof(lists[0]); i++) {
+        while (lists[i] != NULL) {
+            delivery_t *d = lists[i];
+            lists[i] = d->next;
+            free(d);
+        }
+    }
+    rt->redeliver = rt->stuck = NULL;
+    rt->n_stuck = 0;
 }
 
 /* ---- settle: the one place that turns an outcome into actions ----------- */

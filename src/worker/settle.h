@@ -3,11 +3,17 @@
  * audit event, DLQ copy), retry with backoff, `internal` after the last
  * attempt, and the offset commit once the broker acknowledged everything.
  *
- * Nothing is dropped: a failed delivery is produced again after a backoff
- * (the offset stays uncommitted meanwhile); a result whose reply_to topic
- * cannot take it goes to the results topic with tally-reply-to and
- * tally-reply-to-error headers; a DLQ copy the DLQ refuses (too large) goes
- * there without its value, with tally-dlq-value-omitted giving its size.
+ * Every delivery is bounded (CONTRACT.md §3, §4): a transient failure is
+ * produced again after a backoff at most TALLY_MAX_RETRIES times; a result
+ * over 1 MiB is never produced; a result whose reply_to topic cannot take it
+ * goes to the results topic (tally-reply-to, tally-reply-to-error headers);
+ * a result the results topic refuses too is answered `internal` with a
+ * short result and a DLQ copy of the request; a DLQ copy the DLQ refuses is
+ * cut to fit (tally-dlq-key-size, tally-dlq-value-size, tally-dlq-cut-reason),
+ * then sent without its value. A delivery that still fails is stuck: never
+ * retried, counted (runtime_t.n_stuck: /readyz, tally_stuck_deliveries),
+ * holding its offset uncommitted until its partition moves on, which
+ * neither a drain nor a revocation waits for.
  *
  * Loop thread only. */
 #ifndef TALLY_WORKER_SETTLE_H
@@ -26,6 +32,12 @@ void settle_delivery_cb(rd_kafka_t *rk, const rd_kafka_message_t *msg, void *opa
 
 /* Marks job as started (in an executor or being published) or not. */
 void settle_job_started(runtime_t *rt, job_t *job, bool started);
+
+/* Lets go of stuck deliveries whose partition moved on (every tick). */
+void settle_reap_stuck(runtime_t *rt);
+
+/* Frees the deliveries waiting for a retry and the stuck ones (at exit). */
+void settle_free_deliveries(runtime_t *rt);
 
 /* Forgets job (it is no longer in flight) and frees it. */
 void settle_job_free(runtime_t *rt, job_t *job);

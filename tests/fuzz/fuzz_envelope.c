@@ -6,7 +6,10 @@
  *
  * Invariants are checked here, so the fuzzer finds wrong answers and not
  * only crashes: a second, independent reading of CONTRACT.md §2 decides what
- * envelope_decode must answer; docs/schemas/envelope.json and each job
+ * envelope_decode must answer (for a value jansson refuses only for a
+ * duplicate key, a number out of range or a \u0000, a permissive reading by
+ * jansson itself decides whether it is readable, and the field answered
+ * must name a place in it); docs/schemas/envelope.json and each job
  * type's published JSON Schema must agree with the C validator; errors name
  * a contract code and a plausible field; texts that reach a result, a log
  * line or a header are valid UTF-8 and bounded; the share split follows the
@@ -214,6 +217,10 @@ static expect_t expect_decode(const uint8_t *key, size_t klen, bool has_key, con
         if (!json_is_string(reply) || n < 1 || n > 249 || !all_in(s, n, TOPIC_CHARS) ||
             strcmp(s, ".") == 0 || strcmp(s, "..") == 0)
             return (expect_t){ENVELOPE_ANSWER, TALLY_ERR_INVALID_REQUEST, "reply_to"};
+        /* Never Tally's own topics (the policy below names the defaults). */
+        if (strcmp(s, "tally.requests") == 0 || strcmp(s, "tally.audit") == 0 ||
+            strcmp(s, "tally.dlq") == 0)
+            return (expect_t){ENVELOPE_ANSWER, TALLY_ERR_INVALID_REQUEST, "reply_to"};
     }
     const json_t *corr = present(root, "correlation_id");
     if (corr != NULL) {
@@ -289,15 +296,19 @@ static void check_error_answer(const envelope_t *env, tally_errcode_t code, cons
     free(stored);
 }
 
-/* Checks env against the parsed value root and the expected outcome. */
+/* Checks env against the parsed value root and the expected outcome. With
+ * lenient, root is the permissive reading and want.field NULL (any field:
+ * field_in_tree checks it), and echoed fields may be left out (one of them
+ * may hold the problem). */
 static void check_envelope(const envelope_t *env, envelope_kind_t kind, const json_t *root,
-                           expect_t want, const char *what)
+                           expect_t want, bool lenient, const char *what)
 {
-    CHECK(kind == want.kind && env->error == want.code && strcmp(env->error_field, want.field) == 0,
+    CHECK(kind == want.kind && env->error == want.code &&
+              (want.field == NULL || strcmp(env->error_field, want.field) == 0),
           "%s: decoded %s/%s/\"%s\" (%s), the contract says %s/%s/\"%s\"", what,
           kind == ENVELOPE_DLQ ? "dlq" : "answer", tally_errcode_str(env->error), env->error_field,
           env->error_message, want.kind == ENVELOPE_DLQ ? "dlq" : "answer",
-          tally_errcode_str(want.code), want.field);
+          tally_errcode_str(want.code), want.field != NULL ? want.field : "*");
     CHECK(env->error == TALLY_ERR_NONE || (env->error_message[0] != '\0' &&
                                            strlen(env->error_message) < sizeof(env->error_message)),
           "%s: an error without a message", what);
@@ -319,14 +330,17 @@ static void check_envelope(const envelope_t *env, envelope_kind_t kind, const js
           "%s: id differs from the message's", what);
     CHECK(cstr_utf8(env->type) && strlen(env->type) <= ENVELOPE_TYPE_MAX, "%s: type echo", what);
     const json_t *type = json_object_get(root, "type");
-    if (json_is_string(type) && json_string_length(type) <= ENVELOPE_TYPE_MAX)
+    if (json_is_string(type) && json_string_length(type) <= ENVELOPE_TYPE_MAX &&
+        !(lenient && env->type[0] == '\0'))
         CHECK(strcmp(env->type, json_string_value(type)) == 0, "%s: type echo differs", what);
 
     const json_t *corr = present(root, "correlation_id");
     bool corr_fits = json_is_string(corr) &&
+                     memchr(json_string_value(corr), '\0', json_string_length(corr)) == NULL &&
                      code_points(json_string_value(corr), json_string_length(corr)) <= 128;
-    CHECK(env->has_correlation_id == corr_fits, "%s: has_correlation_id", what);
-    if (corr_fits)
+    CHECK(lenient ? !env->has_correlation_id || corr_fits : env->has_correlation_id == corr_fits,
+          "%s: has_correlation_id", what);
+    if (corr_fits && env->has_correlation_id)
         CHECK(strcmp(env->correlation_id, json_string_value(corr)) == 0,
               "%s: correlation_id differs", what);
 
@@ -614,13 +628,162 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
     return 0;
 }
 
-/* Decodes value under key and checks the envelope invariants; returns the kind. */
+/* ---- The lenient reading ------------------------------------------------------ */
+
+static bool number_char(uint8_t c)
+{
+    return (c >= '0' && c <= '9') || c == '-' || c == '+' || c == '.' || c == 'e' || c == 'E';
+}
+
+/* An independent lenient reading of a value jansson refuses as it is:
+ * jansson itself, allowing duplicates (the last one wins) and reading
+ * integers as reals, after every \u0000 escape became \u0001 and with each
+ * number it still calls out of range blanked to 0 where its error points.
+ * NULL when that does not make it JSON (or the repairs do not end). */
+/* Whether the last permissive reading dropped a duplicate (the first
+ * occurrence, which the decoder may name, is not in it). */
+static bool permissive_dropped;
+
+static json_t *permissive_parse(const uint8_t *value, size_t vlen)
+{
+    permissive_dropped = false;
+    /* A raw NUL byte is never JSON (RFC 8259), though jansson lets one
+     * through right after a number. */
+    if (memchr(value, '\0', vlen) != NULL)
+        return NULL;
+    char *t = malloc(vlen + 1);
+    memcpy(t, value, vlen);
+    t[vlen] = '\0';
+    for (size_t i = 0; i + 6 <= vlen; i++) {
+        if (t[i] != '\\')
+            continue;
+        if (memcmp(t + i + 1, "u0000", 5) == 0)
+            t[i + 5] = '1';
+        i++; /* whatever the backslash escapes is not the start of an escape */
+    }
+    json_t *root = NULL;
+    for (int round = 0; round < 256 && root == NULL; round++) {
+        json_error_t e;
+        root = json_loadb(t, vlen, JSON_DECODE_ANY | JSON_DECODE_INT_AS_REAL, &e);
+        if (root != NULL || json_error_code(&e) != json_error_numeric_overflow)
+            break;
+        size_t end = (size_t)e.position < vlen ? (size_t)e.position : vlen;
+        while (end > 0 && !number_char((uint8_t)t[end - 1]) && (size_t)e.position - end < 2)
+            end--;
+        size_t start = end;
+        while (start > 0 && number_char((uint8_t)t[start - 1]))
+            start--;
+        if (start == end)
+            break;
+        t[start] = '0';
+        memset(t + start + 1, ' ', end - start - 1);
+    }
+    json_error_t e;
+    json_t *strict =
+        root != NULL
+            ? json_loadb(t, vlen,
+                         JSON_DECODE_ANY | JSON_DECODE_INT_AS_REAL | JSON_REJECT_DUPLICATES, &e)
+            : NULL;
+    permissive_dropped = root != NULL && strict == NULL;
+    json_decref(strict);
+    free(t);
+    return root;
+}
+
+static int path_in(const json_t *v, const char *path);
+
+/* What follows a key or an index: the end, an index, or '.' and a key. */
+static int path_rest(const json_t *v, const char *rest)
+{
+    if (*rest == '\0')
+        return 1;
+    if (*rest == '[')
+        return path_in(v, rest);
+    return *rest == '.' ? path_in(v, rest + 1) : 0;
+}
+
+/* Whether a path in error-field syntax ("a.b[2].c": keys joined by '.',
+ * indexes in brackets, an empty key leaving no trace) leads to a node of v.
+ * Keys may hold '.' and '[', so every key that fits is tried. 1 found, 0
+ * not, -1 cannot tell (a key on the way held \u0000, now \u0001). */
+static int path_in(const json_t *v, const char *path)
+{
+    if (*path == '[' && json_is_array(v)) {
+        char *end;
+        unsigned long i = strtoul(path + 1, &end, 10);
+        return *end == ']' && i < json_array_size(v) ? path_rest(json_array_get(v, i), end + 1) : 0;
+    }
+    if (!json_is_object(v))
+        return 0;
+    int verdict = 0;
+    const char *key;
+    size_t klen;
+    json_t *m;
+    json_object_keylen_foreach((json_t *)v, key, klen, m)
+    {
+        int r = 0;
+        if (memchr(key, '\x01', klen) != NULL)
+            r = -1;
+        else if (klen == 0) /* names nothing: the path goes on from here */
+            r = *path == '\0' ? 1 : path_in(m, path);
+        else if (strncmp(path, key, klen) == 0)
+            r = path_rest(m, path + klen);
+        if (r == 1)
+            return 1;
+        if (r == -1)
+            verdict = -1;
+    }
+    return verdict;
+}
+
+/* The field of an answer to a lenient reading names a place in it: a
+ * payload field by its path inside the payload, anything else from the top
+ * (unless it may have been cut to fit the field). */
+static void field_in_tree(const json_t *root, const char *field, const char *what)
+{
+    /* The path is cut to JSCAN_PATH_MAX before "payload." comes off it. */
+    if (field[0] == '\0' || strlen(field) + 4 + strlen("payload.") >= JSCAN_PATH_MAX)
+        return;
+    if (permissive_dropped)
+        return;
+    const json_t *payload = json_object_get(root, "payload");
+    CHECK((payload != NULL && path_in(payload, field) != 0) || path_in(root, field) != 0,
+          "%s: the field \"%s\" names no place in the request", what, field);
+}
+
+static const envelope_policy_t policy = {
+    .own_topics = {"tally.requests", "tally.audit", "tally.dlq"}};
+
+/* Decodes value under key and checks the envelope invariants; returns the
+ * kind. root is jansson's strict reading, proot the permissive one (NULL
+ * unless root is). */
 static envelope_kind_t decode_checked(const uint8_t *key, size_t klen, bool has_key,
                                       const uint8_t *value, size_t vlen, const json_t *root,
-                                      bool utf8, envelope_t *env, const char *what)
+                                      const json_t *proot, bool utf8, envelope_t *env,
+                                      const char *what)
 {
-    envelope_kind_t kind = envelope_decode(has_key ? key : NULL, klen, value, vlen, env);
-    check_envelope(env, kind, root, expect_decode(key, klen, has_key, root, vlen, utf8), what);
+    envelope_kind_t kind = envelope_decode(&policy, has_key ? key : NULL, klen, value, vlen, env);
+    if (root != NULL || proot == NULL || !utf8 || vlen > ENVELOPE_MAX_VALUE) {
+        check_envelope(env, kind, root, expect_decode(key, klen, has_key, root, vlen, utf8), false,
+                       what);
+        return kind;
+    }
+    /* Readable: answered invalid_request naming the place, unless its id or
+     * account_id is unreadable (missing, invalid or given twice). */
+    expect_t want = expect_decode(key, klen, has_key, proot, vlen, utf8);
+    if (want.kind == ENVELOPE_DLQ) {
+        check_envelope(env, kind, proot, want, true, what);
+        return kind;
+    }
+    if (kind == ENVELOPE_DLQ) {
+        CHECK(strstr(env->error_message, "more than once") != NULL,
+              "%s: a readable request was dead-lettered: %s", what, env->error_message);
+        check_envelope(env, kind, proot, EXPECT_DLQ, true, what);
+        return kind;
+    }
+    check_envelope(env, kind, proot, (expect_t){ENVELOPE_ANSWER, TALLY_ERR_INVALID_REQUEST, NULL},
+                   true, what);
+    field_in_tree(proot, env->error_field, what);
     return kind;
 }
 
@@ -645,10 +808,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     json_t *root = vlen > 0 ? json_loadb((const char *)value, vlen,
                                          JSON_REJECT_DUPLICATES | JSON_DECODE_ANY, NULL)
                             : NULL;
+    json_t *proot = root == NULL && utf8 && vlen > 0 ? permissive_parse(value, vlen) : NULL;
 
     envelope_t env;
     envelope_kind_t kind =
-        decode_checked(key, klen, has_key, value, vlen, root, utf8, &env, "as sent");
+        decode_checked(key, klen, has_key, value, vlen, root, proot, utf8, &env, "as sent");
 
     if (root != NULL && json_is_object(root)) {
         /* docs/schemas/envelope.json, the producers' reading of §2. */
@@ -678,19 +842,20 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         envelope_t keyed;
         const uint8_t *own = (const uint8_t *)env.account.id;
         envelope_kind_t k2 = decode_checked(own, strlen(env.account.id), true, value, vlen, root,
-                                            utf8, &keyed, "keyed by its account");
+                                            proot, utf8, &keyed, "keyed by its account");
         CHECK(k2 == kind && keyed.error == env.error &&
                   strcmp(keyed.error_field, env.error_field) == 0 &&
                   json_equal(keyed.payload, env.payload) == (env.payload != NULL),
               "the matching key changes the outcome");
         envelope_clear(&keyed);
         static const uint8_t other[] = "some-other-account";
-        decode_checked(other, sizeof(other) - 1, true, value, vlen, root, utf8, &keyed,
+        decode_checked(other, sizeof(other) - 1, true, value, vlen, root, proot, utf8, &keyed,
                        "keyed by another account");
         envelope_clear(&keyed);
     }
 
     envelope_clear(&env);
     json_decref(root);
+    json_decref(proot);
     return 0;
 }

@@ -2,7 +2,7 @@
  * (description of 1000 characters, 50 metadata keys of 40 characters with
  * values of 500 '"', 1000 bytes each once escaped: about 53 KB of JSON a
  * payment), written straight into the table as the superuser, for the tests
- * of the 1 MiB bound on a list page (it_payments, it_worker_bounds). */
+ * of the 1 MiB bound on a list page (it_payments, it_worker_db_bounds). */
 #ifndef TALLY_IT_BIG_PAYMENTS_H
 #define TALLY_IT_BIG_PAYMENTS_H
 

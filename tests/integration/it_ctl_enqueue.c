@@ -239,6 +239,21 @@ static void test_usage_raw_and_dry_run(void **state)
         assert_int_equal(o.code, n == 128 ? 0 : 1);
         ctl_out_free(&o);
     }
+    /* What the worker answers rather than dead-letters is sent: a duplicate
+     * key, a number out of range or a \u0000 inside the payload (the worker
+     * answers invalid_request naming it); in an envelope field it is not. */
+    ctl_run("{\"id\":\"r\",\"account_id\":\"a\",\"type\":\"t\",\"payload\":{\"amount\":1e400}}\n"
+            "{\"id\":\"r\",\"account_id\":\"a\",\"type\":\"t\",\"payload\":{\"k\":1,\"k\":2}}\n"
+            "{\"id\":\"r\",\"account_id\":\"a\",\"type\":\"t\",\"payload\":{\"d\":\"\\u0000\"}}\n"
+            "{\"id\":\"r\",\"account_id\":\"a\",\"type\":\"t\",\"type\":\"u\",\"payload\":{}}\n"
+            "{\"id\":\"r\",\"id\":\"s\",\"account_id\":\"a\",\"type\":\"t\",\"payload\":{}}\n",
+            NULL, (const char *const[]){"enqueue", "--dry-run", "--brokers", f->brokers_flag, NULL},
+            &o);
+    assert_int_equal(o.code, 1);
+    assert_non_null(strstr(o.out, "3 valid, 2 invalid"));
+    assert_non_null(strstr(o.err, "line 4: type: a duplicate key"));
+    assert_non_null(strstr(o.err, "line 5: id: a duplicate key"));
+    ctl_out_free(&o);
     /* --raw sends even what the worker must dead-letter, byte for byte. */
     ctl_run("not json at all\n", NULL,
             (const char *const[]){"enqueue", "--raw", "--brokers", f->brokers_flag, NULL}, &o);

@@ -90,6 +90,32 @@ static void test_error_result_and_replay(void **state)
     assert_false(answer_stored_status("{}", &ok, &code));
 }
 
+/* A result that cannot be published gives way to a short `internal` one
+ * (CONTRACT.md §3): the request's identity, why, and nothing of the body. */
+static void test_unpublishable_result(void **state)
+{
+    (void)state;
+    envelope_t env = sample(true);
+    char *r = answer_unpublishable(&env, 1500000, "Broker: Message size too large", true, 0);
+    assert_non_null(r);
+    assert_true(strlen(r) < 1024);
+    json_t *j = json_loads(r, JSON_REJECT_DUPLICATES, NULL);
+    assert_string_equal(json_string_value(json_object_get(j, "id")), "req_1");
+    assert_string_equal(json_string_value(json_object_get(j, "account_id")), "acct_42");
+    assert_string_equal(json_string_value(json_object_get(j, "type")), "payment.record");
+    assert_string_equal(json_string_value(json_object_get(j, "correlation_id")), "c-77");
+    assert_string_equal(json_string_value(json_object_get(j, "status")), "error");
+    assert_true(json_is_true(json_object_get(j, "replayed")));
+    json_t *e = json_object_get(j, "error");
+    assert_string_equal(json_string_value(json_object_get(e, "code")), "internal");
+    assert_null(json_object_get(e, "field"));
+    const char *msg = json_string_value(json_object_get(e, "message"));
+    assert_non_null(strstr(msg, "1500000 bytes"));
+    assert_non_null(strstr(msg, "Message size too large"));
+    json_decref(j);
+    free(r);
+}
+
 static void test_audit_event(void **state)
 {
     (void)state;
@@ -126,6 +152,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_ok_result_shape_and_order),
         cmocka_unit_test(test_error_result_and_replay),
+        cmocka_unit_test(test_unpublishable_result),
         cmocka_unit_test(test_audit_event),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -52,7 +52,26 @@ static void test_defaults(void **state)
     assert_false(cfg.log_text);
     assert_true(cfg.prepared_statements);
     assert_int_equal(cfg.n_kafka, 0);
+    assert_string_equal(cfg.reply_to_pattern, "");
+    assert_false(cfg.has_reply_to_regex);
     config_free(&cfg);
+}
+
+/* TALLY_REPLY_TO_PATTERN is compiled once at start-up (POSIX extended). */
+static void test_reply_to_pattern(void **state)
+{
+    (void)state;
+    char *argv[] = {"tally-worker", NULL};
+    char *envp[] = {BASE_ENV, "TALLY_REPLY_TO_PATTERN=billing\\.[a-z]+|audit-copies", NULL};
+    config_t cfg;
+    char err[256];
+    assert_int_equal(load(argv, envp, &cfg, err, sizeof(err)), CONFIG_RUN);
+    assert_true(cfg.has_reply_to_regex);
+    assert_string_equal(cfg.reply_to_pattern, "billing\\.[a-z]+|audit-copies");
+    assert_int_equal(regexec(&cfg.reply_to_regex, "billing.replies", 0, NULL, 0), 0);
+    assert_int_equal(regexec(&cfg.reply_to_regex, "other", 0, NULL, 0), REG_NOMATCH);
+    config_free(&cfg);
+    assert_false(cfg.has_reply_to_regex);
 }
 
 static void test_flags_env_and_kafka_properties(void **state)
@@ -134,6 +153,9 @@ static void test_every_bad_value(void **state)
     expect_bad("TALLY_AUDIT_TOPIC=a/b", "TALLY_AUDIT_TOPIC");
     expect_bad("TALLY_DLQ_TOPIC=", "TALLY_DLQ_TOPIC");
     expect_bad("TALLY_GROUP_ID=", "TALLY_GROUP_ID: must not be empty");
+    expect_bad("TALLY_REPLY_TO_PATTERN=billing\\.(", "TALLY_REPLY_TO_PATTERN");
+    expect_bad("TALLY_REPLY_TO_PATTERN=[a-", "not a POSIX extended regular expression");
+    expect_bad("--reply-to-pattern=*x", "TALLY_REPLY_TO_PATTERN");
     expect_bad("KAFKA_NO_SUCH_PROPERTY=1", "KAFKA_NO_SUCH_PROPERTY");
     expect_bad("KAFKA_SESSION_TIMEOUT_MS=soon", "KAFKA_SESSION_TIMEOUT_MS");
     expect_bad("-Xnot.a.property=1", "-X not.a.property");
@@ -226,6 +248,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_defaults),
+        cmocka_unit_test(test_reply_to_pattern),
         cmocka_unit_test(test_flags_env_and_kafka_properties),
         cmocka_unit_test(test_every_bad_value),
         cmocka_unit_test(test_required_and_secret),

@@ -1,5 +1,6 @@
 /* Unit tests for src/worker/envelope: every rule of CONTRACT.md §2, the
- * precedence of checks, and every DLQ case. */
+ * precedence of checks, every DLQ case, the lenient reading of a value
+ * jansson refuses and the reply_to policy. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -20,7 +21,7 @@ static const char *known_type(void)
 
 static envelope_kind_t decode(const char *key, const char *value, envelope_t *env)
 {
-    return envelope_decode(key, key ? strlen(key) : 0, value, strlen(value), env);
+    return envelope_decode(NULL, key, key ? strlen(key) : 0, value, strlen(value), env);
 }
 
 static void expect_dlq(const char *key, const char *value, const char *reason)
@@ -64,8 +65,17 @@ static void test_dlq_cases(void **state)
     expect_dlq(NULL, "{\"id\":\"r1\",\"account_id\":\"acct 1\"}", "account_id is not");
     expect_dlq(NULL, "{\"id\":\"r1\",\"account_id\":\"\"}", "account_id is not");
     expect_dlq(NULL, "{\"id\":\"r1\",\"account_id\":null}", "account_id is not");
-    /* Duplicate keys make the envelope ambiguous. */
-    expect_dlq(NULL, "{\"id\":\"r1\",\"account_id\":\"a\",\"account_id\":\"b\"}", "not JSON");
+    /* A duplicate id or account_id makes the request unreadable: which one
+     * would the result be keyed and deduplicated by? */
+    expect_dlq(NULL, "{\"id\":\"r1\",\"account_id\":\"a\",\"account_id\":\"b\"}",
+               "account_id is given more than once");
+    expect_dlq(NULL, "{\"id\":\"r1\",\"account_id\":\"a\",\"id\":\"r1\"}",
+               "id is given more than once");
+    expect_dlq(NULL, "{\"id\":\"r1\",\"\\u0069d\":\"r2\",\"account_id\":\"a\"}",
+               "id is given more than once");
+    /* Valid JSON with a problem is still not JSON when anything else is wrong. */
+    expect_dlq(NULL, "{\"id\":\"r1\",\"account_id\":\"a\",\"x\":1e400,}", "not JSON");
+    expect_dlq(NULL, "{\"id\":\"r1\",\"account_id\":\"a\",\"x\":\"\\ud800\\u0000\"}", "not JSON");
 
     char id129[200];
     memset(id129, 0, sizeof(id129));
@@ -81,17 +91,17 @@ static void test_dlq_bad_utf8_and_size(void **state)
     (void)state;
     envelope_t env;
     const char bad[] = "{\"id\":\"r1\",\"account_id\":\"a\",\"x\":\"\xC3\x28\"}";
-    assert_int_equal(envelope_decode(NULL, 0, bad, sizeof(bad) - 1, &env), ENVELOPE_DLQ);
+    assert_int_equal(envelope_decode(NULL, NULL, 0, bad, sizeof(bad) - 1, &env), ENVELOPE_DLQ);
     assert_non_null(strstr(env.error_message, "UTF-8"));
 
     size_t big = ENVELOPE_MAX_VALUE + 1;
     char *v = malloc(big);
     memset(v, ' ', big);
     memcpy(v, "{\"id\":\"r1\",\"account_id\":\"a\"}", 28);
-    assert_int_equal(envelope_decode(NULL, 0, v, big, &env), ENVELOPE_DLQ);
+    assert_int_equal(envelope_decode(NULL, NULL, 0, v, big, &env), ENVELOPE_DLQ);
     assert_non_null(strstr(env.error_message, "1 MiB"));
     /* Exactly 1 MiB is allowed (padding is JSON whitespace). */
-    assert_int_equal(envelope_decode(NULL, 0, v, big - 1, &env), ENVELOPE_ANSWER);
+    assert_int_equal(envelope_decode(NULL, NULL, 0, v, big - 1, &env), ENVELOPE_ANSWER);
     envelope_clear(&env);
     free(v);
 }
@@ -112,7 +122,7 @@ static void test_dlq_reason_is_utf8(void **state)
     values[1] = long_token;
     for (size_t i = 0; i < sizeof(values) / sizeof(values[0]); i++) {
         envelope_t env;
-        assert_int_equal(envelope_decode(NULL, 0, values[i], strlen(values[i]), &env),
+        assert_int_equal(envelope_decode(NULL, NULL, 0, values[i], strlen(values[i]), &env),
                          ENVELOPE_DLQ);
         assert_non_null(strstr(env.error_message, "not JSON"));
         size_t bad;
@@ -292,6 +302,162 @@ static void test_valid_request(void **state)
 
 /* Every prefix and every single-byte corruption of a valid message decodes
  * without crashing (ASan/UBSan watch) and yields a consistent outcome. */
+/* CONTRACT.md §2: a value that is valid JSON with a readable id and
+ * account_id is always answered; a number out of range, a duplicate key or
+ * a \u0000 is invalid_request naming the place (issue 11, finding 5: each
+ * of these went to the DLQ before). */
+static void test_readable_requests_are_answered(void **state)
+{
+    (void)state;
+    const char *type = known_type();
+    assert_non_null(type);
+    struct {
+        const char *payload;
+        const char *field;
+    } cases[] = {
+        {"{\"amount\":9223372036854775808}", "amount"},  /* 2^63 */
+        {"{\"amount\":18446744073709551616}", "amount"}, /* 2^64 */
+        {"{\"amount\":-9223372036854775809}", "amount"}, /* below int64 */
+        {"{\"amount\":1e400}", "amount"},                /* beyond double */
+        {"{\"amount\":-1.5E+309}", "amount"},
+        {"{\"description\":\"a\\u0000b\"}", "description"},
+        {"{\"amount\":1,\"amount\":2}", "amount"},
+        {"{\"metadata\":{\"k\":\"a\",\"\\u006b\":\"b\"}}",
+         "metadata.k"}, /* the same key, escaped */
+        {"{\"shares\":[{\"party\":\"a\"},{\"basis_points\":1e999}]}", "shares[1].basis_points"},
+        {"{\"metadata\":{\"a\\u0000b\":\"x\"}}", "metadata.a\xEF\xBF\xBD"
+                                                 "b"}, /* NUL in a key */
+        {"{\"\":1,\"\":2}", "payload"},                /* "" names nothing: its object is named */
+        {"{\"a\":{\"\":1,\"\":2}}", "a"},
+        {"{\"x\":1e400,\"amount\":1,\"amount\":2}", "x"}, /* the first one decides */
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        char msg[512];
+        snprintf(msg, sizeof(msg),
+                 "{\"id\":\"r1\",\"account_id\":\"acct_1\",\"type\":\"%s\",\"payload\":%s,"
+                 "\"correlation_id\":\"c-1\",\"reply_to\":\"billing.replies\"}",
+                 type, cases[i].payload);
+        envelope_t env;
+        assert_int_equal(decode("acct_1", msg, &env), ENVELOPE_ANSWER);
+        if (env.error != TALLY_ERR_INVALID_REQUEST || strcmp(env.error_field, cases[i].field) != 0)
+            fail_msg("case %zu (%s): %s on \"%s\": %s", i, cases[i].payload,
+                     tally_errcode_str(env.error), env.error_field, env.error_message);
+        assert_non_null(strstr(env.error_message, cases[i].field));
+        /* Everything the result echoes survives. */
+        assert_string_equal(env.id, "r1");
+        assert_string_equal(env.account.id, "acct_1");
+        assert_string_equal(env.type, type);
+        assert_string_equal(env.correlation_id, "c-1");
+        assert_string_equal(env.reply_to, "billing.replies");
+        assert_null(env.payload);
+        envelope_clear(&env);
+    }
+}
+
+static void test_lenient_envelope_fields(void **state)
+{
+    (void)state;
+    /* A problem in an envelope field is answered on that field, which is
+     * not echoed: its value is ambiguous or unreadable. */
+    envelope_t env;
+    assert_int_equal(
+        decode(NULL,
+               "{\"id\":\"r\",\"account_id\":\"a\",\"type\":\"x\",\"type\":\"y\","
+               "\"correlation_id\":\"c\\u0000\",\"reply_to\":\"b.r\",\"reply_to\":\"b.r\"}",
+               &env),
+        ENVELOPE_ANSWER);
+    assert_int_equal(env.error, TALLY_ERR_INVALID_REQUEST);
+    assert_string_equal(env.error_field, "type");
+    assert_string_equal(env.type, "");
+    assert_false(env.has_correlation_id);
+    assert_string_equal(env.reply_to, ""); /* a duplicate reply_to goes to the results topic */
+    envelope_clear(&env);
+    expect_error(NULL, "{\"id\":\"r\",\"account_id\":\"a\",\"v\":1e400}", TALLY_ERR_INVALID_REQUEST,
+                 "v");
+    expect_error(NULL, "{\"id\":\"r\",\"account_id\":\"a\",\"note\":{\"n\":[0,1e400]}}",
+                 TALLY_ERR_INVALID_REQUEST, "note.n[1]");
+    expect_error(NULL, "{\"id\":\"r\",\"account_id\":\"a\",\"payload\":{},\"payload\":{}}",
+                 TALLY_ERR_INVALID_REQUEST, "payload");
+    /* Found by the fuzzer: a top-level key "payload.m" is not the payload, so
+     * its path keeps its prefix. */
+    expect_error(NULL, "{\"id\":\"r\",\"account_id\":\"a\",\"payload.m\":{\"x\":1e400}}",
+                 TALLY_ERR_INVALID_REQUEST, "payload.m.x");
+    /* It comes before the version and the key: the text decides first. */
+    expect_error("other", "{\"v\":2,\"id\":\"r\",\"account_id\":\"a\",\"x\":\"\\u0000\"}",
+                 TALLY_ERR_INVALID_REQUEST, "x");
+    /* An id or account_id holding the problem is unreadable. */
+    expect_dlq(NULL, "{\"id\":\"r\\u0000\",\"account_id\":\"a\"}", "id is not");
+    expect_dlq(NULL, "{\"id\":\"r\",\"account_id\":\"a\\u0000\"}", "account_id is not");
+    expect_dlq(NULL, "{\"id\":1e400,\"account_id\":\"a\"}", "id is not");
+    expect_dlq(NULL, "[1e400]", "not a JSON object");
+}
+
+/* Builds a policy with the default topic names and, when pattern is not
+ * NULL, TALLY_REPLY_TO_PATTERN. */
+static envelope_policy_t policy_with(regex_t *re, const char *pattern)
+{
+    envelope_policy_t p = {.own_topics = {"tally.requests", "tally.audit", "tally.dlq"}};
+    if (pattern != NULL) {
+        assert_int_equal(regcomp(re, pattern, REG_EXTENDED), 0);
+        p.pattern = re;
+    }
+    return p;
+}
+
+/* CONTRACT.md §2 reply_to (issue 11, finding 4): never Tally's own topics,
+ * and the operator's pattern must match the whole name. */
+static void test_reply_to_policy(void **state)
+{
+    (void)state;
+    const char *type = known_type();
+    regex_t re;
+    envelope_policy_t own = policy_with(NULL, NULL);
+    envelope_policy_t narrow = policy_with(&re, "billing\\.[a-z]+|tally\\.(requests|dlq)");
+    assert_true(envelope_reply_to_allowed(NULL, "tally.requests"));
+    assert_true(envelope_reply_to_allowed(&own, "tally.results"));
+    assert_true(envelope_reply_to_allowed(&own, "anything.else"));
+    assert_false(envelope_reply_to_allowed(&own, "tally.requests"));
+    assert_false(envelope_reply_to_allowed(&own, "tally.audit"));
+    assert_false(envelope_reply_to_allowed(&own, "tally.dlq"));
+    assert_true(envelope_reply_to_allowed(&narrow, "billing.replies"));
+    assert_false(envelope_reply_to_allowed(&narrow, "tally.requests")); /* own, whatever it says */
+    assert_false(envelope_reply_to_allowed(&narrow, "tally.results"));
+    assert_false(envelope_reply_to_allowed(&narrow, "xbilling.replies")); /* whole name */
+    assert_false(envelope_reply_to_allowed(&narrow, "billing.replies2"));
+    assert_false(envelope_reply_to_allowed(&narrow, "billing.replies.x"));
+
+    const char *refused[][2] = {{"tally.requests", "own"},
+                                {"tally.dlq", "own"},
+                                {"tally.audit", "own"},
+                                {"tally.results", "operator"},
+                                {"other.topic", "operator"}};
+    for (size_t i = 0; i < sizeof(refused) / sizeof(refused[0]); i++) {
+        char msg[512];
+        snprintf(msg, sizeof(msg),
+                 "{\"id\":\"r\",\"account_id\":\"a\",\"type\":\"%s\",\"payload\":{},"
+                 "\"reply_to\":\"%s\"}",
+                 type, refused[i][0]);
+        envelope_t env;
+        assert_int_equal(envelope_decode(&narrow, NULL, 0, msg, strlen(msg), &env),
+                         ENVELOPE_ANSWER);
+        assert_int_equal(env.error, TALLY_ERR_INVALID_REQUEST);
+        assert_string_equal(env.error_field, "reply_to");
+        assert_non_null(strstr(env.error_message, refused[i][1]));
+        assert_string_equal(env.reply_to, ""); /* answered on the results topic */
+        envelope_clear(&env);
+        /* With another error, that one is answered, still not to reply_to. */
+        snprintf(msg, sizeof(msg),
+                 "{\"id\":\"r\",\"account_id\":\"a\",\"type\":\"no.such\",\"reply_to\":\"%s\"}",
+                 refused[i][0]);
+        assert_int_equal(envelope_decode(&narrow, NULL, 0, msg, strlen(msg), &env),
+                         ENVELOPE_ANSWER);
+        assert_int_equal(env.error, TALLY_ERR_UNKNOWN_TYPE);
+        assert_string_equal(env.reply_to, "");
+        envelope_clear(&env);
+    }
+    regfree(&re);
+}
+
 static void test_never_crashes(void **state)
 {
     (void)state;
@@ -301,7 +467,7 @@ static void test_never_crashes(void **state)
     char *buf = malloc(n);
     for (size_t len = 0; len <= n; len++) {
         envelope_t env;
-        envelope_kind_t k = envelope_decode("a", 1, base, len, &env);
+        envelope_kind_t k = envelope_decode(NULL, "a", 1, base, len, &env);
         assert_true(k == ENVELOPE_ANSWER || k == ENVELOPE_DLQ);
         envelope_clear(&env);
     }
@@ -311,7 +477,7 @@ static void test_never_crashes(void **state)
             memcpy(buf, base, n);
             buf[i] = (char)probes[p];
             envelope_t env;
-            envelope_kind_t k = envelope_decode(NULL, 0, buf, n, &env);
+            envelope_kind_t k = envelope_decode(NULL, NULL, 0, buf, n, &env);
             if (k == ENVELOPE_DLQ)
                 assert_true(env.error_message[0] != '\0');
             else
@@ -349,7 +515,7 @@ static void test_schema_examples(void **state)
     {
         char *text = json_dumps(ex, JSON_COMPACT);
         envelope_t env;
-        assert_int_equal(envelope_decode(NULL, 0, text, strlen(text), &env), ENVELOPE_ANSWER);
+        assert_int_equal(envelope_decode(NULL, NULL, 0, text, strlen(text), &env), ENVELOPE_ANSWER);
         if (handler_find(env.type) != NULL)
             assert_int_equal(env.error, TALLY_ERR_NONE);
         envelope_clear(&env);
@@ -361,7 +527,7 @@ static void test_schema_examples(void **state)
     {
         char *text = json_dumps(ex, JSON_COMPACT | JSON_ENCODE_ANY);
         envelope_t env;
-        envelope_kind_t k = envelope_decode(NULL, 0, text, strlen(text), &env);
+        envelope_kind_t k = envelope_decode(NULL, NULL, 0, text, strlen(text), &env);
         if (k == ENVELOPE_ANSWER && env.error == TALLY_ERR_NONE)
             fail_msg("invalid example %zu accepted: %s", i, text);
         envelope_clear(&env);
@@ -383,6 +549,9 @@ int main(void)
         cmocka_unit_test(test_echoed_fields_survive_errors),
         cmocka_unit_test(test_correlation_id_counts_characters),
         cmocka_unit_test(test_valid_request),
+        cmocka_unit_test(test_readable_requests_are_answered),
+        cmocka_unit_test(test_lenient_envelope_fields),
+        cmocka_unit_test(test_reply_to_policy),
         cmocka_unit_test(test_never_crashes),
         cmocka_unit_test(test_schema_examples),
     };

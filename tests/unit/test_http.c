@@ -150,11 +150,19 @@ static void run_client(fixture_t *f, client_fn fn)
 
 /* ---- the client side (client thread) ------------------------------------ */
 
-static int dial(int port)
+/* A connection to the server from the loopback address from ("127.0.0.1"
+ * by default: every 127/8 address is the loopback interface on Linux). */
+static int dial_from(int port, const char *from)
 {
     int fd = socket(AF_INET, SOCK_STREAM, 0);
     if (fd < 0)
         return -1;
+    struct sockaddr_in local = {.sin_family = AF_INET};
+    if (inet_pton(AF_INET, from, &local.sin_addr) != 1 ||
+        bind(fd, (struct sockaddr *)&local, sizeof(local)) != 0) {
+        close(fd);
+        return -1;
+    }
     struct timeval tv = {.tv_sec = IO_TIMEOUT_S};
     setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
     setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
@@ -165,6 +173,11 @@ static int dial(int port)
         return -1;
     }
     return fd;
+}
+
+static int dial(int port)
+{
+    return dial_from(port, "127.0.0.1");
 }
 
 static bool send_all(int fd, const char *p, size_t n)
@@ -356,7 +369,7 @@ static void client_slowloris(fixture_t *f)
 static void test_slowloris_is_timed_out(void **state)
 {
     fixture_t *f = *state;
-    http_server_set_limits(f->srv, &(http_limits_t){.read_timeout_ms = 200});
+    http_server_set_limits(f->srv, &(http_limits_t){.header_timeout_ms = 200});
     run_client(f, client_slowloris);
     assert_int_equal(f->calls, 1);
 }
@@ -386,42 +399,104 @@ static void client_many(fixture_t *f)
 static void test_many_concurrent_connections(void **state)
 {
     fixture_t *f = *state;
+    /* All from one address: each may be served in full. */
+    http_server_set_limits(f->srv, &(http_limits_t){.max_per_peer = MANY});
     run_client(f, client_many);
     assert_int_equal(f->calls, MANY);
 }
 
+/* Reads the answer on fd (status 0: closed without one). */
+static int answer_on(int fd)
+{
+    reply_t *r = malloc(sizeof(*r));
+    r->len = recv_all(fd, r->text, sizeof(r->text));
+    parse_reply(r);
+    int status = r->status;
+    free(r);
+    return status;
+}
+
 static void client_over_limit(fixture_t *f)
 {
-    int fds[8];
-    for (int i = 0; i < 8; i++) {
+    int fds[6];
+    for (int i = 0; i < 6; i++) {
         fds[i] = dial(f->port);
         CHECK(fds[i] >= 0);
-        if (i == 3) /* the first four are surely accepted before the rest */
-            CHECK(get(f, "GET /livez HTTP/1.1\r\nHost: t\r\n\r\n", 503));
     }
-    reply_t *r = malloc(sizeof(*r));
-    for (int i = 4; i < 8; i++) { /* beyond the limit: turned away at once */
-        r->len = recv_all(fds[i], r->text, sizeof(r->text));
-        parse_reply(r);
-        CHECK(r->status == 503);
+    /* Four are served in full, two sit on the reserved slots. A seventh
+     * connection takes the place of the oldest idle reserved one, and may
+     * ask for liveness only. */
+    CHECK(get(f, "GET /metrics HTTP/1.1\r\nHost: t\r\n\r\n", 503));
+    CHECK(strstr(R.text, "Retry-After: 1\r\n") != NULL);
+    CHECK(answer_on(fds[4]) == 0); /* closed to make room, unanswered */
+    CHECK(get(f, "GET /livez HTTP/1.1\r\nHost: t\r\n\r\n", 200));
+    CHECK(get(f, "HEAD /livez HTTP/1.1\r\nHost: t\r\n\r\n", 200));
+    for (int i = 0; i < 4; i++) { /* within the limit: served in full */
+        CHECK(send_all(fds[i], "GET /metrics HTTP/1.1\r\nHost: t\r\n\r\n", 35));
+        CHECK(answer_on(fds[i]) == 200);
     }
-    for (int i = 0; i < 4; i++) { /* within it: served */
-        CHECK(send_all(fds[i], "GET /livez HTTP/1.1\r\nHost: t\r\n\r\n", 33));
-        r->len = recv_all(fds[i], r->text, sizeof(r->text));
-        parse_reply(r);
-        CHECK(r->status == 200);
-    }
-    for (int i = 0; i < 8; i++)
+    for (int i = 0; i < 6; i++)
         close(fds[i]);
-    free(r);
 }
 
 static void test_connection_limit(void **state)
 {
     fixture_t *f = *state;
-    http_server_set_limits(f->srv, &(http_limits_t){.max_connections = 4});
+    http_server_set_limits(f->srv, &(http_limits_t){.max_connections = 4,
+                                                    .reserved = 2,
+                                                    .header_timeout_ms = 30000 /* no 408 here */});
     run_client(f, client_over_limit);
-    assert_int_equal(f->calls, 4);
+    assert_int_equal(f->calls, 2 + 4); /* the liveness probes and the four in full */
+}
+
+/* One address holds at most max_per_peer connections served in full; the
+ * next one is on reserved capacity, while another address is served. */
+static void client_per_peer(fixture_t *f)
+{
+    int a = dial(f->port), b = dial(f->port);
+    CHECK(a >= 0 && b >= 0);
+    CHECK(get(f, "GET /metrics HTTP/1.1\r\nHost: t\r\n\r\n", 503));
+    CHECK(get(f, "GET /livez HTTP/1.1\r\nHost: t\r\n\r\n", 200));
+    int other = dial_from(f->port, "127.0.0.2");
+    CHECK(other >= 0);
+    CHECK(send_all(other, "GET /metrics HTTP/1.1\r\nHost: t\r\n\r\n", 35));
+    CHECK(answer_on(other) == 200);
+    close(other);
+    close(a);
+    close(b);
+}
+
+static void test_per_peer_limit(void **state)
+{
+    fixture_t *f = *state;
+    http_server_set_limits(f->srv, &(http_limits_t){.max_per_peer = 2, .header_timeout_ms = 30000});
+    run_client(f, client_per_peer);
+    assert_int_equal(f->calls, 2);
+}
+
+#define IDLE 300
+
+/* 300 connections that send nothing: /livez still answers, at once. */
+static void client_idle_flood(fixture_t *f)
+{
+    static int fds[IDLE];
+    for (int i = 0; i < IDLE; i++) {
+        fds[i] = dial(f->port);
+        CHECK(fds[i] >= 0);
+    }
+    CHECK(get(f, "GET /livez HTTP/1.1\r\nHost: t\r\n\r\n", 200));
+    CHECK(strcmp(R.body, "ok\n") == 0);
+    CHECK(get(f, "GET /metrics HTTP/1.1\r\nHost: t\r\n\r\n", 503));
+    for (int i = 0; i < IDLE; i++)
+        close(fds[i]);
+}
+
+static void test_livez_survives_idle_flood(void **state)
+{
+    fixture_t *f = *state;
+    http_server_set_limits(f->srv, &(http_limits_t){.header_timeout_ms = 30000});
+    run_client(f, client_idle_flood);
+    assert_int_equal(f->calls, 1); /* the 503 is the server's own */
 }
 
 static void client_close_with_open_connections(fixture_t *f)
@@ -493,6 +568,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_slowloris_is_timed_out, setup, teardown),
         cmocka_unit_test_setup_teardown(test_many_concurrent_connections, setup, teardown),
         cmocka_unit_test_setup_teardown(test_connection_limit, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_per_peer_limit, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_livez_survives_idle_flood, setup, teardown),
         cmocka_unit_test_setup_teardown(test_close_with_open_connections, setup, teardown),
         cmocka_unit_test(test_bad_addresses),
     };

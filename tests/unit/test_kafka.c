@@ -21,11 +21,17 @@ static void test_classify(void **state)
     assert_int_equal(kafka_classify(NULL, RD_KAFKA_RESP_ERR_TOPIC_AUTHORIZATION_FAILED),
                      KAFKA_ERR_TOPIC);
     assert_int_equal(kafka_classify(NULL, RD_KAFKA_RESP_ERR_MSG_SIZE_TOO_LARGE), KAFKA_ERR_TOPIC);
+    assert_int_equal(kafka_classify(NULL, RD_KAFKA_RESP_ERR_TOPIC_EXCEPTION), KAFKA_ERR_TOPIC);
+    assert_int_equal(kafka_classify(NULL, RD_KAFKA_RESP_ERR_INVALID_RECORD), KAFKA_ERR_TOPIC);
+    assert_int_equal(kafka_classify(NULL, RD_KAFKA_RESP_ERR_RECORD_LIST_TOO_LARGE),
+                     KAFKA_ERR_TOPIC);
+    /* A full local queue is no failure of the message: it never uses up its attempts. */
+    assert_int_equal(kafka_classify(NULL, RD_KAFKA_RESP_ERR__QUEUE_FULL), KAFKA_ERR_QUEUE_FULL);
     /* Transient ones are retried. */
     assert_int_equal(kafka_classify(NULL, RD_KAFKA_RESP_ERR__MSG_TIMED_OUT), KAFKA_ERR_RETRIABLE);
     assert_int_equal(kafka_classify(NULL, RD_KAFKA_RESP_ERR_NOT_LEADER_FOR_PARTITION),
                      KAFKA_ERR_RETRIABLE);
-    assert_int_equal(kafka_classify(NULL, RD_KAFKA_RESP_ERR__QUEUE_FULL), KAFKA_ERR_RETRIABLE);
+    assert_int_equal(kafka_classify(NULL, RD_KAFKA_RESP_ERR_UNKNOWN), KAFKA_ERR_RETRIABLE);
     assert_int_equal(kafka_classify(NULL, RD_KAFKA_RESP_ERR__TRANSPORT), KAFKA_ERR_RETRIABLE);
 }
 

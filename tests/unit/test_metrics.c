@@ -191,6 +191,7 @@ static void test_fresh_registry_is_valid_and_zero(void **state)
     assert_true(value_of(&P, "tally_pool_connections{state=\"connecting\"}") == 0);
     assert_true(value_of(&P, "tally_paused_partitions") == 0);
     assert_true(value_of(&P, "tally_database_up") == 0); /* not known up until told */
+    assert_true(value_of(&P, "tally_stuck_deliveries") == 0);
     char build[128];
     snprintf(build, sizeof(build), "tally_build_info{version=\"%s\"}", TALLY_VERSION);
     assert_true(value_of(&P, build) == 1);
@@ -211,6 +212,7 @@ static void test_fresh_registry_is_valid_and_zero(void **state)
                               "tally_pool_connections",
                               "tally_paused_partitions",
                               "tally_database_up",
+                              "tally_stuck_deliveries",
                               "tally_consumer_lag"};
     for (size_t i = 0; i < sizeof(families) / sizeof(families[0]); i++)
         assert_true(family_declared(&P, families[i], true));
@@ -316,6 +318,8 @@ static void test_dlq_retries_and_gauges(void **state)
     metrics_retry(m);
     metrics_set_in_flight(m, 42);
     metrics_set_paused_partitions(m, 2);
+    metrics_set_stuck_deliveries(m, 3);
+    metrics_set_stuck_deliveries(m, 1);
     metrics_set_pool(m, 3, 1, 1);
     metrics_set_pool(m, 2, 3, 0);
     metrics_set_database_up(m, true);
@@ -330,6 +334,7 @@ static void test_dlq_retries_and_gauges(void **state)
     assert_true(value_of(&P, "tally_retries_total") == 3);
     assert_true(value_of(&P, "tally_in_flight_requests") == 42);
     assert_true(value_of(&P, "tally_paused_partitions") == 2);
+    assert_true(value_of(&P, "tally_stuck_deliveries") == 1); /* a gauge: the last value */
     assert_true(value_of(&P, "tally_pool_connections{state=\"idle\"}") == 2);
     assert_true(value_of(&P, "tally_pool_connections{state=\"active\"}") == 3);
     assert_true(value_of(&P, "tally_pool_connections{state=\"connecting\"}") == 0);
