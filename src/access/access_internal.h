@@ -75,7 +75,8 @@ typedef enum access_ctl {
     ACCESS_CTL_SAVEPOINT,
     ACCESS_CTL_RELEASE,
     ACCESS_CTL_ROLLBACK_TO,
-    ACCESS_CTL_SET_TENANT, /* set_config('app.account_id', <the item's account>, true) */
+    ACCESS_CTL_SET_TENANT, /* set_config('app.account_id', <the item's account>, true), and
+                            * the session's limits (SET LOCAL statement_timeout, …) */
     ACCESS_CTL_COMMIT,
 } access_ctl_t;
 
@@ -114,6 +115,10 @@ struct access_session {
     /* A tx whose writes failed after access_tx_end had returned (pipelined
      * sessions carry them into the next message): 0 for none. */
     unsigned failed;
+    bool failed_permanently; /* its failure was class 22 or 23 (sqlstate.h) */
+    /* The pool's limits (pool_limits_t) as text for SET_TENANT: statement,
+     * lock and idle-in-transaction timeouts in milliseconds. */
+    char limits[3][16];
 };
 
 /* One SQLSTATE (and optionally one constraint) turned into a business outcome. */
@@ -124,6 +129,19 @@ struct access_errmap {
     const char *field;      /* payload field to blame, or NULL */
     const char *message;    /* for the result */
 };
+
+/* For the errmap of every statement that moves a balance (its triggers
+ * write account_balances): a total that would pass ±(2^53 − 1) is a
+ * conflict on the request's amount (CONTRACT.md §3), whether the CHECK of
+ * 0006_bounds.sql refuses it or, on a row already beyond it, bigint
+ * overflows. */
+// clang-format off
+#define ACCESS_BALANCE_BOUNDS_ERRORS                                                               \
+    {"23514", "account_balances_bounds", ACCESS_CONFLICT, "amount",                                \
+     "the account's balance in this currency would pass 2^53 - 1 in absolute value"},             \
+    {"22003", NULL, ACCESS_CONFLICT, "amount",                                                     \
+     "the account's balance in this currency would pass 2^53 - 1 in absolute value"}
+// clang-format on
 
 struct access_stmt {
     const char *name;              /* unique across src/access/, "<module>_<what>" */

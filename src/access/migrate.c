@@ -1,6 +1,8 @@
 /* migrate — see access/migrate.h. */
 #include "access/migrate.h"
 
+#include "access/sqlscan.h"
+
 #include "common/clock.h"
 #include "common/log.h"
 
@@ -293,6 +295,23 @@ static int verify(migrator_t *m)
     return 0;
 }
 
+/* Refuses a pending file that would end the transaction it runs in (a
+ * COMMIT inside commits what came before it, whatever fails after), before
+ * anything of this run is applied. */
+static int refuse_txn_control(migrator_t *m)
+{
+    for (size_t i = 0; i < m->nfiles; i++) {
+        access_sqlscan_hit_t hit;
+        if (!m->files[i].applied && access_sqlscan_txn_control(m->files[i].sql, &hit))
+            return fail(m,
+                        "migration %s, line %d: %s is transaction control, which a migration "
+                        "must not contain (each file runs in its own transaction, which migrate "
+                        "commits); remove it. Nothing was applied",
+                        m->files[i].name, hit.line, hit.what);
+    }
+    return 0;
+}
+
 /* 1-based line of the 1-based character position pos in sql (UTF-8). */
 static int line_of(const char *sql, long pos)
 {
@@ -331,11 +350,15 @@ static int apply_one(migrator_t *m, const mfile_t *f)
     }
     PQclear(r);
     if (PQtransactionStatus(m->pg) != PQTRANS_INTRANS) {
+        /* refuse_txn_control missed a way to end the transaction: what ran
+         * before that point may be committed, unrecorded. */
         PGresult *rb = PQexec(m->pg, "ROLLBACK");
         PQclear(rb);
         return fail(m,
-                    "migration %s ended its transaction itself; remove BEGIN/COMMIT from it "
-                    "(each file already runs in its own transaction) and check what it left",
+                    "migration %s ended its transaction itself: what it ran before that may "
+                    "have been committed, and it is not recorded as applied; remove the "
+                    "transaction control (each file already runs in its own transaction) and "
+                    "check the database",
                     f->name);
     }
     const char *const params[] = {f->name, f->checksum};
@@ -421,7 +444,7 @@ int access_migrate_apply(const char *conninfo, const char *dir, FILE *out, char 
             fprintf(m.out, "warning: applied migration %s is not in %s\n", m.applied[j].name,
                     m.dir);
     }
-    if ((rc = verify(&m)) != 0)
+    if ((rc = verify(&m)) != 0 || (rc = refuse_txn_control(&m)) != 0)
         goto done;
 
     size_t done_now = 0;

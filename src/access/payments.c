@@ -19,6 +19,13 @@
 static const access_errmap_t RECORD_ERRORS[] = {
     {"23505", "stripe_payments_external_id_key", ACCESS_CONFLICT, "external_id",
      "a payment with this external_id already exists in the account"},
+    ACCESS_BALANCE_BOUNDS_ERRORS,
+    {0},
+};
+
+/* Succeeding and refunding move the balance too. */
+static const access_errmap_t BALANCE_ERRORS[] = {
+    ACCESS_BALANCE_BOUNDS_ERRORS,
     {0},
 };
 
@@ -46,6 +53,7 @@ static const access_stmt_t UPDATE_STATUS = {
            "   AND $3 IN ('succeeded', 'failed')"
            " RETURNING " PAYMENT_COLS,
     .nargs = 2,
+    .errors = BALANCE_ERRORS,
 };
 
 /* One statement per refund. `target` locks the payment and reads its rest
@@ -81,6 +89,7 @@ static const access_stmt_t REFUND = {
            " FROM (VALUES (1)) one LEFT JOIN target t ON true LEFT JOIN upd u ON true"
            " LEFT JOIN ins i ON true",
     .nargs = 3,
+    .errors = BALANCE_ERRORS,
 };
 
 /* A page in one statement (as logs.c): cursor_ok tells an unknown

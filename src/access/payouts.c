@@ -24,6 +24,13 @@ static const access_errmap_t CREATE_ERRORS[] = {
      "currency must be a three-letter ISO 4217 code"},
     {"23514", "pay_out_description_check", ACCESS_INVALID, "description",
      "description must be at most 1000 characters long"},
+    ACCESS_BALANCE_BOUNDS_ERRORS,
+    {0},
+};
+
+/* Paying out and failing move the balance too. */
+static const access_errmap_t BALANCE_ERRORS[] = {
+    ACCESS_BALANCE_BOUNDS_ERRORS,
     {0},
 };
 
@@ -79,6 +86,7 @@ static const access_stmt_t UPDATE_STATUS = {
            "   AND $3 IN ('paid', 'failed')"
            " RETURNING " PAYOUT_COLS,
     .nargs = 2,
+    .errors = BALANCE_ERRORS,
 };
 
 /* A page in one statement (as logs.c): cursor_ok tells an unknown

@@ -62,7 +62,12 @@ access_status_t access_error_from_pg(PGconn *pg, const PGresult *r, const char *
         msg = PQerrorMessage(pg);
     if (msg == NULL || msg[0] == '\0')
         msg = "no result from the server";
-    snprintf(err->message, sizeof(err->message), "%s: %s", name, msg);
+    /* A permanent failure (class 22, 23) is answered to the tenant: the
+     * server's words, without the name of our statement. */
+    if (access_status_is_infra(err->status))
+        snprintf(err->message, sizeof(err->message), "%s: %s", name, msg);
+    else
+        snprintf(err->message, sizeof(err->message), "%s", msg);
     /* libpq's own messages end with a newline. */
     size_t n = strlen(err->message);
     while (n > 0 && (err->message[n - 1] == '\n' || err->message[n - 1] == ' '))
@@ -91,7 +96,15 @@ static const struct {
     [ACCESS_CTL_SAVEPOINT] = {"ctl_savepoint", "SAVEPOINT tally_tx", NULL},
     [ACCESS_CTL_RELEASE] = {"ctl_release", "RELEASE SAVEPOINT tally_tx", NULL},
     [ACCESS_CTL_ROLLBACK_TO] = {"ctl_rollback_to", "ROLLBACK TO SAVEPOINT tally_tx", NULL},
-    [ACCESS_CTL_SET_TENANT] = {"ctl_set_tenant", "SELECT set_config('app.account_id', $1, true)",
+    /* The tenant, and the bounds on every wait of the transaction (pool.h):
+     * per transaction, so that they hold behind a transaction pooler too.
+     * They run inside the savepoint: ROLLBACK TO undoes them, and the
+     * rollback's SET_TENANT sets them again. */
+    [ACCESS_CTL_SET_TENANT] = {"ctl_set_tenant",
+                               "SELECT set_config('app.account_id', $1, true),"
+                               " set_config('statement_timeout', $2, true),"
+                               " set_config('lock_timeout', $3, true),"
+                               " set_config('idle_in_transaction_session_timeout', $4, true)",
                                NULL},
     /* COMMIT of a transaction in error answers ROLLBACK. */
     [ACCESS_CTL_COMMIT] = {"ctl_commit", "COMMIT", "COMMIT"},
@@ -142,7 +155,12 @@ static bool pipe_send(access_session_t *s, pipe_cmd_t *c, const pipe_cmd_t *earl
     if (c->item.ctl >= 0) {
         name = ctl_defs[c->item.ctl].name;
         sql = ctl_defs[c->item.ctl].sql;
-        n = c->item.ctl == ACCESS_CTL_SET_TENANT ? 1 : 0;
+        n = 0;
+        if (c->item.ctl == ACCESS_CTL_SET_TENANT) {
+            for (int i = 0; i < 3; i++)
+                values[i + 1] = s->limits[i];
+            n = 4;
+        }
     } else {
         name = c->item.st->name;
         sql = c->item.st->sql;
@@ -321,6 +339,9 @@ static access_status_t pipe_run(access_session_t *s, pipe_cmd_t *cmds, int n, ac
             /* Not the caller's failure: say whose it was. */
             s->broken = true;
             s->failed = culprit->owner;
+            /* Permanent: classes 22 and 23 (an SQL error, not a row count). */
+            s->failed_permanently =
+                err->sqlstate[0] != '\0' && !access_status_is_infra(err->status);
             access_error_t carried = *err;
             access_fail(err,
                         carried.status == ACCESS_UNAVAILABLE ? ACCESS_UNAVAILABLE : ACCESS_FAILED,

@@ -36,6 +36,7 @@
  * tenant's, or none), and access_tx_rollback sets it again. */
 #include "access_internal.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -85,6 +86,11 @@ static access_status_t begin(struct pool_conn *conn, bool pipelined, access_sess
     s->pg = pg;
     s->tx.session = s;
     s->pipelined = pipelined;
+    pool_limits_t lim = pool_conn_limits(conn);
+    const int ms[3] = {lim.statement_timeout_ms, lim.lock_timeout_ms,
+                       lim.idle_in_transaction_timeout_ms};
+    for (int i = 0; i < 3; i++)
+        snprintf(s->limits[i], sizeof(s->limits[i]), "%d", ms[i]);
     access_queue_ctl(s, ACCESS_CTL_BEGIN, 0, NULL);
     *out = s;
     return ACCESS_OK;
@@ -120,6 +126,11 @@ unsigned access_session_tx_count(const access_session_t *s)
 unsigned access_session_failed_tx(const access_session_t *s)
 {
     return s->failed;
+}
+
+bool access_session_failed_permanently(const access_session_t *s)
+{
+    return s->failed != 0 && s->failed_permanently;
 }
 
 access_status_t access_tx_begin(access_session_t *s, const access_account_t *account,

@@ -42,5 +42,11 @@ access_status_t access_classify(const char *sqlstate, bool connection_bad)
         if (strcmp(sqlstate, gone[i]) == 0)
             return ACCESS_UNAVAILABLE;
     }
+
+    /* Permanent: a retry sends the same values and meets the same rows. */
+    if (strncmp(sqlstate, "22", 2) == 0)
+        return ACCESS_INVALID;
+    if (strncmp(sqlstate, "23", 2) == 0)
+        return ACCESS_CONFLICT;
     return ACCESS_FAILED;
 }

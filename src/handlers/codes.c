@@ -164,7 +164,8 @@ static handler_status_t create(access_tx_t *tx, const json_t *p, json_t **result
         access_status_t st = access_codes_create(tx, &in, &c, &aerr);
         if (st == ACCESS_OK)
             return answer_code(&c, result, err);
-        if (!generated || st != ACCESS_CONFLICT)
+        /* Only a collision (no row, no SQL error) leaves the tx usable. */
+        if (!generated || st != ACCESS_CONFLICT || aerr.sqlstate[0] != '\0')
             return handler_access_error(&aerr, err);
     }
     handler_reject(err, TALLY_ERR_INTERNAL, NULL, "%d generated codes in a row already existed",

@@ -169,17 +169,28 @@ handler_status_t handler_list_end(handler_list_t *l, access_status_t st,
         return handler_access_error(&l->aerr, err);
     }
     json_t *data = json_array();
+    /* {"data":[…],"has_more":false}: the frame, then each item and a comma. */
+    size_t used = sizeof("{\"data\":[],\"has_more\":false}") - 1;
+    bool full = false;
     char *row = l->rows;
     for (int i = 0; i < l->n; i++, row += l->row_size) {
-        if (data != NULL && json_array_append_new(data, item(row)) != 0) {
-            json_decref(data);
-            data = NULL;
+        json_t *it = data != NULL && !full ? item(row) : NULL;
+        size_t len = it != NULL ? json_dumpb(it, NULL, 0, JSON_COMPACT) + 1 : 0;
+        if (it != NULL && i > 0 && used + len > HANDLER_LIST_PAGE_MAX_BYTES) {
+            full = true; /* the rest waits for the next page */
+            json_decref(it);
+        } else if (data != NULL && !full) {
+            used += len;
+            if (json_array_append_new(data, it) != 0) {
+                json_decref(data);
+                data = NULL;
+            }
         }
         if (clear != NULL)
             clear(row);
     }
     free(l->rows);
-    *result = handler_list_result(data, l->has_more);
+    *result = handler_list_result(data, l->has_more || full);
     return *result != NULL ? HANDLER_OK : handler_oom(err);
 }
 

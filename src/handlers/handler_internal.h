@@ -146,8 +146,11 @@ typedef struct handler_list {
 bool handler_list_begin(handler_list_t *l, const json_t *payload, size_t row_size);
 
 /* Answers {"data": [item(row)…], "has_more"} when st is ACCESS_OK, otherwise
- * l->aerr as handler_access_error does. clear (may be NULL) frees what each
- * filled row owns; the rows themselves are freed either way. */
+ * l->aerr as handler_access_error does. Items stop before the page's JSON
+ * would pass HANDLER_LIST_PAGE_MAX_BYTES (the first item always goes in);
+ * then has_more is true, and the next page, starting after the last item
+ * given, continues exactly. clear (may be NULL) frees what each filled row
+ * owns; the rows themselves are freed either way. */
 handler_status_t handler_list_end(handler_list_t *l, access_status_t st,
                                   json_t *(*item)(const void *row), void (*clear)(void *row),
                                   json_t **result, handler_error_t *err);

@@ -22,7 +22,9 @@
 
 struct pool_conn {
     PGconn *pg;
+    const struct pool *pool;
     bool broken;
+    bool goodbye;          /* the server sent FATAL while idle (notice_cb): it is ending */
     bool named;            /* statements are prepared by name (pool_conn_prepares) */
     int64_t idle_since_ns; /* monotonic; set on release */
     char **prepared;       /* names of statements prepared on this connection */
@@ -38,6 +40,7 @@ struct pool {
     int max;
     int idle_timeout_ms;
     int connect_timeout_ms;
+    pool_limits_t limits;
 
     pthread_mutex_t mu;
     pthread_cond_t cv; /* a connection was released or a slot became free */
@@ -50,9 +53,12 @@ struct pool {
     uint64_t failures;
 };
 
-#define DEFAULT_MAX                5
-#define DEFAULT_IDLE_TIMEOUT_MS    20000
-#define DEFAULT_CONNECT_TIMEOUT_MS 10000
+#define DEFAULT_MAX                  5
+#define DEFAULT_IDLE_TIMEOUT_MS      20000
+#define DEFAULT_CONNECT_TIMEOUT_MS   10000
+#define DEFAULT_STATEMENT_TIMEOUT_MS 5000
+#define DEFAULT_LOCK_TIMEOUT_MS      2000
+#define DEFAULT_IDLE_IN_TX_MS        10000
 
 /* Writes "what: detail" (or just what) into err, detail cleaned up. */
 static void set_err(char *err, size_t errlen, const char *what, const char *detail)
@@ -92,7 +98,9 @@ int pool_new(const pool_config_t *cfg, pool_t **out, char *err, size_t errlen)
         set_err(err, errlen, "pool: no connection string", NULL);
         return -1;
     }
-    if (cfg->max < 0 || cfg->idle_timeout_ms < 0 || cfg->connect_timeout_ms < 0) {
+    if (cfg->max < 0 || cfg->idle_timeout_ms < 0 || cfg->connect_timeout_ms < 0 ||
+        cfg->statement_timeout_ms < 0 || cfg->lock_timeout_ms < 0 ||
+        cfg->idle_in_transaction_timeout_ms < 0) {
         set_err(err, errlen, "pool: negative size or timeout", NULL);
         return -1;
     }
@@ -120,6 +128,15 @@ int pool_new(const pool_config_t *cfg, pool_t **out, char *err, size_t errlen)
     p->idle_timeout_ms = cfg->idle_timeout_ms > 0 ? cfg->idle_timeout_ms : DEFAULT_IDLE_TIMEOUT_MS;
     p->connect_timeout_ms =
         cfg->connect_timeout_ms > 0 ? cfg->connect_timeout_ms : DEFAULT_CONNECT_TIMEOUT_MS;
+    p->limits = (pool_limits_t){
+        .statement_timeout_ms = cfg->statement_timeout_ms > 0 ? cfg->statement_timeout_ms
+                                                              : DEFAULT_STATEMENT_TIMEOUT_MS,
+        .lock_timeout_ms =
+            cfg->lock_timeout_ms > 0 ? cfg->lock_timeout_ms : DEFAULT_LOCK_TIMEOUT_MS,
+        .idle_in_transaction_timeout_ms = cfg->idle_in_transaction_timeout_ms > 0
+                                              ? cfg->idle_in_transaction_timeout_ms
+                                              : DEFAULT_IDLE_IN_TX_MS,
+    };
     pthread_condattr_t ca;
     pthread_condattr_init(&ca);
     pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
@@ -159,10 +176,11 @@ void pool_free(pool_t *pool)
 }
 
 /* Server notices (and the FATAL of a terminated idle backend, which libpq
- * reports as a notice) go to our log instead of libpq's default, raw stderr. */
+ * reports as a notice) go to our log instead of libpq's default, raw stderr.
+ * arg is the connection's goodbye flag (NULL for none), set by a FATAL or
+ * PANIC. */
 static void notice_cb(void *arg, const PGresult *r)
 {
-    (void)arg;
     const char *sev = PQresultErrorField(r, PG_DIAG_SEVERITY_NONLOCALIZED);
     const char *msg = PQresultErrorField(r, PG_DIAG_MESSAGE_PRIMARY);
     const char *state = PQresultErrorField(r, PG_DIAG_SQLSTATE);
@@ -170,23 +188,26 @@ static void notice_cb(void *arg, const PGresult *r)
                                 strcmp(sev, "PANIC") == 0);
     log_emit(loud ? LOG_WARN : LOG_DEBUG, "database notice", LOG_S("severity", sev ? sev : ""),
              LOG_S("sqlstate", state ? state : ""), LOG_S("message", msg ? msg : ""), LOG_END);
+    if (arg != NULL && sev != NULL && (strcmp(sev, "FATAL") == 0 || strcmp(sev, "PANIC") == 0))
+        *(bool *)arg = true;
 }
 
 /* Opens a connection, giving up at the deadline. PQconnectStartParams +
  * PQconnectPoll rather than connect_timeout, which libpq applies per host and
  * per attempt, not to the whole call. */
-static PGconn *connect_with_deadline(const pool_t *p, int64_t deadline, char *err, size_t errlen)
+static PGconn *connect_with_deadline(const pool_t *p, bool *goodbye, int64_t deadline, char *err,
+                                     size_t errlen)
 {
     /* Keywords before "dbname" are defaults that the operator's connection
-     * string (expanded from dbname) may override. */
-    const char *const keys[] = {"application_name",
-                                "keepalives",
-                                "keepalives_idle",
-                                "keepalives_interval",
-                                "keepalives_count",
-                                "dbname",
-                                NULL};
-    const char *const vals[] = {p->application_name, "1", "30", "10", "3", p->conninfo, NULL};
+     * string (expanded from dbname) may override. Keepalives and
+     * tcp_user_timeout notice a database host that vanished (no FIN, no RST)
+     * within seconds, also while a statement runs: about 5 + 3 × 2 s idle,
+     * 10 s for unacknowledged data. */
+    const char *const keys[] = {
+        "application_name", "keepalives",       "keepalives_idle", "keepalives_interval",
+        "keepalives_count", "tcp_user_timeout", "dbname",          NULL};
+    const char *const vals[] = {p->application_name, "1", "5", "2", "3", "10000",
+                                p->conninfo,         NULL};
 
     PGconn *pg = PQconnectStartParams(keys, vals, 1);
     if (pg == NULL) {
@@ -195,7 +216,7 @@ static PGconn *connect_with_deadline(const pool_t *p, int64_t deadline, char *er
     }
     /* Before the first poll: the server may send warnings during start-up
      * (a role setting it cannot apply, for one). */
-    PQsetNoticeReceiver(pg, notice_cb, NULL);
+    PQsetNoticeReceiver(pg, notice_cb, goodbye);
     PostgresPollingStatusType st = PGRES_POLLING_WRITING;
     while (PQstatus(pg) != CONNECTION_BAD) {
         if (st == PGRES_POLLING_OK)
@@ -232,8 +253,9 @@ static PGconn *connect_with_deadline(const pool_t *p, int64_t deadline, char *er
 /* Whether an idle connection still looks alive. A backend ended by
  * pg_terminate_backend or a server shutdown has sent a FATAL message and
  * closed the socket. Non-blocking reads notice that without a round trip:
- * the first consumes the message (which libpq, idle, treats as a notice), the
- * second meets the end of the stream. */
+ * the first consumes the message (which libpq, idle, treats as a notice, and
+ * notice_cb flags), the second meets the end of the stream — unless the
+ * server has not closed it yet, which the flag covers. */
 static bool idle_conn_alive(pool_conn_t *c)
 {
     for (int i = 0; i < 2; i++) {
@@ -244,7 +266,8 @@ static bool idle_conn_alive(pool_conn_t *c)
     PGnotify *n;
     while ((n = PQnotifies(c->pg)) != NULL)
         PQfreemem(n);
-    return PQstatus(c->pg) == CONNECTION_OK && PQtransactionStatus(c->pg) == PQTRANS_IDLE;
+    return !c->goodbye && PQstatus(c->pg) == CONNECTION_OK &&
+           PQtransactionStatus(c->pg) == PQTRANS_IDLE;
 }
 
 static struct timespec deadline_ts(int64_t deadline_ns)
@@ -297,7 +320,7 @@ int pool_acquire(pool_t *pool, pool_conn_t **out, char *err, size_t errlen)
     pthread_mutex_unlock(&pool->mu);
 
     pool_conn_t *c = calloc(1, sizeof(*c));
-    PGconn *pg = c != NULL ? connect_with_deadline(pool, deadline, err, errlen) : NULL;
+    PGconn *pg = c != NULL ? connect_with_deadline(pool, &c->goodbye, deadline, err, errlen) : NULL;
     if (c == NULL)
         set_err(err, errlen, "pool: out of memory", NULL);
 
@@ -315,6 +338,7 @@ int pool_acquire(pool_t *pool, pool_conn_t **out, char *err, size_t errlen)
     pool->nactive++;
     pthread_mutex_unlock(&pool->mu);
     c->pg = pg;
+    c->pool = pool;
     c->named = !pool->unnamed_statements;
     *out = c;
     return 0;
@@ -340,6 +364,11 @@ void pool_release(pool_t *pool, pool_conn_t *conn)
     pthread_mutex_unlock(&pool->mu);
     if (!reusable)
         conn_free(conn);
+}
+
+pool_limits_t pool_conn_limits(const pool_conn_t *conn)
+{
+    return conn->pool->limits;
 }
 
 void pool_conn_mark_broken(pool_conn_t *conn)
@@ -468,7 +497,7 @@ void pool_set_err(char *err, size_t errlen, const char *what, const char *detail
 PGconn *pool_open_unpooled(pool_t *pool, char *err, size_t errlen)
 {
     return connect_with_deadline(
-        pool, clock_mono_ns() + (int64_t)pool->connect_timeout_ms * 1000000, err, errlen);
+        pool, NULL, clock_mono_ns() + (int64_t)pool->connect_timeout_ms * 1000000, err, errlen);
 }
 
 int pool_connect_timeout_ms(const pool_t *pool)

@@ -57,6 +57,10 @@ static const setting_t settings[] = {
      OFF(outcome_retention_days), "days stored outcomes are kept for replay"},
     {"TALLY_BATCH_MAX", "batch-max", K_INT, "20", 1, 1000, OFF(batch_max),
      "requests of different accounts committed in one transaction (group commit)"},
+    {"TALLY_STATEMENT_TIMEOUT_MS", "statement-timeout-ms", K_INT, "5000", 1, 3600000,
+     OFF(statement_timeout_ms), "longest a request's database round trip may run (then retried)"},
+    {"TALLY_LOCK_TIMEOUT_MS", "lock-timeout-ms", K_INT, "2000", 1, 3600000, OFF(lock_timeout_ms),
+     "longest a statement waits for a lock (then retried)"},
     {"TALLY_PREPARED_STATEMENTS", "prepared-statements", K_ONOFF, "on", 0, 0,
      OFF(prepared_statements),
      "on: statements are prepared once per connection; off: each is sent unnamed (behind a "

@@ -39,6 +39,8 @@ typedef struct config {
     int shutdown_timeout_ms;
     int outcome_retention_days;
     int batch_max;
+    int statement_timeout_ms;
+    int lock_timeout_ms;
     /* TALLY_PREPARED_STATEMENTS: on, or off behind a transaction pooler. */
     bool prepared_statements;
     char *http_addr; /* "host:port" */

@@ -1,18 +1,20 @@
 #include "exec.h"
 
 #include "access/admin.h"
-#include "access/logs.h"
-#include "access/outcome.h"
 #include "access/session.h"
-#include "answer.h"
 #include "common/clock.h"
 #include "common/log.h"
+#include "run.h"
 #include "pool/pooler.h"
 
+#include <errno.h>
+#include <libpq-fe.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 typedef struct executor {
     exec_t *owner;
@@ -23,6 +25,11 @@ typedef struct executor {
     exec_task_t *task; /* mailbox: the task to run, NULL when none */
     bool stop;
     bool busy; /* loop thread's view: posted and not yet taken back */
+    /* The cancel handle of the connection the task holds (NULL when none),
+     * for exec_cancel. Its own lock: a PQcancel that hangs on a dead host
+     * must not keep the executor's mailbox locked. */
+    pthread_mutex_t cancel_lock;
+    PGcancel *cancel;
 } executor_t;
 
 struct exec {
@@ -33,284 +40,55 @@ struct exec {
     executor_t *ex;
     pthread_mutex_t done_lock;
     exec_task_t *done_head, *done_tail;
+    /* exec_cancel was called: batches stop at the next request. */
+    atomic_bool cancelled;
+    /* Threads still running (executors, and the canceller while it runs),
+     * so that exec_stop can wait for them with a deadline. */
+    pthread_mutex_t life_lock;
+    pthread_cond_t life_cond;
+    int alive;
+    bool canceller;
+    pthread_t canceller_thread;
 };
 
-/* ---- one job ---------------------------------------------------------- */
-
-typedef enum run_result {
-    RUN_ANSWERED,
-    RUN_RETRY,
-    RUN_LOST,          /* the connection is gone (or a pooler fault): see lost() */
-    RUN_BROKEN,        /* the session is unusable (a failed rollback): counts an attempt */
-    RUN_ANSWERED_LOST, /* an `internal` answer whose best-effort row went with the session */
-} run_result_t;
-
-static void job_reset_outcome(job_t *job)
-{
-    free(job->result_text);
-    free(job->audit_text);
-    job->result_text = job->audit_text = NULL;
-    job->ok = false;
-    job->error_code = TALLY_ERR_NONE;
-    job->replayed = false;
-    job->fail_reason[0] = '\0';
-}
-
-static run_result_t infra(job_t *job, const char *step, const access_error_t *err)
-{
-    snprintf(job->fail_reason, sizeof(job->fail_reason), "%s: %.200s (%s%s%s)", step, err->message,
-             access_status_str(err->status), err->sqlstate[0] ? " " : "", err->sqlstate);
-    return err->status == ACCESS_UNAVAILABLE ? RUN_LOST : RUN_RETRY;
-}
-
-/* Builds the texts to publish from the stored response. */
-/* When a job was answered and how long it took: the same in the audit row,
- * the audit event and the result. */
-typedef struct stamp {
-    int64_t at_ms;
-    double duration_ms;
-} stamp_t;
-
-static stamp_t stamp_now(int64_t t0)
-{
-    return (stamp_t){clock_wall_ms(), (double)(clock_mono_ns() - t0) / 1e6};
-}
-
-static run_result_t finish(job_t *job, const char *stored, bool ok, tally_errcode_t code,
-                           bool replayed, const char *worker, stamp_t st)
-{
-    answer_audit_t a = {.env = &job->env,
-                        .ok = ok,
-                        .error_code = code,
-                        .replayed = replayed,
-                        .at_ms = st.at_ms,
-                        .duration_ms = st.duration_ms,
-                        .worker = worker,
-                        .partition = job->partition,
-                        .offset = job->offset};
-    job->result_text = answer_result(&job->env, stored, replayed, st.at_ms);
-    job->audit_text = answer_audit_event(&a);
-    job->ok = ok;
-    job->error_code = code;
-    job->replayed = replayed;
-    if (job->result_text == NULL || job->audit_text == NULL) {
-        job_reset_outcome(job);
-        snprintf(job->fail_reason, sizeof(job->fail_reason), "building the answer failed");
-        return RUN_RETRY;
-    }
-    return RUN_ANSWERED;
-}
-
-static access_status_t audit_row(access_tx_t *tx, const job_t *job, bool ok, tally_errcode_t code,
-                                 bool replayed, const char *worker, stamp_t st, access_error_t *err)
-{
-    access_log_entry_t e = {.request_id = job->env.id,
-                            .type = job->env.type,
-                            .status = ok ? "ok" : "error",
-                            .error_code = ok ? NULL : tally_errcode_str(code),
-                            .replayed = replayed,
-                            .at_ms = st.at_ms,
-                            .duration_ms = st.duration_ms,
-                            .worker = worker,
-                            .partition = job->partition,
-                            .offset = job->offset};
-    return access_logs_insert(tx, &e, err);
-}
-
-/* access_tx_end failed, and the tx is over either way. In a pipelined
- * session a queued write (outcome, audit row) may have failed: the tx was
- * undone and the session goes on, so only this job runs again. Otherwise the
- * session is unusable. */
-static run_result_t ended_badly(const access_session_t *s, job_t *job, const access_error_t *err)
-{
-    run_result_t rr = infra(job, "tx end", err);
-    return rr == RUN_LOST || !access_session_failed(s) ? rr : RUN_BROKEN;
-}
-
-/* The `internal` answer after the last attempt, built even without its audit row. */
-static run_result_t answer_internal(job_t *job, const char *worker, int64_t t0, bool lost)
-{
-    char *stored = answer_stored_error(TALLY_ERR_INTERNAL, job->env.error_message, "");
-    run_result_t rr = stored != NULL ? finish(job, stored, false, TALLY_ERR_INTERNAL, false, worker,
-                                              stamp_now(t0))
-                                     : RUN_RETRY;
-    free(stored);
-    if (rr == RUN_ANSWERED && lost)
-        rr = RUN_ANSWERED_LOST;
-    return rr;
-}
-
-/* Runs one job inside the session as its own tenant transaction. */
-static run_result_t run_job(access_session_t *s, job_t *job, const char *worker)
-{
-    int64_t t0 = clock_mono_ns();
-    access_error_t err;
-    access_tx_t *tx = NULL;
-    char *stored = NULL;
-    char *canonical = NULL;
-    json_t *result = NULL;
-    run_result_t rr;
-    job_reset_outcome(job);
-
-    if (access_tx_begin(s, &job->env.account, &tx, &err) != ACCESS_OK) {
-        if (job->final_internal)
-            return answer_internal(job, worker, t0, true);
-        /* A session whose savepoint could not be set is not to be trusted
-         * with the rest of the batch. */
-        return infra(job, "tx begin", &err) == RUN_LOST ? RUN_LOST : RUN_BROKEN;
-    }
-
-    tally_errcode_t code = job->env.error;
-    const char *message = job->env.error_message;
-    const char *field = job->env.error_field;
-    handler_error_t herr = {0};
-    if (code == TALLY_ERR_NONE && !handler_validate(job->env.handler, job->env.payload, &herr)) {
-        code = TALLY_ERR_INVALID_REQUEST;
-        message = herr.message;
-        field = herr.field;
-    }
-    if (code != TALLY_ERR_NONE) {
-        /* Decided without running the job: only the audit row is written. */
-        stored = answer_stored_error(code, message, field);
-        stamp_t at = stamp_now(t0);
-        bool ended = false;
-        access_status_t st = audit_row(tx, job, false, code, false, worker, at, &err);
-        /* The `internal` answer goes out whatever becomes of its row: learn
-         * its fate now, while the tx can still be rolled back alone. */
-        if (st == ACCESS_OK && job->final_internal)
-            st = access_tx_flush(tx, &err);
-        if (st == ACCESS_OK) {
-            st = access_tx_end(tx, &err);
-            ended = true;
-        }
-        if (st != ACCESS_OK) {
-            if (job->final_internal) {
-                /* `internal` is answered even when its best-effort row fails. */
-                log_warn("audit row of an internal answer failed",
-                         LOG_S("account_id", job->env.account.id), LOG_S("request_id", job->env.id),
-                         LOG_S("error", err.message));
-                access_error_t e2;
-                bool gone = ended ? access_session_failed(s)
-                                  : access_tx_rollback(tx, &e2) != ACCESS_OK ||
-                                        access_tx_end(tx, &e2) != ACCESS_OK;
-                free(stored);
-                return answer_internal(job, worker, t0, gone);
-            }
-            if (ended) {
-                rr = ended_badly(s, job, &err);
-                goto out;
-            }
-            rr = infra(job, "audit row", &err);
-            goto rollback;
-        }
-        tx = NULL;
-        rr = finish(job, stored, false, code, false, worker, at);
-        goto out;
-    }
-
-    canonical = json_dumps(job->env.payload, JSON_SORT_KEYS | JSON_COMPACT);
-    access_outcome_kind_t kind;
-    char *prior = NULL;
-    if (access_outcome_claim(tx, job->env.id, job->env.type, canonical, &kind, &prior, &err) !=
-        ACCESS_OK) {
-        rr = infra(job, "outcome claim", &err);
-        goto rollback;
-    }
-    bool ok = false, replayed = false;
-    if (kind == ACCESS_OUTCOME_STORED) {
-        stored = prior;
-        replayed = true;
-        if (!answer_stored_status(stored, &ok, &code)) {
-            snprintf(job->fail_reason, sizeof(job->fail_reason), "stored outcome is unreadable");
-            rr = RUN_RETRY;
-            goto rollback;
-        }
-    } else if (kind == ACCESS_OUTCOME_MISMATCH) {
-        code = TALLY_ERR_IDEMPOTENCY_CONFLICT;
-        stored = answer_stored_error(code,
-                                     "this id was already used in this account with another "
-                                     "type or payload",
-                                     "id");
-    } else {
-        handler_status_t hs =
-            handler_execute(job->env.handler, tx, job->env.payload, &result, &herr);
-        switch (hs) {
-        case HANDLER_OK:
-            ok = true;
-            stored = answer_stored_ok(result);
-            break;
-        case HANDLER_REJECTED:
-            code = herr.code;
-            stored = answer_stored_error(code, herr.message, herr.field);
-            if (access_tx_rollback(tx, &err) != ACCESS_OK) {
-                rr = infra(job, "rollback", &err);
-                goto rollback;
-            }
-            break;
-        case HANDLER_RETRY:
-        case HANDLER_FAILED:
-            snprintf(job->fail_reason, sizeof(job->fail_reason), "%s: %.200s",
-                     hs == HANDLER_RETRY ? "transient" : "failed", herr.message);
-            rr = RUN_RETRY;
-            goto rollback;
-        case HANDLER_UNAVAILABLE:
-            snprintf(job->fail_reason, sizeof(job->fail_reason), "connection lost: %.200s",
-                     herr.message);
-            rr = RUN_LOST;
-            goto rollback;
-        }
-        if (stored == NULL) {
-            snprintf(job->fail_reason, sizeof(job->fail_reason), "out of memory");
-            rr = RUN_RETRY;
-            goto rollback;
-        }
-        if ((ok || tally_errcode_is_stored(code)) &&
-            access_outcome_store(tx, job->env.id, job->env.type, canonical, stored, &err) !=
-                ACCESS_OK) {
-            rr = infra(job, "outcome store", &err);
-            goto rollback;
-        }
-    }
-    stamp_t at = stamp_now(t0);
-    if (audit_row(tx, job, ok, code, replayed, worker, at, &err) != ACCESS_OK) {
-        rr = infra(job, "audit row", &err);
-        goto rollback;
-    }
-    if (access_tx_end(tx, &err) != ACCESS_OK) {
-        tx = NULL;
-        rr = ended_badly(s, job, &err);
-        goto out;
-    }
-    tx = NULL;
-    rr = finish(job, stored, ok, code, replayed, worker, at);
-    goto out;
-
-rollback:
-    if (tx != NULL && rr != RUN_LOST) {
-        access_error_t e2;
-        access_status_t st = access_tx_rollback(tx, &e2);
-        if (st == ACCESS_OK)
-            st = access_tx_end(tx, &e2);
-        if (st != ACCESS_OK)
-            rr = st == ACCESS_UNAVAILABLE ? RUN_LOST : RUN_BROKEN;
-        tx = NULL;
-    }
-    goto out;
-
-out:
-    json_decref(result);
-    free(canonical);
-    free(stored);
-    return rr;
-}
-
 /* ---- tasks ------------------------------------------------------------ */
+
+/* The cancel handle of the connection an executor's task holds
+ * (exec_cancel); NULL withdraws it. */
+static void set_cancel(executor_t *x, pool_conn_t *conn)
+{
+    PGcancel *c = conn != NULL ? PQgetCancel(pool_conn_pg(conn)) : NULL;
+    pthread_mutex_lock(&x->cancel_lock);
+    PGcancel *old = x->cancel;
+    x->cancel = c;
+    pthread_mutex_unlock(&x->cancel_lock);
+    PQfreeCancel(old);
+}
+
+static bool cancelled(const exec_t *e)
+{
+    return atomic_load(&e->cancelled);
+}
 
 static void set_all(exec_task_t *t, size_t from, job_exec_status_t st)
 {
     for (size_t i = from; i < t->njobs; i++) {
-        job_reset_outcome(t->jobs[i]);
+        run_reset_outcome(t->jobs[i]);
         t->jobs[i]->status = st;
+    }
+}
+
+/* The job of a carried write that failed the session (it ran earlier in the
+ * batch): one attempt, or — when no retry changes the failure — run again,
+ * not counted, to be answered `internal` at once. */
+static void blame(const access_session_t *s, exec_task_t *t, size_t culprit)
+{
+    job_t *job = t->jobs[culprit];
+    snprintf(job->fail_reason, sizeof(job->fail_reason), "%s", t->error);
+    job->status = JOB_RETRY;
+    if (access_session_failed_permanently(s)) {
+        run_make_internal(job);
+        job->status = JOB_REQUEUE;
     }
 }
 
@@ -341,12 +119,18 @@ static size_t blamed(const access_session_t *s, const exec_task_t *t, const unsi
     return fallback;
 }
 
-static void run_batch(exec_t *e, exec_task_t *t)
+static void run_batch(executor_t *x, exec_task_t *t)
 {
+    exec_t *e = x->owner;
     char err[256];
     pool_conn_t *conn = NULL;
     access_session_t *s = NULL;
     access_error_t aerr;
+    if (cancelled(e)) {
+        snprintf(t->error, sizeof(t->error), "cancelled at the shutdown deadline");
+        set_all(t, 0, JOB_REQUEUE);
+        return;
+    }
     if (pool_acquire(e->pool, &conn, err, sizeof(err)) != 0) {
         /* Unreachable: nothing ran, nothing counts as an attempt. */
         snprintf(t->error, sizeof(t->error), "%s", err);
@@ -375,11 +159,19 @@ static void run_batch(exec_t *e, exec_task_t *t)
         pool_release(e->pool, conn);
         return;
     }
+    set_cancel(x, conn);
     size_t answered = 0;
     for (size_t i = 0; i < t->njobs; i++) {
         job_t *job = t->jobs[i];
+        if (cancelled(e))
+            goto cancel;
         unsigned before = access_session_tx_count(s);
         run_result_t rr = run_job(s, job, e->worker_name);
+        if (rr == RUN_PERMANENT) {
+            /* Its tx was rolled back alone: answer it in this batch. */
+            run_make_internal(job);
+            rr = run_job(s, job, e->worker_name);
+        }
         if (access_session_tx_count(s) > before)
             tx_of[i] = access_session_tx_count(s);
         if (rr == RUN_LOST || rr == RUN_BROKEN || rr == RUN_ANSWERED_LOST) {
@@ -397,25 +189,25 @@ static void run_batch(exec_t *e, exec_task_t *t)
             for (size_t k = 0; k < t->njobs; k++) {
                 if (k == i && culprit == i)
                     continue; /* keeps its reason, or its `internal` answer */
-                job_reset_outcome(t->jobs[k]);
+                run_reset_outcome(t->jobs[k]);
                 t->jobs[k]->status = JOB_REQUEUE;
             }
-            if (culprit == i) {
+            if (culprit == i)
                 job->status = rr == RUN_ANSWERED_LOST ? JOB_ANSWERED
                               : rr == RUN_LOST        ? lost(job, t->pooler_fault)
                                                       : JOB_RETRY;
-            } else {
-                t->jobs[culprit]->status = JOB_RETRY;
-                snprintf(t->jobs[culprit]->fail_reason, sizeof(t->jobs[culprit]->fail_reason), "%s",
-                         t->error);
-            }
+            else
+                blame(s, t, culprit);
             goto abort;
         }
         job->status = rr == RUN_ANSWERED ? JOB_ANSWERED : JOB_RETRY;
         if (rr == RUN_ANSWERED)
             answered++;
     }
+    if (cancelled(e))
+        goto cancel;
     if (answered == 0) {
+        set_cancel(x, NULL);
         access_session_abort(s);
         pool_release(e->pool, conn);
         free(tx_of);
@@ -429,11 +221,8 @@ static void run_batch(exec_t *e, exec_task_t *t)
         /* A connection lost (or a pooler fault) blames nobody. */
         size_t culprit = t->db_unavailable ? t->njobs : blamed(s, t, tx_of, t->njobs);
         set_all(t, 0, JOB_REQUEUE);
-        if (culprit < t->njobs) {
-            t->jobs[culprit]->status = JOB_RETRY;
-            snprintf(t->jobs[culprit]->fail_reason, sizeof(t->jobs[culprit]->fail_reason), "%s",
-                     t->error);
-        }
+        if (culprit < t->njobs)
+            blame(s, t, culprit);
         goto abort;
     }
     free(tx_of);
@@ -449,36 +238,48 @@ static void run_batch(exec_t *e, exec_task_t *t)
             job_t *job = t->jobs[i];
             if (job->status != JOB_ANSWERED)
                 continue;
-            job_reset_outcome(job);
+            run_reset_outcome(job);
             job->status = lost ? JOB_REQUEUE : JOB_RETRY;
             snprintf(job->fail_reason, sizeof(job->fail_reason), "%s", t->error);
         }
         if (lost)
             pool_conn_mark_broken(conn);
     }
+    set_cancel(x, NULL);
     pool_release(e->pool, conn);
     return;
 
+cancel:
+    /* The shutdown deadline passed: nothing of the batch commits, and every
+     * request goes to the partition's next owner (never `internal`). */
+    snprintf(t->error, sizeof(t->error), "cancelled at the shutdown deadline");
+    set_all(t, 0, JOB_REQUEUE);
 abort:
+    set_cancel(x, NULL);
     free(tx_of);
     access_session_abort(s);
     pool_conn_mark_broken(conn);
     pool_release(e->pool, conn);
 }
 
-static void run_prune(exec_t *e, exec_task_t *t)
+static void run_prune(executor_t *x, exec_task_t *t)
 {
+    exec_t *e = x->owner;
     char err[256];
     pool_conn_t *conn = NULL;
     if (pool_acquire(e->pool, &conn, err, sizeof(err)) != 0) {
         snprintf(t->error, sizeof(t->error), "%s", err);
         return;
     }
+    set_cancel(x, conn);
     access_error_t aerr;
-    if (access_admin_prune_outcomes(conn, t->prune_days, &t->pruned, &aerr) == ACCESS_OK)
+    if (!cancelled(e) &&
+        access_admin_prune_outcomes(conn, t->prune_days, &t->pruned, &aerr) == ACCESS_OK)
         t->ok = true;
     else
-        snprintf(t->error, sizeof(t->error), "%s", aerr.message);
+        snprintf(t->error, sizeof(t->error), "%s",
+                 cancelled(e) ? "cancelled at the shutdown deadline" : aerr.message);
+    set_cancel(x, NULL);
     pool_release(e->pool, conn);
 }
 
@@ -528,18 +329,39 @@ static void *executor_main(void *arg)
         t->executor = x->index;
         switch (t->kind) {
         case EXEC_BATCH:
-            run_batch(e, t);
+            run_batch(x, t);
             break;
         case EXEC_PROBE:
             run_probe(e, t);
             break;
         case EXEC_PRUNE:
-            run_prune(e, t);
+            run_prune(x, t);
             break;
         }
         complete(e, t);
     }
+    pthread_mutex_lock(&e->life_lock);
+    e->alive--;
+    pthread_cond_broadcast(&e->life_cond);
+    pthread_mutex_unlock(&e->life_lock);
     return NULL;
+}
+
+/* Frees what exec_start made; every thread has ended. */
+static void exec_free(exec_t *e)
+{
+    for (int i = 0; i < e->n; i++) {
+        pthread_mutex_destroy(&e->ex[i].lock);
+        pthread_cond_destroy(&e->ex[i].cond);
+        pthread_mutex_destroy(&e->ex[i].cancel_lock);
+        PQfreeCancel(e->ex[i].cancel);
+    }
+    pthread_mutex_destroy(&e->done_lock);
+    pthread_mutex_destroy(&e->life_lock);
+    pthread_cond_destroy(&e->life_cond);
+    free(e->ex);
+    free(e->worker_name);
+    free(e);
 }
 
 exec_t *exec_start(const exec_config_t *cfg)
@@ -551,9 +373,16 @@ exec_t *exec_start(const exec_config_t *cfg)
     e->worker_name = strdup(cfg->worker_name);
     e->wake = cfg->wake;
     e->ex = calloc((size_t)cfg->threads, sizeof(*e->ex));
+    atomic_init(&e->cancelled, false);
     pthread_mutex_init(&e->done_lock, NULL);
+    pthread_mutex_init(&e->life_lock, NULL);
+    pthread_condattr_t ca;
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    pthread_cond_init(&e->life_cond, &ca);
+    pthread_condattr_destroy(&ca);
     if (e->ex == NULL || e->worker_name == NULL) {
-        (void)exec_stop(e);
+        exec_free(e);
         return NULL;
     }
     for (int i = 0; i < cfg->threads; i++) {
@@ -562,19 +391,65 @@ exec_t *exec_start(const exec_config_t *cfg)
         x->index = i;
         pthread_mutex_init(&x->lock, NULL);
         pthread_cond_init(&x->cond, NULL);
+        pthread_mutex_init(&x->cancel_lock, NULL);
+        e->n++;
+        pthread_mutex_lock(&e->life_lock);
+        e->alive++;
+        pthread_mutex_unlock(&e->life_lock);
         if (pthread_create(&x->thread, NULL, executor_main, x) != 0) {
+            pthread_mutex_lock(&e->life_lock);
+            e->alive--;
+            pthread_mutex_unlock(&e->life_lock);
+            e->n--;
             pthread_mutex_destroy(&x->lock);
             pthread_cond_destroy(&x->cond);
-            (void)exec_stop(e);
+            pthread_mutex_destroy(&x->cancel_lock);
+            (void)exec_stop(e, -1, NULL);
             return NULL;
         }
-        e->n++;
     }
     return e;
 }
 
-exec_task_t *exec_stop(exec_t *e)
+/* Sends a cancel request for the statement each busy executor runs. PQcancel
+ * opens a connection to the server and may wait for it, so it runs here, off
+ * the loop thread. */
+static void *canceller_main(void *arg)
 {
+    exec_t *e = arg;
+    for (int i = 0; i < e->n; i++) {
+        executor_t *x = &e->ex[i];
+        char why[256];
+        pthread_mutex_lock(&x->cancel_lock);
+        if (x->cancel != NULL && !PQcancel(x->cancel, why, sizeof(why)))
+            log_warn("cancelling a statement failed", LOG_I("executor", i), LOG_S("error", why));
+        pthread_mutex_unlock(&x->cancel_lock);
+    }
+    pthread_mutex_lock(&e->life_lock);
+    e->alive--;
+    pthread_cond_broadcast(&e->life_cond);
+    pthread_mutex_unlock(&e->life_lock);
+    return NULL;
+}
+
+void exec_cancel(exec_t *e)
+{
+    if (atomic_exchange(&e->cancelled, true))
+        return;
+    pthread_mutex_lock(&e->life_lock);
+    e->alive++;
+    e->canceller = pthread_create(&e->canceller_thread, NULL, canceller_main, e) == 0;
+    if (!e->canceller)
+        e->alive--;
+    pthread_mutex_unlock(&e->life_lock);
+    if (!e->canceller)
+        log_warn("cannot start the thread that cancels statements");
+}
+
+exec_task_t *exec_stop(exec_t *e, int timeout_ms, bool *abandoned)
+{
+    if (abandoned != NULL)
+        *abandoned = false;
     if (e == NULL)
         return NULL;
     for (int i = 0; i < e->n; i++) {
@@ -584,16 +459,37 @@ exec_task_t *exec_stop(exec_t *e)
         pthread_cond_signal(&x->cond);
         pthread_mutex_unlock(&x->lock);
     }
-    for (int i = 0; i < e->n; i++) {
-        pthread_join(e->ex[i].thread, NULL);
-        pthread_mutex_destroy(&e->ex[i].lock);
-        pthread_cond_destroy(&e->ex[i].cond);
+    struct timespec dl;
+    clock_gettime(CLOCK_MONOTONIC, &dl);
+    dl.tv_sec += timeout_ms / 1000;
+    dl.tv_nsec += (long)(timeout_ms % 1000) * 1000000;
+    if (dl.tv_nsec >= 1000000000) {
+        dl.tv_sec++;
+        dl.tv_nsec -= 1000000000;
     }
+    pthread_mutex_lock(&e->life_lock);
+    while (e->alive > 0) {
+        if (timeout_ms < 0)
+            pthread_cond_wait(&e->life_cond, &e->life_lock);
+        else if (pthread_cond_timedwait(&e->life_cond, &e->life_lock, &dl) == ETIMEDOUT)
+            break;
+    }
+    int alive = e->alive;
+    pthread_mutex_unlock(&e->life_lock);
+    if (alive > 0) {
+        /* A thread is stuck (a dead database host that TCP has not given up
+         * on yet): leave it, and everything it may touch, to the process's
+         * exit. */
+        if (abandoned != NULL)
+            *abandoned = true;
+        return NULL;
+    }
+    for (int i = 0; i < e->n; i++)
+        pthread_join(e->ex[i].thread, NULL);
+    if (e->canceller)
+        pthread_join(e->canceller_thread, NULL);
     exec_task_t *left = e->done_head;
-    pthread_mutex_destroy(&e->done_lock);
-    free(e->ex);
-    free(e->worker_name);
-    free(e);
+    exec_free(e);
     return left;
 }
 

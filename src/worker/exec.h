@@ -17,7 +17,9 @@
  *   EXEC_PRUNE  access_admin_prune_outcomes.
  *
  * Every job of a batch that reaches the database gets an audit row in the
- * same transaction as its effects and stored outcome. */
+ * same transaction as its effects and stored outcome; run.h runs one job,
+ * exec.c the batch around it (one session, the culprit of a failed carried
+ * write, COMMIT). */
 #ifndef TALLY_WORKER_EXEC_H
 #define TALLY_WORKER_EXEC_H
 
@@ -66,10 +68,21 @@ typedef struct exec_config {
 /* Starts the executor threads. Returns NULL when a thread cannot be started. */
 exec_t *exec_start(const exec_config_t *cfg);
 
-/* Stops and joins every thread after its current task, frees the executors
- * and returns the completions not yet taken (a list linked by next; the
- * caller frees the tasks and their jobs). */
-exec_task_t *exec_stop(exec_t *e);
+/* The shutdown deadline: cancels the statement every busy executor runs
+ * (PQcancel, sent from a helper thread so the caller never waits on the
+ * server) and makes running batches stop at the next request: every job of
+ * a cancelled batch ends JOB_REQUEUE and nothing of it commits. Tasks
+ * posted later end at once, JOB_REQUEUE. Loop thread; idempotent. */
+void exec_cancel(exec_t *e);
+
+/* Stops every thread after its current task, waiting at most timeout_ms
+ * (negative: without limit), frees the executors and returns the
+ * completions not yet taken (a list linked by next; the caller frees the
+ * tasks and their jobs). When a thread is still running at the deadline,
+ * *abandoned (may be NULL) becomes true, NULL is returned and nothing is
+ * freed: the stuck thread may still touch its task, its jobs, the pool and
+ * the wake handle, so the caller must leave those alone and exit. */
+exec_task_t *exec_stop(exec_t *e, int timeout_ms, bool *abandoned);
 
 /* Index of an idle executor, or -1. Loop thread only. */
 int exec_idle(const exec_t *e);

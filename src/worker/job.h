@@ -37,7 +37,8 @@ typedef struct job {
     bool unanswerable;   /* goes to the DLQ unchanged (envelope_decode said so) */
     bool started;        /* handed to an executor or being published */
     int attempts;        /* failed attempts so far */
-    bool final_internal; /* answered `internal` after max retries */
+    bool final_internal; /* answered `internal`: after max retries, or at once after a
+                          * failure no retry changes (set by the executor) */
 
     /* Executor writes. */
     job_exec_status_t status;

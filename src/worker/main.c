@@ -16,7 +16,8 @@
 
 extern char **environ;
 
-/* Refuses a superuser, BYPASSRLS or owning role: one clear line, exit 1. */
+/* Refuses a superuser, BYPASSRLS, CREATEROLE or owning role (or a member of
+ * one): one clear line, exit 1. */
 static int check_role(pool_t *pool)
 {
     char err[512];
@@ -83,6 +84,9 @@ int main(int argc, char **argv)
                         .idle_timeout_ms = 20000,
                         .connect_timeout_ms = 10000,
                         .application_name = "tally-worker",
+                        .statement_timeout_ms = cfg.statement_timeout_ms,
+                        .lock_timeout_ms = cfg.lock_timeout_ms,
+                        .idle_in_transaction_timeout_ms = 10000,
                         .unnamed_statements = !cfg.prepared_statements};
     int rc = 1;
     if (pool_new(&pc, &pool, err, sizeof(err)) != 0) {
@@ -91,7 +95,10 @@ int main(int argc, char **argv)
     }
     if (check_role(pool) != 0)
         goto out;
-    rc = runtime_run(&cfg, pool, worker_name);
+    bool pool_in_use = false;
+    rc = runtime_run(&cfg, pool, worker_name, &pool_in_use);
+    if (pool_in_use)
+        return rc; /* a stuck executor still holds a connection: just exit */
 out:
     if (pool != NULL)
         pool_free(pool);

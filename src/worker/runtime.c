@@ -376,9 +376,14 @@ void runtime_check_drain(runtime_t *rt)
         busy = j->started;
     if (busy && runtime_now_ms() < rt->drain_deadline)
         return;
-    if (busy)
-        log_warn("drain timed out: unfinished requests are left for redelivery",
+    if (busy) {
+        /* Statements still running (a lock wait, say) are cancelled so that
+         * the executors come back now; their requests go to the next owner. */
+        log_warn("drain timed out: cancelling running statements; unfinished requests are left "
+                 "for redelivery",
                  LOG_I("in_flight", rt->in_flight));
+        exec_cancel(rt->exec);
+    }
     rt->phase = RT_STOPPED;
     /* Acknowledgements first (they store offsets), then the final commit. */
     int64_t left = rt->drain_deadline - runtime_now_ms();
@@ -513,8 +518,9 @@ static void http_cb(void *ctx, const char *method, const char *path, http_respon
 
 /* ---- run ----------------------------------------------------------------- */
 
-int runtime_run(const config_t *cfg, pool_t *pool, const char *worker_name)
+int runtime_run(const config_t *cfg, pool_t *pool, const char *worker_name, bool *pool_in_use)
 {
+    *pool_in_use = false;
     runtime_t *rt = calloc(1, sizeof(*rt));
     if (rt == NULL)
         return 1;
@@ -602,7 +608,19 @@ out:
         rd_kafka_consumer_close(rt->kafka.consumer); /* leaves the group */
     }
     if (rt->exec != NULL) {
-        exec_task_t *left = exec_stop(rt->exec);
+        bool abandoned = false;
+        exec_task_t *left = exec_stop(rt->exec, EXEC_STOP_GRACE_MS, &abandoned);
+        if (abandoned) {
+            /* An executor is stuck beyond the cancel (a database host that
+             * vanished): its jobs, the pool and the loop stay as they are
+             * for the process's exit; nothing was committed for them. */
+            log_warn("an executor did not stop in time: exiting without it",
+                     LOG_I("grace_ms", EXEC_STOP_GRACE_MS));
+            kafka_destroy(&rt->kafka);
+            *pool_in_use = true;
+            log_info("worker stopped", LOG_I("exit_code", rc));
+            return rc;
+        }
         while (left != NULL) {
             exec_task_t *t = left;
             left = t->next;

@@ -18,8 +18,13 @@
 #include <stdint.h>
 #include <uv.h>
 
-#define RETRY_BASE_MS   100
-#define RETRY_CAP_MS    10000
+#define RETRY_BASE_MS 100
+#define RETRY_CAP_MS  10000
+/* A request's attempts back off from 1 s with equal jitter (half of each
+ * step fixed): TALLY_MAX_RETRIES 5 spans at least 7.5 s of backoff plus four
+ * lock timeouts, outlasting an ordinary lock wait. The account waits; its
+ * executor serves others meanwhile. */
+#define ATTEMPT_BASE_MS 1000
 #define PROBE_CAP_MS    5000
 #define TICK_MS         1000
 #define HEALTH_EVERY_MS 5000
@@ -29,6 +34,9 @@
  * 1000 requests of up to 1 MiB each must not mean a gigabyte of memory. */
 #define MAX_IN_FLIGHT_BYTES (64 * 1024 * 1024)
 #define PRUNE_FIRST_MS      (60 * 1000)
+/* After the drain's deadline cancelled the running statements, how long the
+ * executors get to come back before the process exits without them. */
+#define EXEC_STOP_GRACE_MS 2000
 
 typedef struct part {
     bool assigned;

@@ -361,17 +361,33 @@ int64_t sched_next_deadline(const sched_t *s)
     return s->nheap > 0 ? s->heap[0]->deadline : -1;
 }
 
-int64_t sched_backoff_ms(int attempt, int64_t base_ms, int64_t cap_ms, uint64_t *rng)
+/* min(cap, base·2^(attempt-1)) */
+static int64_t backoff_step(int attempt, int64_t base_ms, int64_t cap_ms)
 {
-    int64_t ceiling = base_ms;
-    for (int i = 1; i < attempt && ceiling < cap_ms; i++)
-        ceiling *= 2;
-    if (ceiling > cap_ms)
-        ceiling = cap_ms;
+    int64_t step = base_ms;
+    for (int i = 1; i < attempt && step < cap_ms; i++)
+        step *= 2;
+    return step < cap_ms ? step : cap_ms;
+}
+
+/* Uniform in [0, ceiling]. */
+static int64_t jitter(int64_t ceiling, uint64_t *rng)
+{
     uint64_t x = *rng != 0 ? *rng : 0x9E3779B97F4A7C15ull;
     x ^= x << 13;
     x ^= x >> 7;
     x ^= x << 17;
     *rng = x;
     return (int64_t)(x % (uint64_t)(ceiling + 1));
+}
+
+int64_t sched_backoff_ms(int attempt, int64_t base_ms, int64_t cap_ms, uint64_t *rng)
+{
+    return jitter(backoff_step(attempt, base_ms, cap_ms), rng);
+}
+
+int64_t sched_backoff_equal_ms(int attempt, int64_t base_ms, int64_t cap_ms, uint64_t *rng)
+{
+    int64_t step = backoff_step(attempt, base_ms, cap_ms);
+    return step / 2 + jitter(step - step / 2, rng);
 }

@@ -9,7 +9,8 @@
  * account's job by at most one round.
  *
  * A retried job goes back to the head of its account's queue and the account
- * waits out a delay (sched_backoff_ms: exponential, full jitter).
+ * waits out a delay (sched_backoff_ms: exponential, full jitter;
+ * sched_backoff_equal_ms: with a floor).
  *
  * Pure and single-threaded (the loop thread owns it). Jobs embed a
  * sched_item_t; the scheduler never allocates or frees them. */
@@ -70,5 +71,10 @@ int64_t sched_next_deadline(const sched_t *s);
  * uniform value in [0, min(cap, base·2^(attempt-1))] drawn from *rng (any
  * non-zero seed; xorshift state). */
 int64_t sched_backoff_ms(int attempt, int64_t base_ms, int64_t cap_ms, uint64_t *rng);
+
+/* Equal-jitter exponential backoff: with step = min(cap, base·2^(attempt-1)),
+ * a uniform value in [step/2, step]. Unlike full jitter it has a floor, so
+ * n attempts are sure to span some time (a request's retry budget). */
+int64_t sched_backoff_equal_ms(int attempt, int64_t base_ms, int64_t cap_ms, uint64_t *rng);
 
 #endif

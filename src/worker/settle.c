@@ -457,7 +457,8 @@ void settle_job(runtime_t *rt, job_t *job)
             sched_retry(rt->sched, &job->item, now, 0);
             return;
         }
-        int64_t delay = sched_backoff_ms(job->attempts, RETRY_BASE_MS, RETRY_CAP_MS, &rt->rng);
+        int64_t delay =
+            sched_backoff_equal_ms(job->attempts, ATTEMPT_BASE_MS, RETRY_CAP_MS, &rt->rng);
         log_warn("request will be retried", LOG_S("account_id", job->env.account.id),
                  LOG_S("request_id", job->env.id), LOG_I("attempt", job->attempts),
                  LOG_I("delay_ms", delay), LOG_S("error", job->fail_reason));

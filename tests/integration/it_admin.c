@@ -30,6 +30,9 @@ static int group_setup(void **state)
                "CREATE ROLE it_super_member LOGIN IN ROLE postgres, tally_app;"
                "CREATE ROLE it_stranger LOGIN;"
                "CREATE ROLE it_plain LOGIN IN ROLE tally_app;"
+               "CREATE ROLE it_createrole LOGIN CREATEROLE IN ROLE tally_app;"
+               "CREATE ROLE it_cr_group NOLOGIN CREATEROLE;"
+               "CREATE ROLE it_cr_member LOGIN IN ROLE it_cr_group, tally_app;"
                "GRANT CONNECT ON DATABASE tally TO it_stranger");
     *state = f;
     return 0;
@@ -97,6 +100,22 @@ static void test_member_of_superuser_refused(void **state)
     expect_refused(*state, "it_super_member", "member of postgres");
 }
 
+/* On PostgreSQL 15 a CREATEROLE role can GRANT itself the tables' owner
+ * (and so switch row-level security off): refused, and so is a member of one. */
+static void test_createrole_refused(void **state)
+{
+    fixture_t *f = *state;
+    expect_refused(f, "it_createrole", "CREATEROLE");
+    expect_refused(f, "it_cr_member", "member of it_cr_group");
+    /* Not a false alarm: the role really can make itself the owner. */
+    PGconn *c = th_pg_connect(f->pg, "it_createrole");
+    PGresult *r = PQexec(c, "GRANT tally_owner TO it_createrole");
+    assert_int_equal(PQresultStatus(r), PGRES_COMMAND_OK);
+    PQclear(r);
+    PQfinish(c);
+    th_pg_exec(f->pg, "postgres", "REVOKE tally_owner FROM it_createrole");
+}
+
 static void test_non_member_refused(void **state)
 {
     expect_refused(*state, "it_stranger", "not a member of tally_app");
@@ -118,6 +137,7 @@ int main(void)
         cmocka_unit_test(test_bypassrls_refused),
         cmocka_unit_test(test_owner_refused),
         cmocka_unit_test(test_member_of_superuser_refused),
+        cmocka_unit_test(test_createrole_refused),
         cmocka_unit_test(test_non_member_refused),
         cmocka_unit_test(test_plain_members_accepted),
     };

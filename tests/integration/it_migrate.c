@@ -415,6 +415,52 @@ static void test_transaction_control_is_refused(void **state)
     free(dir);
 }
 
+/* A file that commits half of itself (`COMMIT; BEGIN;` in the middle) is
+ * refused before anything runs, naming file, line and statement, and what
+ * the message says is true: nothing was applied, not even an earlier
+ * pending file of the same run. Transaction words in comments, strings,
+ * dollar quotes and BEGIN ATOMIC bodies are no reason to refuse. */
+static void test_half_commit_is_refused_and_the_message_true(void **state)
+{
+    fixture_t *f = *state;
+    ensure_migrated(f);
+    char *dir = copy_migrations("half");
+    write_file(dir, "9990_fine.sql", "CREATE TABLE it_half_fine (x int);\n", "w");
+    write_file(dir, "9991_half.sql",
+               "CREATE TABLE it_half_a (x int);\n"
+               "COMMIT; BEGIN;\n"
+               "SELEC 1;\n",
+               "w");
+    int64_t before = applied_count(f);
+    ctl_run_t r;
+    assert_int_equal(ctl(&r, f->owner_url, NULL, ARGS("migrate", "--dir", dir)), 1);
+    assert_non_null(strstr(r.err, "9991_half.sql, line 2: COMMIT"));
+    assert_non_null(strstr(r.err, "Nothing was applied"));
+    assert_null(strstr(r.out, "applied 9990"));
+    ctl_clear(&r);
+    assert_int_equal(applied_count(f), before);
+    assert_int_equal(th_pg_i64(f->pg, "postgres",
+                               "SELECT count(*) FROM pg_class"
+                               " WHERE relname IN ('it_half_a', 'it_half_fine')"),
+                     0);
+    free(dir);
+
+    dir = copy_migrations("notxn");
+    write_file(dir, "9992_words.sql",
+               "-- COMMIT; a comment\n"
+               "/* BEGIN; */ CREATE TABLE it_words (note text DEFAULT 'COMMIT; BEGIN;');\n"
+               "CREATE FUNCTION it_words_f() RETURNS int LANGUAGE plpgsql AS $$\n"
+               "BEGIN\n  RETURN 1;\nEND\n$$;\n"
+               "CREATE FUNCTION it_words_g(x int) RETURNS int LANGUAGE sql\n"
+               "BEGIN ATOMIC\n  SELECT CASE WHEN x > 0 THEN 1 ELSE 0 END;\nEND;\n",
+               "w");
+    assert_int_equal(ctl(&r, f->owner_url, NULL, ARGS("migrate", "--dir", dir)), 0);
+    assert_non_null(strstr(r.out, "applied 9992_words.sql"));
+    ctl_clear(&r);
+    assert_int_equal(th_pg_i64(f->pg, "postgres", "SELECT it_words_f() + it_words_g(5)"), 2);
+    free(dir);
+}
+
 /* Two migrators on a fresh database: one applies, the other waits and then
  * finds nothing to do. A held lock makes the wait visible. */
 static void test_two_migrators_are_serialized(void **state)
@@ -707,6 +753,7 @@ int main(void)
         cmocka_unit_test(test_failing_file_is_rolled_back),
         cmocka_unit_test(test_out_of_order_is_refused),
         cmocka_unit_test(test_transaction_control_is_refused),
+        cmocka_unit_test(test_half_commit_is_refused_and_the_message_true),
         cmocka_unit_test(test_two_migrators_are_serialized),
         cmocka_unit_test(test_usage_and_secrets),
         cmocka_unit_test(test_tally_app_has_only_what_it_needs),

@@ -3,6 +3,8 @@
  * isolation; the balance trigger; concurrent refunds of one payment. */
 #include "it_handlers.h"
 
+#include "it_big_payments.h"
+
 #include "common/clock.h"
 
 #include <pthread.h>
@@ -424,6 +426,115 @@ static void test_concurrent_refunds(void **state)
                      REFUND_AMOUNT - refunded);
 }
 
+/* A page never passes its size bound (CONTRACT.md §3): 100 payments with the
+ * largest description and metadata (500 '"' per value, 1000 bytes once
+ * escaped), listed 100 at a time, come in pages of fewer than 100 that each
+ * fit, with has_more, and continue exactly where the last one stopped. */
+static void test_list_page_size_bound(void **state)
+{
+    it_fixture_t *f = *state;
+    char *want = it_insert_big_payments(f->pg, "acct_big");
+    char got[8192] = "";
+    char after[64] = "";
+    int pages = 0, total = 0;
+    for (bool more = true; more && pages < 100; pages++) {
+        json_t *r = after[0] == '\0'
+                        ? it_ok(f->pool, "acct_big", "payment.list", "{\"limit\": 100}")
+                        : it_ok(f->pool, "acct_big", "payment.list",
+                                "{\"limit\": 100, \"starting_after\": \"%s\"}", after);
+        size_t bytes = json_dumpb(r, NULL, 0, JSON_COMPACT);
+        json_t *data = json_object_get(r, "data");
+        size_t n = json_array_size(data);
+        more = json_is_true(json_object_get(r, "has_more"));
+        printf("page %d: %zu payments, %zu bytes, has_more %d\n", pages, n, bytes, more);
+        assert_true(bytes <= HANDLER_LIST_PAGE_MAX_BYTES);
+        assert_true(n >= 1);
+        if (pages == 0) {
+            assert_true(n < 100);
+            assert_true(more);
+            /* Cut before the next item would not fit, not earlier. */
+            assert_true(bytes + 2 * (bytes / n) > HANDLER_LIST_PAGE_MAX_BYTES);
+        }
+        for (size_t i = 0; i < n; i++) {
+            const char *id = json_string_value(json_object_get(json_array_get(data, i), "id"));
+            assert_non_null(id);
+            snprintf(got + strlen(got), sizeof(got) - strlen(got), "%s%s", total ? "," : "", id);
+            snprintf(after, sizeof(after), "%s", id);
+            total++;
+        }
+        json_decref(r);
+    }
+    assert_int_equal(total, 100);
+    assert_string_equal(got, want);
+    free(want);
+}
+
+/* Balance totals stay within ±(2^53 − 1) (0006_bounds.sql): every way a
+ * request moves a balance past it is answered conflict, field amount, and
+ * the rest of the account's business goes on. */
+static void test_balance_bounds(void **state)
+{
+    it_fixture_t *f = *state;
+    th_pg_exec(f->pg, "postgres",
+               "INSERT INTO account_balances (account_id, currency, available)"
+               " VALUES ('acct_top', 'usd', 9007199254740991)");
+    it_reject(TALLY_ERR_CONFLICT, "amount", f->pool, "acct_top", "payment.record",
+              "{\"external_id\": \"pi_over\", \"amount\": 1, \"currency\": \"usd\"}");
+    assert_int_equal(it_sql_i64(f, "SELECT count(*) FROM stripe_payments"
+                                   " WHERE account_id = 'acct_top'"),
+                     0);
+    /* What does not move the balance past the bound still works. */
+    char pending[64];
+    it_record_payment(f, "acct_top", "pi_pending", 5, "pending", pending, sizeof(pending));
+    it_reject(TALLY_ERR_CONFLICT, "amount", f->pool, "acct_top", "payment.update_status",
+              "{\"payment_id\": \"%s\", \"status\": \"succeeded\"}", pending);
+    json_decref(it_ok(f->pool, "acct_top", "payment.record",
+                      "{\"external_id\": \"pi_eur\", \"amount\": 7, \"currency\": \"eur\"}"));
+    json_decref(it_ok(f->pool, "acct_top", "payout.create",
+                      "{\"amount\": 1000000, \"currency\": \"usd\"}"));
+    json_decref(it_ok(f->pool, "acct_top", "payment.update_status",
+                      "{\"payment_id\": \"%s\", \"status\": \"succeeded\"}", pending));
+    assert_int_equal(it_sql_i64(f, "SELECT available FROM account_balances"
+                                   " WHERE account_id = 'acct_top' AND currency = 'usd'"),
+                     INT64_C(9007199254740991) - 1000000 + 5);
+
+    /* Pending payouts and refunds below −(2^53 − 1). */
+    th_pg_exec(f->pg, "postgres",
+               "UPDATE account_balances SET pending_payouts = 9007199254740991 - 10"
+               " WHERE account_id = 'acct_top' AND currency = 'usd'");
+    it_reject(TALLY_ERR_CONFLICT, "amount", f->pool, "acct_top", "payout.create",
+              "{\"amount\": 100, \"currency\": \"usd\"}");
+    char pay[64];
+    it_record_payment(f, "acct_top", "pi_refund", 100, "succeeded", pay, sizeof(pay));
+    th_pg_exec(f->pg, "postgres",
+               "UPDATE account_balances SET available = -9007199254740991 + 50"
+               " WHERE account_id = 'acct_top' AND currency = 'usd'");
+    it_reject(TALLY_ERR_CONFLICT, "amount", f->pool, "acct_top", "payment.refund",
+              "{\"payment_id\": \"%s\", \"amount\": 100}", pay);
+    json_decref(it_ok(f->pool, "acct_top", "payment.refund",
+                      "{\"payment_id\": \"%s\", \"amount\": 50}", pay));
+
+    /* A total already at the top of bigint (a database migrated from before
+     * 0006, whose rows the check does not cover): bigint overflows, and that
+     * too is a conflict at once. */
+    th_pg_exec(f->pg, "postgres",
+               "ALTER TABLE account_balances DROP CONSTRAINT account_balances_bounds;"
+               "UPDATE account_balances SET available = 9223372036854775807, pending_payouts = 0"
+               " WHERE account_id = 'acct_top' AND currency = 'usd';"
+               "ALTER TABLE account_balances ADD CONSTRAINT account_balances_bounds"
+               " CHECK (available BETWEEN -9007199254740991 AND 9007199254740991"
+               "  AND pending_payouts <= 9007199254740991 AND paid_out <= 9007199254740991)"
+               " NOT VALID");
+    handler_error_t e =
+        it_reject(TALLY_ERR_CONFLICT, "amount", f->pool, "acct_top", "payment.record",
+                  "{\"external_id\": \"pi_top\", \"amount\": 1, \"currency\": \"usd\"}");
+    assert_null(strstr(e.message, "payments_record")); /* the server's words, not ours */
+    th_pg_exec(f->pg, "postgres",
+               "UPDATE account_balances SET available = 0"
+               " WHERE account_id = 'acct_top' AND currency = 'usd';"
+               "ALTER TABLE account_balances VALIDATE CONSTRAINT account_balances_bounds");
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -434,6 +545,8 @@ int main(void)
         cmocka_unit_test(test_tenant_isolation),
         cmocka_unit_test(test_balance_follows_payments),
         cmocka_unit_test(test_concurrent_refunds),
+        cmocka_unit_test(test_list_page_size_bound),
+        cmocka_unit_test(test_balance_bounds),
     };
     return cmocka_run_group_tests(tests, it_setup, it_teardown);
 }

@@ -223,12 +223,13 @@ static void test_misuse_is_refused(void **state)
     assert_int_equal(access_tx_begin(s, &a, &tx2, &err), ACCESS_FAILED);
 
     /* A statement the database refuses (CHECK on status): classified, with
-     * its SQLSTATE; the tx must be rolled back before it can be used again. */
+     * its SQLSTATE (a constraint: permanent, a conflict); the tx must be
+     * rolled back before it can be used again. */
     access_log_entry_t e = log_entry("req_misuse", "payment.get", NULL);
     e.status = "maybe";
-    assert_int_equal(access_logs_insert(tx, &e, &err), ACCESS_FAILED);
+    assert_int_equal(access_logs_insert(tx, &e, &err), ACCESS_CONFLICT);
     assert_string_equal(err.sqlstate, "23514");
-    assert_non_null(strstr(err.message, "logs_insert"));
+    assert_non_null(strstr(err.message, "payment_system_logs_check"));
     e = log_entry("req_misuse", "payment.get", NULL);
     assert_int_equal(access_logs_insert(tx, &e, &err), ACCESS_FAILED);
     OK(access_tx_rollback(tx, &err));
@@ -240,7 +241,7 @@ static void test_misuse_is_refused(void **state)
      * that is reported at once and poisons the session. */
     tx = begin_one(c, &s, &a);
     e.status = "maybe";
-    assert_int_equal(access_logs_insert(tx, &e, &err), ACCESS_FAILED);
+    assert_int_equal(access_logs_insert(tx, &e, &err), ACCESS_CONFLICT);
     assert_int_equal(access_tx_end(tx, &err), ACCESS_FAILED);
     assert_int_equal(access_session_commit(s, &err), ACCESS_FAILED);
     assert_int_equal(PQtransactionStatus(pool_conn_pg(c)), PQTRANS_IDLE);
@@ -379,6 +380,79 @@ static void *claim_thread(void *arg)
     }
     pool_release(cl->f->pool, c);
     return NULL;
+}
+
+/* The value of a server setting on c's connection. */
+static char *show(pool_conn_t *c, const char *setting)
+{
+    char sql[96];
+    snprintf(sql, sizeof(sql), "SHOW %s", setting);
+    PGresult *r = PQexec(pool_conn_pg(c), sql);
+    assert_int_equal(PQresultStatus(r), PGRES_TUPLES_OK);
+    char *v = strdup(PQgetvalue(r, 0, 0));
+    PQclear(r);
+    return v;
+}
+
+static void expect_setting(pool_conn_t *c, const char *setting, const char *want)
+{
+    char *v = show(c, setting);
+    if (strcmp(v, want) != 0)
+        fail_msg("%s is %s, want %s", setting, v, want);
+    free(v);
+}
+
+/* Every tenant transaction carries the pool's limits as SET LOCAL (so they
+ * hold behind a transaction pooler as well), also after a rollback, and
+ * they end with the transaction. A claim that waits on another session's
+ * row lock longer than lock_timeout fails ACCESS_RETRY (55P03) instead of
+ * waiting without end. */
+static void test_limits_bound_every_transaction(void **state)
+{
+    fixture_t *f = *state;
+    char url[256], why[256];
+    th_pg_url(f->pg, "tally_worker", url, sizeof(url));
+    pool_config_t cfg = {.conninfo = url,
+                         .max = 1,
+                         .application_name = "it_session_limits",
+                         .statement_timeout_ms = 1500,
+                         .lock_timeout_ms = 300,
+                         .idle_in_transaction_timeout_ms = 7000};
+    pool_t *pool;
+    if (pool_new(&cfg, &pool, why, sizeof(why)) != 0)
+        fail_msg("pool_new: %s", why);
+    pool_conn_t *c;
+    if (pool_acquire(pool, &c, why, sizeof(why)) != 0)
+        fail_msg("pool_acquire: %s", why);
+    access_error_t err;
+    access_account_t a = tenant("limits_a");
+    access_session_t *s;
+    access_tx_t *tx = begin_one(c, &s, &a);
+    expect_setting(c, "statement_timeout", "1500ms");
+    expect_setting(c, "lock_timeout", "300ms");
+    expect_setting(c, "idle_in_transaction_session_timeout", "7s");
+    OK(access_tx_rollback(tx, &err));
+    expect_setting(c, "lock_timeout", "300ms");
+
+    /* Another session holds the claim's row: the claim gives up. */
+    PGconn *holder = th_pg_connect(f->pg, "postgres");
+    PQclear(PQexec(holder, "BEGIN"));
+    PQclear(PQexec(holder, "INSERT INTO tally_request_outcomes (account_id, request_id, type,"
+                           " payload_sha256) VALUES ('limits_a', 'req_locked', 'payment.get',"
+                           " sha256('x'))"));
+    access_outcome_kind_t kind;
+    char *stored = NULL;
+    assert_int_equal(
+        access_outcome_claim(tx, "req_locked", "payment.get", "{}", &kind, &stored, &err),
+        ACCESS_RETRY);
+    assert_string_equal(err.sqlstate, "55P03");
+    PQclear(PQexec(holder, "ROLLBACK"));
+    PQfinish(holder);
+    OK(access_tx_rollback(tx, &err));
+    end_one(s, tx);
+    expect_setting(c, "lock_timeout", "0"); /* gone with the transaction */
+    pool_release(pool, c);
+    pool_free(pool);
 }
 
 static void test_concurrent_claim_waits_for_the_first(void **state)
@@ -701,6 +775,7 @@ int main(void)
         cmocka_unit_test(test_misuse_is_refused),
         cmocka_unit_test(test_outcome_claim),
         cmocka_unit_test(test_outcome_store_after_rollback),
+        cmocka_unit_test(test_limits_bound_every_transaction),
         cmocka_unit_test(test_concurrent_claim_waits_for_the_first),
         cmocka_unit_test(test_concurrent_claim_after_abort_is_new),
         cmocka_unit_test(test_logs_list_pages),

@@ -45,6 +45,8 @@ static void test_defaults(void **state)
     assert_int_equal(cfg.max_retries, 5);
     assert_int_equal(cfg.shutdown_timeout_ms, 25000);
     assert_int_equal(cfg.outcome_retention_days, 30);
+    assert_int_equal(cfg.statement_timeout_ms, 5000);
+    assert_int_equal(cfg.lock_timeout_ms, 2000);
     assert_string_equal(cfg.http_addr, "127.0.0.1:8080");
     assert_int_equal(cfg.log_level, LOG_INFO);
     assert_false(cfg.log_text);
@@ -136,6 +138,8 @@ static void test_every_bad_value(void **state)
     expect_bad("TALLY_SHUTDOWN_TIMEOUT_MS=-5", "TALLY_SHUTDOWN_TIMEOUT_MS");
     expect_bad("TALLY_OUTCOME_RETENTION_DAYS=0", "TALLY_OUTCOME_RETENTION_DAYS");
     expect_bad("TALLY_BATCH_MAX=0", "TALLY_BATCH_MAX");
+    expect_bad("TALLY_STATEMENT_TIMEOUT_MS=0", "TALLY_STATEMENT_TIMEOUT_MS: 0 is out of range");
+    expect_bad("TALLY_LOCK_TIMEOUT_MS=soon", "TALLY_LOCK_TIMEOUT_MS");
     expect_bad("TALLY_HTTP_ADDR=localhost", "TALLY_HTTP_ADDR: \"localhost\" is not host:port");
     expect_bad("TALLY_HTTP_ADDR=127.0.0.1:70000", "TALLY_HTTP_ADDR");
     expect_bad("TALLY_HTTP_ADDR=:80", "TALLY_HTTP_ADDR");
@@ -208,6 +212,8 @@ static void test_help_and_version(void **state)
                            "TALLY_LOG_LEVEL",
                            "TALLY_LOG_FORMAT",
                            "TALLY_BATCH_MAX",
+                           "TALLY_STATEMENT_TIMEOUT_MS",
+                           "TALLY_LOCK_TIMEOUT_MS",
                            "TALLY_PREPARED_STATEMENTS",
                            "KAFKA_<PROPERTY>",
                            "--version"};

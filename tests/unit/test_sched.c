@@ -254,6 +254,32 @@ static void test_backoff_full_jitter(void **state)
     assert_true(sched_backoff_ms(60, 100, 10000, &rng) <= 10000);
 }
 
+/* A request's retry budget: each wait is at least half its step, so five
+ * attempts with base 1 s span at least 0.5 + 1 + 2 + 4 = 7.5 s of backoff. */
+static void test_backoff_equal_jitter(void **state)
+{
+    (void)state;
+    uint64_t rng = 7;
+    for (int attempt = 1; attempt <= 8; attempt++) {
+        int64_t step = 1000LL << (attempt - 1);
+        if (step > 10000)
+            step = 10000;
+        int64_t lo = step, hi = 0;
+        for (int i = 0; i < 2000; i++) {
+            int64_t d = sched_backoff_equal_ms(attempt, 1000, 10000, &rng);
+            assert_true(d >= step / 2 && d <= step);
+            lo = d < lo ? d : lo;
+            hi = d > hi ? d : hi;
+        }
+        /* Jittered over the upper half, not one value. */
+        assert_true(hi - lo > step / 4);
+    }
+    int64_t floor_sum = 0;
+    for (int attempt = 1; attempt <= 4; attempt++)
+        floor_sum += sched_backoff_equal_ms(attempt, 1000, 10000, &rng);
+    assert_true(floor_sum >= 7500);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -264,6 +290,7 @@ int main(void)
         cmocka_unit_test(test_drop_queued_items),
         cmocka_unit_test(test_many_accounts),
         cmocka_unit_test(test_backoff_full_jitter),
+        cmocka_unit_test(test_backoff_equal_jitter),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -35,10 +35,23 @@ static void test_unavailable(void **state)
 static void test_failed(void **state)
 {
     (void)state;
-    const char *codes[] = {"23505", "23514", "23503", "42601", "42501", "42P01", "22P02",
-                           "25P02", "40002", "40003", "57000", "55000", "P0001", "XX000"};
+    const char *codes[] = {"42601", "42501", "42P01", "25P02", "40002",
+                           "40003", "57000", "55000", "P0001", "XX000"};
     for (size_t i = 0; i < sizeof(codes) / sizeof(codes[0]); i++)
         assert_int_equal(access_classify(codes[i], false), ACCESS_FAILED);
+}
+
+/* Data exceptions and constraint violations fail the same way on every
+ * attempt: answered at once, never retried (CONTRACT.md §3). */
+static void test_permanent(void **state)
+{
+    (void)state;
+    const char *invalid[] = {"22003", "22P02", "22001", "22008", "22012", "22021", "22P05"};
+    for (size_t i = 0; i < sizeof(invalid) / sizeof(invalid[0]); i++)
+        assert_int_equal(access_classify(invalid[i], false), ACCESS_INVALID);
+    const char *conflict[] = {"23505", "23514", "23503", "23502", "23P01", "23000"};
+    for (size_t i = 0; i < sizeof(conflict) / sizeof(conflict[0]); i++)
+        assert_int_equal(access_classify(conflict[i], false), ACCESS_CONFLICT);
 }
 
 int main(void)
@@ -47,6 +60,7 @@ int main(void)
         cmocka_unit_test(test_retry),
         cmocka_unit_test(test_unavailable),
         cmocka_unit_test(test_failed),
+        cmocka_unit_test(test_permanent),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

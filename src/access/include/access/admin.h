@@ -15,7 +15,7 @@ struct pool_conn;
 
 /* Checks that the connection's role cannot get around row-level security:
  * refuses (ACCESS_INVALID, one clear line in problem) a superuser, a role with
- * BYPASSRLS, a member of such a role, a role that owns (or is a member of the
+ * BYPASSRLS or CREATEROLE, a member of such a role, a role that owns (or is a member of the
  * owner of) a tenant table (any table with an account_id column), and a role
  * that is not a member of tally_app. ACCESS_OK means the role is fit to run
  * the worker; other statuses mean the check itself failed (err says why). */

@@ -8,8 +8,10 @@
  * - A pending file that sorts before an applied one is refused (out of order).
  * - Two migrators at once are serialized by a session advisory lock; the
  *   second then finds nothing to do.
- * - Files must not contain transaction control (BEGIN/COMMIT): each already
- *   runs inside its own transaction.
+ * - Files must not contain transaction control (BEGIN, COMMIT, SAVEPOINT, …,
+ *   found by access/sqlscan.h outside comments, strings and dollar quotes):
+ *   each already runs inside its own transaction. A pending file with any is
+ *   refused, naming the file and line, before anything is applied.
  *
  * Progress lines go to out; nothing printed or returned contains a password.
  * For `tallyctl migrate` and the tests; the worker never migrates. */

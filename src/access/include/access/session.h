@@ -5,11 +5,16 @@
  * Used by the worker only; handlers never see a session or a connection.
  *
  *   access_session_begin        BEGIN
- *     access_tx_begin(acct)       SAVEPOINT; set_config('app.account_id', acct, true)
+ *     access_tx_begin(acct)       SAVEPOINT; set_config('app.account_id', acct, true) and
+ *                                 the pool's limits (pool_limits_t) as SET LOCAL
  *       …access calls…
  *       access_tx_rollback        ROLLBACK TO SAVEPOINT (effects undone, still bound)
  *     access_tx_end               RELEASE SAVEPOINT; frees the tx
  *   access_session_commit       COMMIT
+ *
+ * Every statement of a tenant transaction is bounded by those limits: a
+ * statement or lock wait that passes them fails ACCESS_RETRY (a timeout is
+ * transient), an idle transaction is ended by the server.
  *
  * A tenant transaction ends before the next one begins. Any function may
  * return ACCESS_UNAVAILABLE: the connection is gone, and the caller must
@@ -63,6 +68,11 @@ unsigned access_session_tx_count(const access_session_t *s);
 /* The number of the ended tenant transaction whose carried writes failed
  * the session, or 0. */
 unsigned access_session_failed_tx(const access_session_t *s);
+
+/* Whether that write failed in a way no retry changes (SQLSTATE class 22 or
+ * 23: ACCESS_INVALID or ACCESS_CONFLICT), so that its request should be
+ * answered at once rather than run again. */
+bool access_session_failed_permanently(const access_session_t *s);
 
 /* Sends the writes the session still holds back for ended tenant
  * transactions (pipelined sessions; nothing to do otherwise). On failure the

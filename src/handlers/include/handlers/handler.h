@@ -16,6 +16,13 @@
 
 typedef struct handler handler_t;
 
+/* A result's value never exceeds 1 MiB (CONTRACT.md §3). A list page stops
+ * adding items before its "result" would pass HANDLER_LIST_PAGE_MAX_BYTES of
+ * compact JSON, which leaves the rest of the 1 MiB to the envelope around it
+ * (ids, correlation_id, processed_at: under 2 KiB). */
+#define HANDLER_RESULT_MAX_BYTES    (1024 * 1024)
+#define HANDLER_LIST_PAGE_MAX_BYTES (HANDLER_RESULT_MAX_BYTES - 16 * 1024)
+
 typedef struct handler_error {
     tally_errcode_t code; /* the contract code when the request is rejected */
     char field[128];      /* payload path of the culprit ("amount", "shares[1].party"), or "" */

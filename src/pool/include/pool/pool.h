@@ -26,8 +26,9 @@ typedef struct pool pool_t;
 typedef struct pool_conn pool_conn_t;
 
 /* Sizes and timeouts left at 0 take the defaults (negative ones are refused). The
- * pool adds TCP keepalives and application_name as defaults that conninfo may
- * override. */
+ * pool adds TCP keepalives (a dead host is noticed within about 11 s:
+ * keepalives after 5 s idle, every 2 s, 3 lost; tcp_user_timeout 10 s) and
+ * application_name as defaults that conninfo may override. */
 typedef struct pool_config {
     const char *conninfo;         /* libpq URL or key=value string; copied */
     int max;                      /* TALLY_POOL_MAX, default 5 */
@@ -35,7 +36,24 @@ typedef struct pool_config {
     int connect_timeout_ms;       /* default 10000 */
     const char *application_name; /* reported in pg_stat_activity; copied; may be NULL */
     bool unnamed_statements;      /* TALLY_PREPARED_STATEMENTS=off: prepare nothing by name */
+    /* The bounds on every wait of a transaction on these connections
+     * (pool_conn_limits): */
+    int statement_timeout_ms;           /* TALLY_STATEMENT_TIMEOUT_MS, default 5000 */
+    int lock_timeout_ms;                /* TALLY_LOCK_TIMEOUT_MS, default 2000 */
+    int idle_in_transaction_timeout_ms; /* default 10000 */
 } pool_config_t;
+
+/* The server settings statement_timeout, lock_timeout and
+ * idle_in_transaction_session_timeout, in milliseconds, that every
+ * transaction on a pooled connection must set (SET LOCAL; see
+ * access/session.h): per transaction rather than per connection, so that
+ * they hold behind a transaction-pooling connection pooler too, which
+ * neither forwards startup options nor keeps session settings. */
+typedef struct pool_limits {
+    int statement_timeout_ms;
+    int lock_timeout_ms;
+    int idle_in_transaction_timeout_ms;
+} pool_limits_t;
 
 typedef struct pool_stats {
     int idle;          /* connected, not borrowed */
@@ -65,6 +83,9 @@ int pool_acquire(pool_t *pool, pool_conn_t **out, char *err, size_t errlen);
 /* Returns a borrowed connection. A connection marked broken, not in
  * CONNECTION_OK state or left inside a transaction is closed instead. */
 void pool_release(pool_t *pool, pool_conn_t *conn);
+
+/* The limits the pool was configured with, for a borrowed connection. */
+pool_limits_t pool_conn_limits(const pool_conn_t *conn);
 
 /* Marks a borrowed connection as unusable (e.g. after a lost connection). */
 void pool_conn_mark_broken(pool_conn_t *conn);

@@ -1,0 +1,36 @@
+/* run — one job of a batch as its own tenant transaction inside the batch's
+ * session: validate, claim its id, run its handler or replay its stored
+ * outcome, store the outcome, write the audit row; straight-line blocking
+ * code, for executor threads only (exec.h). */
+#ifndef TALLY_WORKER_RUN_H
+#define TALLY_WORKER_RUN_H
+
+#include "access/session.h"
+#include "job.h"
+
+typedef enum run_result {
+    RUN_ANSWERED,
+    RUN_RETRY,
+    RUN_PERMANENT,     /* a worker statement failed in a way no attempt would change */
+    RUN_LOST,          /* the connection is gone (or a pooler fault): see exec.c's lost() */
+    RUN_BROKEN,        /* the session is unusable (a failed rollback): counts an attempt */
+    RUN_ANSWERED_LOST, /* an `internal` answer whose best-effort row went with the session */
+} run_result_t;
+
+/* Runs job in s. RUN_ANSWERED: result_text and audit_text are ready and its
+ * tenant transaction ended (its writes may still travel with the session's
+ * next message). Anything else: its transaction was rolled back (or the
+ * session is gone) and fail_reason says why. A job with final_internal set
+ * writes only its audit row and is answered `internal` even without it. */
+run_result_t run_job(access_session_t *s, job_t *job, const char *worker);
+
+/* A worker statement of job failed in a way no retry changes (SQLSTATE
+ * class 22 or 23): makes its next run answer `internal` (audit row, DLQ
+ * copy), as after its last attempt, instead of failing every attempt first;
+ * logs why. */
+void run_make_internal(job_t *job);
+
+/* Drops what a previous run of job produced (answer texts, status). */
+void run_reset_outcome(job_t *job);
+
+#endif
