@@ -1,7 +1,7 @@
-#include "config.h"
+#include "worker/config.h"
 
 #include "envelope.h"
-#include "version.h"
+#include "worker/version.h"
 
 #include <ctype.h>
 #include <errno.h>

@@ -1,10 +1,10 @@
-#include "exec.h"
+#include "worker/exec.h"
 
 #include "access/admin.h"
 #include "access/session.h"
 #include "common/clock.h"
 #include "common/log.h"
-#include "run.h"
+#include "worker/run.h"
 #include "pool/pooler.h"
 
 #include <errno.h>

@@ -1,4 +1,4 @@
-#include "http.h"
+#include "worker/http.h"
 
 #include <arpa/inet.h>
 #include <errno.h>

@@ -1,4 +1,4 @@
-#include "kafka.h"
+#include "worker/kafka.h"
 
 #include "common/log.h"
 

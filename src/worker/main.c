@@ -6,9 +6,9 @@
  * 2 on a bad setting. */
 #include "access/admin.h"
 #include "common/log.h"
-#include "config.h"
+#include "worker/config.h"
 #include "pool/pool.h"
-#include "runtime.h"
+#include "worker/runtime.h"
 
 #include <stdio.h>
 #include <string.h>

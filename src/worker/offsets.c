@@ -1,4 +1,4 @@
-#include "offsets.h"
+#include "worker/offsets.h"
 
 #include <stdlib.h>
 

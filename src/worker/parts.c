@@ -1,6 +1,6 @@
 #include "parts.h"
 
-#include "flow.h"
+#include "worker/flow.h"
 #include "settle.h"
 
 #include "common/clock.h"

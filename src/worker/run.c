@@ -1,9 +1,9 @@
 /* run — see run.h. */
-#include "run.h"
+#include "worker/run.h"
 
 #include "access/logs.h"
 #include "access/outcome.h"
-#include "answer.h"
+#include "worker/answer.h"
 #include "common/clock.h"
 #include "common/log.h"
 

@@ -1,4 +1,4 @@
-#include "runtime.h"
+#include "worker/runtime.h"
 
 #include "envelope.h"
 #include "parts.h"

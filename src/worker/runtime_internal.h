@@ -4,15 +4,15 @@
 #ifndef TALLY_WORKER_RUNTIME_INTERNAL_H
 #define TALLY_WORKER_RUNTIME_INTERNAL_H
 
-#include "config.h"
-#include "exec.h"
-#include "http.h"
-#include "job.h"
-#include "kafka.h"
-#include "metrics.h"
-#include "offsets.h"
+#include "worker/config.h"
+#include "worker/exec.h"
+#include "worker/http.h"
+#include "worker/job.h"
+#include "worker/kafka.h"
+#include "worker/metrics.h"
+#include "worker/offsets.h"
 #include "pool/pool.h"
-#include "scheduler.h"
+#include "worker/scheduler.h"
 
 #include <stdbool.h>
 #include <stdint.h>

@@ -1,8 +1,8 @@
 #include "settle.h"
 
-#include "answer.h"
+#include "worker/answer.h"
 #include "parts.h"
-#include "scheduler.h"
+#include "worker/scheduler.h"
 
 #include "common/clock.h"
 #include "common/log.h"

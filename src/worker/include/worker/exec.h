@@ -23,7 +23,7 @@
 #ifndef TALLY_WORKER_EXEC_H
 #define TALLY_WORKER_EXEC_H
 
-#include "job.h"
+#include "worker/job.h"
 #include "pool/pool.h"
 
 #include <stdbool.h>

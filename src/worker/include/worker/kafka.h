@@ -13,7 +13,7 @@
 #ifndef TALLY_WORKER_KAFKA_H
 #define TALLY_WORKER_KAFKA_H
 
-#include "config.h"
+#include "worker/config.h"
 
 #include <librdkafka/rdkafka.h>
 #include <stdbool.h>

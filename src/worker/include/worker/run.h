@@ -6,7 +6,7 @@
 #define TALLY_WORKER_RUN_H
 
 #include "access/session.h"
-#include "job.h"
+#include "worker/job.h"
 
 typedef enum run_result {
     RUN_ANSWERED,

@@ -9,7 +9,7 @@
 #ifndef TALLY_WORKER_RUNTIME_H
 #define TALLY_WORKER_RUNTIME_H
 
-#include "config.h"
+#include "worker/config.h"
 #include "pool/pool.h"
 
 /* Runs the worker until SIGTERM/SIGINT (returns 0 after a clean drain) or a

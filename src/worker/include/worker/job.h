@@ -9,7 +9,7 @@
 
 #include "common/errcode.h"
 #include "envelope.h"
-#include "scheduler.h"
+#include "worker/scheduler.h"
 
 #include <stdbool.h>
 #include <stdint.h>
