@@ -7,6 +7,7 @@
 
 #include "common/clock.h"
 #include "common/log.h"
+#include "common/mem.h"
 
 #include <inttypes.h>
 #include <jansson.h>
@@ -136,12 +137,9 @@ static void post_probe(runtime_t *rt)
     int i = exec_idle(rt->exec);
     if (i < 0 || rt->probe_running)
         return;
-    exec_task_t *t = calloc(1, sizeof(*t));
-    t->kind = EXEC_PROBE;
     /* SELECT 1 passes through a pooler that loses prepared statements. */
-    t->pooler_check = rt->pooler_fault;
     rt->probe_running = true;
-    exec_post(rt->exec, i, t);
+    exec_post(rt->exec, i, task_new_probe(rt->pooler_fault));
 }
 
 static void sched_timer_cb(uv_timer_t *t)
@@ -174,13 +172,9 @@ void runtime_dispatch(runtime_t *rt)
         size_t size = (ready + (size_t)idle - 1) / (size_t)idle;
         if (size > (size_t)rt->cfg->batch_max)
             size = (size_t)rt->cfg->batch_max;
-        exec_task_t *t = calloc(1, sizeof(*t));
-        sched_item_t **items = calloc(size, sizeof(*items));
-        if (t == NULL || items == NULL)
-            abort();
-        t->kind = EXEC_BATCH;
-        t->njobs = sched_next_batch(rt->sched, now, items, size);
-        t->jobs = (job_t **)items; /* job_t begins with its sched_item_t */
+        sched_item_t **items = mem_calloc(size, sizeof(*items));
+        size_t n = sched_next_batch(rt->sched, now, items, size);
+        task_t *t = task_new_batch((job_t **)items, n); /* job_t begins with its sched_item_t */
         for (size_t k = 0; k < t->njobs; k++)
             settle_job_started(rt, t->jobs[k], true);
         exec_post(rt->exec, exec_idle(rt->exec), t);
@@ -229,12 +223,12 @@ static bool db_up(const runtime_t *rt)
 static void on_completion(uv_async_t *h)
 {
     runtime_t *rt = h->data;
-    exec_task_t *list = exec_take_completions(rt->exec);
+    task_t *list = exec_take_completions(rt->exec);
     while (list != NULL) {
-        exec_task_t *t = list;
+        task_t *t = list;
         list = t->next;
         switch (t->kind) {
-        case EXEC_BATCH:
+        case TASK_BATCH:
             for (size_t i = 0; i < t->njobs; i++)
                 settle_job(rt, t->jobs[i]);
             if (t->db_unavailable)
@@ -242,7 +236,7 @@ static void on_completion(uv_async_t *h)
             else
                 rt->db_ok_ms = runtime_now_ms();
             break;
-        case EXEC_PROBE:
+        case TASK_PROBE:
             rt->probe_running = false;
             /* A SELECT 1 posted before a pooler fault proves nothing about it. */
             if (t->ok && (!rt->pooler_fault || t->pooler_check)) {
@@ -266,7 +260,7 @@ static void on_completion(uv_async_t *h)
                 set_db_down(rt, t->error, t->pooler_fault);
             }
             break;
-        case EXEC_PRUNE:
+        case TASK_PRUNE:
             rt->prune_running = false;
             if (t->ok)
                 log_info("stored outcomes pruned", LOG_I("deleted", t->pruned),
@@ -275,7 +269,7 @@ static void on_completion(uv_async_t *h)
                 log_warn("outcome pruning failed", LOG_S("error", t->error));
             break;
         }
-        exec_task_free(t);
+        task_free(t);
     }
     runtime_dispatch(rt);
     parts_flow_apply(rt);
@@ -432,12 +426,9 @@ static void tick_cb(uv_timer_t *t)
     if (!rt->db_down && !runtime_draining(rt) && !rt->prune_running && now >= rt->prune_ms) {
         int i = exec_idle(rt->exec);
         if (i >= 0) {
-            exec_task_t *task = calloc(1, sizeof(*task));
-            task->kind = EXEC_PRUNE;
-            task->prune_days = rt->cfg->outcome_retention_days;
             rt->prune_running = true;
             rt->prune_ms = now + PRUNE_EVERY_MS;
-            exec_post(rt->exec, i, task);
+            exec_post(rt->exec, i, task_new_prune(rt->cfg->outcome_retention_days));
         }
     }
     settle_reap_stuck(rt);
@@ -609,7 +600,7 @@ out:
     }
     if (rt->exec != NULL) {
         bool abandoned = false;
-        exec_task_t *left = exec_stop(rt->exec, EXEC_STOP_GRACE_MS, &abandoned);
+        task_t *left = exec_stop(rt->exec, EXEC_STOP_GRACE_MS, &abandoned);
         if (abandoned) {
             /* An executor is stuck beyond the cancel (a database host that
              * vanished): its jobs, the pool and the loop stay as they are
@@ -622,9 +613,9 @@ out:
             return rc;
         }
         while (left != NULL) {
-            exec_task_t *t = left;
+            task_t *t = left;
             left = t->next;
-            exec_task_free(t); /* their jobs are in rt->jobs */
+            task_free(t); /* their jobs are in rt->jobs */
         }
     }
     settle_free_deliveries(rt);
