@@ -1,7 +1,6 @@
 #include "parts.h"
 
 #include "worker/flow.h"
-#include "settle.h"
 
 #include "common/clock.h"
 #include "common/log.h"
@@ -48,6 +47,75 @@ void parts_release(runtime_t *rt, part_t *pt)
     *pt = (part_t){.stored = -1, .lag = -1, .generation = gen + 1};
 }
 
+/* ---- the jobs in flight ------------------------------------------------- */
+
+void parts_job_add(runtime_t *rt, job_t *job)
+{
+    job->all_prev = NULL;
+    job->all_next = rt->jobs;
+    if (rt->jobs != NULL)
+        rt->jobs->all_prev = job;
+    rt->jobs = job;
+    rt->in_flight++;
+    rt->in_flight_bytes += (int64_t)job->value_len;
+    if (parts_job_current(rt, job))
+        rt->parts[job->partition].bytes += (int64_t)job->value_len;
+}
+
+/* Counts job in or out of the started jobs. */
+static void count_started(runtime_t *rt, const job_t *job, int delta)
+{
+    rt->started += delta;
+    if (parts_job_current(rt, job))
+        rt->parts[job->partition].started += delta;
+}
+
+void parts_job_state(runtime_t *rt, job_t *job, job_state_t to)
+{
+    if (job_set_state(job, to))
+        count_started(rt, job, job_started(job) ? 1 : -1);
+}
+
+void parts_job_forget(runtime_t *rt, job_t *job)
+{
+    if (job_started(job))
+        count_started(rt, job, -1);
+    if (job->all_prev != NULL)
+        job->all_prev->all_next = job->all_next;
+    else
+        rt->jobs = job->all_next;
+    if (job->all_next != NULL)
+        job->all_next->all_prev = job->all_prev;
+    rt->in_flight--;
+    rt->in_flight_bytes -= (int64_t)job->value_len;
+    if (parts_job_current(rt, job))
+        rt->parts[job->partition].bytes -= (int64_t)job->value_len;
+    job_free(job);
+}
+
+void parts_job_done(runtime_t *rt, job_t *job)
+{
+    if (parts_job_current(rt, job)) {
+        part_t *pt = &rt->parts[job->partition];
+        int64_t next;
+        offsets_done(pt->offsets, job->offset);
+        if (offsets_advance(pt->offsets, &next)) {
+            rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(1);
+            rd_kafka_topic_partition_list_add(l, rt->cfg->request_topic, job->partition)->offset =
+                next;
+            rd_kafka_resp_err_t err = rd_kafka_offsets_store(rt->kafka.consumer, l);
+            if (err != RD_KAFKA_RESP_ERR_NO_ERROR)
+                log_warn("offset store failed", LOG_I("partition", job->partition),
+                         LOG_I("offset", next), LOG_S("error", rd_kafka_err2str(err)));
+            else
+                pt->stored = next;
+            rd_kafka_topic_partition_list_destroy(l);
+        }
+    }
+    parts_job_state(rt, job, JOB_DONE);
+    parts_job_forget(rt, job);
+}
+
 /* Which queued (not started) jobs to drop: all, or one partition's. */
 typedef struct drop_ctx {
     runtime_t *rt;
@@ -63,7 +131,7 @@ static bool drop_pred(const sched_item_t *it, void *arg)
 
 static void drop_job(sched_item_t *it, void *arg)
 {
-    settle_job_free(((drop_ctx_t *)arg)->rt, (job_t *)it);
+    parts_job_forget(((drop_ctx_t *)arg)->rt, (job_t *)it);
 }
 
 size_t parts_drop_queued(runtime_t *rt, bool all, int32_t partition)

@@ -20,6 +20,24 @@ bool parts_job_current(runtime_t *rt, const job_t *job);
  * jobs no longer touch its offsets). */
 void parts_release(runtime_t *rt, part_t *pt);
 
+/* The jobs in flight: every live job is on the runtime's list and counts in
+ * the read-ahead window (in_flight, in_flight_bytes, its partition's bytes)
+ * from parts_job_add to parts_job_forget; a started one (job_started) also
+ * counts in its partition's started. */
+
+/* Puts a new job on the list. */
+void parts_job_add(runtime_t *rt, job_t *job);
+
+/* Moves job to a state (job_set_state), keeping the started counts. */
+void parts_job_state(runtime_t *rt, job_t *job, job_state_t to);
+
+/* Takes job off the list and frees it (not committed). */
+void parts_job_forget(runtime_t *rt, job_t *job);
+
+/* Every delivery of job was acknowledged: its offset is done (and the
+ * partition's contiguous done prefix stored for commit); then forgets it. */
+void parts_job_done(runtime_t *rt, job_t *job);
+
 /* Drops queued (not started) jobs: all, or those of one partition. */
 size_t parts_drop_queued(runtime_t *rt, bool all, int32_t partition);
 

@@ -25,6 +25,7 @@ typedef struct run {
     bool ok, replayed;
     tally_errcode_t code;
     const char *message, *field; /* of an answer decided before the job runs */
+    job_verdict_answer_t verdict;
     /* When it was answered and how long it took: the same in the audit
      * row, the audit event and the result. */
     int64_t at_ms;
@@ -145,16 +146,20 @@ static run_result_t rollback(run_t *r, run_result_t rr)
     return rr;
 }
 
-/* Whether the answer is decided before the job runs: `internal` after its
- * attempts, an envelope error, or a payload its type's schema refuses. */
+/* Whether the answer is decided before the job runs: its verdict, an
+ * envelope error, or a payload its type's schema refuses, in that order. */
 static bool predecided(run_t *r)
 {
     job_t *job = r->job;
     r->code = job->env.error;
     r->message = job->env.error_message;
     r->field = job->env.error_field;
-    if (r->code == TALLY_ERR_NONE &&
-        !handler_validate(job->env.handler, job->env.payload, &r->herr)) {
+    if (job->verdict != JOB_VERDICT_NONE) {
+        r->code = r->verdict.code;
+        r->message = r->verdict.message;
+        r->field = "";
+    } else if (r->code == TALLY_ERR_NONE &&
+               !handler_validate(job->env.handler, job->env.payload, &r->herr)) {
         r->code = TALLY_ERR_INVALID_REQUEST;
         r->message = r->herr.message;
         r->field = r->herr.field;
@@ -168,9 +173,9 @@ static run_result_t audit_only(run_t *r)
     r->stored = answer_stored_error(r->code, r->message, r->field);
     stamp(r);
     access_status_t st = audit_row(r);
-    /* An `internal` answer goes out whatever becomes of its row: learn its
+    /* A verdict's answer goes out whatever becomes of its row: learn its
      * fate now, while the tx can still be rolled back alone. */
-    if (st == ACCESS_OK && r->job->final_internal)
+    if (st == ACCESS_OK && r->job->verdict != JOB_VERDICT_NONE)
         st = access_tx_flush(r->tx, &r->err);
     if (st != ACCESS_OK)
         return infra(r->job, "audit row", &r->err);
@@ -259,17 +264,18 @@ static run_result_t claim_and_run(run_t *r)
     return end_tx(r);
 }
 
-/* The `internal` answer, built even when its audit row failed (gone: the
+/* A verdict's answer, built even when its audit row failed (gone: the
  * session went with it). */
-static run_result_t answer_internal(run_t *r, bool gone)
+static run_result_t answer_anyway(run_t *r, bool gone)
 {
     job_t *job = r->job;
-    log_warn("audit row of an internal answer failed", LOG_S("account_id", job->env.account.id),
-             LOG_S("request_id", job->env.id), LOG_S("error", job->fail_reason));
+    log_warn("audit row of a decided answer failed", LOG_S("account_id", job->env.account.id),
+             LOG_S("request_id", job->env.id), LOG_S("verdict", job_verdict_str(job->verdict)),
+             LOG_S("error", job->fail_reason));
     free(r->stored);
-    r->stored = answer_stored_error(TALLY_ERR_INTERNAL, job->env.error_message, "");
+    r->stored = answer_stored_error(r->verdict.code, r->verdict.message, "");
     r->ok = r->replayed = false;
-    r->code = TALLY_ERR_INTERNAL;
+    r->code = r->verdict.code;
     stamp(r);
     run_result_t rr = finish(r);
     return rr == RUN_ANSWERED && gone ? RUN_ANSWERED_LOST : rr;
@@ -280,6 +286,7 @@ run_result_t run_job(access_session_t *s, job_t *job, const char *worker)
     run_t r = {.s = s, .job = job, .worker = worker, .t0 = clock_mono_ns()};
     run_result_t rr;
     run_reset_outcome(job);
+    job_verdict_answer(job, &r.verdict);
     if (access_tx_begin(s, &job->env.account, &r.tx, &r.err) != ACCESS_OK) {
         r.tx = NULL;
         /* A session whose savepoint could not be set is not to be trusted
@@ -290,8 +297,8 @@ run_result_t run_job(access_session_t *s, job_t *job, const char *worker)
     }
     if (rr != RUN_ANSWERED)
         rr = rollback(&r, rr);
-    if (rr != RUN_ANSWERED && job->final_internal)
-        rr = answer_internal(&r, rr == RUN_LOST || rr == RUN_BROKEN);
+    if (rr != RUN_ANSWERED && job->verdict != JOB_VERDICT_NONE)
+        rr = answer_anyway(&r, rr == RUN_LOST || rr == RUN_BROKEN);
     else if (rr == RUN_ANSWERED)
         rr = finish(&r);
     free(r.stored);
@@ -304,9 +311,5 @@ void run_make_internal(job_t *job)
               LOG_S("account_id", job->env.account.id), LOG_S("request_id", job->env.id),
               LOG_S("error", job->fail_reason), LOG_I("partition", job->partition),
               LOG_I("offset", job->offset));
-    job->final_internal = true;
-    job->env.error = TALLY_ERR_INTERNAL;
-    job->env.error_field[0] = '\0';
-    snprintf(job->env.error_message, sizeof(job->env.error_message),
-             "processing failed for a reason that a retry cannot change");
+    job->verdict = JOB_VERDICT_INTERNAL_PERMANENT;
 }

@@ -39,42 +39,24 @@ static void consume_message(runtime_t *rt, rd_kafka_message_t *m)
                   LOG_I("offset", m->offset));
         return;
     }
-    job_t *job = calloc(1, sizeof(*job));
-    if (job == NULL)
-        abort();
-    job->partition = m->partition;
-    job->offset = m->offset;
-    job->generation = pt->generation;
-    job->received_ns = clock_mono_ns();
-    if (m->key != NULL) {
-        job->key = malloc(m->key_len + 1);
-        memcpy(job->key, m->key, m->key_len);
-        job->key[m->key_len] = '\0';
-        job->key_len = m->key_len;
-    }
-    job->value = malloc(m->len + 1);
-    if (m->len > 0)
-        memcpy(job->value, m->payload, m->len);
-    job->value[m->len] = '\0';
-    job->value_len = m->len;
-    job->all_next = rt->jobs;
-    if (rt->jobs != NULL)
-        rt->jobs->all_prev = job;
-    rt->jobs = job;
-    rt->in_flight++;
-    rt->in_flight_bytes += (int64_t)job->value_len;
-    pt->bytes += (int64_t)job->value_len;
-
-    if (envelope_decode(&rt->policy, job->key, m->key != NULL ? m->key_len : 0, job->value,
-                        job->value_len, &job->env) == ENVELOPE_DLQ) {
-        job->unanswerable = true;
+    job_source_t src = {.partition = m->partition,
+                        .offset = m->offset,
+                        .generation = pt->generation,
+                        .key = m->key,
+                        .key_len = m->key_len,
+                        .value = m->payload,
+                        .value_len = m->len};
+    job_t *job = job_new(&src, &rt->policy);
+    parts_job_add(rt, job);
+    if (job->unanswerable) {
         log_warn("unanswerable message sent to the DLQ", LOG_I("partition", job->partition),
-                 LOG_I("offset", job->offset), LOG_S("error", job->env.error_message));
-        settle_job_started(rt, job, true);
+                 LOG_I("offset", job->offset), LOG_S("error", job->dlq_reason));
+        parts_job_state(rt, job, JOB_PUBLISHING);
         metrics_dlq(rt->metrics, "invalid_request");
         settle_publish(rt, job, DELIVERY_DLQ);
         return;
     }
+    parts_job_state(rt, job, JOB_QUEUED);
     sched_push(rt->sched, &job->item, job->env.account.id);
 }
 
@@ -176,7 +158,7 @@ void runtime_dispatch(runtime_t *rt)
         size_t n = sched_next_batch(rt->sched, now, items, size);
         task_t *t = task_new_batch((job_t **)items, n); /* job_t begins with its sched_item_t */
         for (size_t k = 0; k < t->njobs; k++)
-            settle_job_started(rt, t->jobs[k], true);
+            parts_job_state(rt, t->jobs[k], JOB_RUNNING);
         exec_post(rt->exec, exec_idle(rt->exec), t);
     }
     /* Wake up for the next account leaving its backoff, unless every
@@ -365,9 +347,7 @@ void runtime_check_drain(runtime_t *rt)
 {
     if (!runtime_draining(rt) || runtime_stopped(rt))
         return;
-    bool busy = exec_busy_count(rt->exec) > 0 && rt->in_flight > 0;
-    for (job_t *j = rt->jobs; j != NULL && !busy; j = j->all_next)
-        busy = j->started;
+    bool busy = (exec_busy_count(rt->exec) > 0 && rt->in_flight > 0) || rt->started > 0;
     if (busy && runtime_now_ms() < rt->drain_deadline)
         return;
     if (busy) {
@@ -621,7 +601,7 @@ out:
     settle_free_deliveries(rt);
     kafka_destroy(&rt->kafka);
     while (rt->jobs != NULL)
-        settle_job_free(rt, rt->jobs);
+        parts_job_forget(rt, rt->jobs);
     for (int32_t p = 0; p < rt->nparts; p++)
         offsets_free(rt->parts[p].offsets);
     free(rt->parts);

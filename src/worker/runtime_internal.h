@@ -94,7 +94,8 @@ typedef struct runtime {
     int assigned;
     int64_t in_flight;
     int64_t in_flight_bytes;
-    job_t *jobs; /* every live job */
+    int64_t started; /* jobs in an executor or being published (job_started) */
+    job_t *jobs;     /* every live job */
 
     delivery_t *redeliver; /* waiting for their due time */
     delivery_t *stuck;     /* failed for good: held until their partition moves on */

@@ -13,62 +13,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* ---- jobs ------------------------------------------------------------- */
-
-void settle_job_free(runtime_t *rt, job_t *job)
-{
-    if (job->all_prev != NULL)
-        job->all_prev->all_next = job->all_next;
-    else
-        rt->jobs = job->all_next;
-    if (job->all_next != NULL)
-        job->all_next->all_prev = job->all_prev;
-    rt->in_flight--;
-    rt->in_flight_bytes -= (int64_t)job->value_len;
-    if (parts_job_current(rt, job))
-        rt->parts[job->partition].bytes -= (int64_t)job->value_len;
-    envelope_clear(&job->env);
-    free(job->key);
-    free(job->value);
-    free(job->result_text);
-    free(job->audit_text);
-    free(job);
-}
-
-void settle_job_started(runtime_t *rt, job_t *job, bool started)
-{
-    if (job->started == started)
-        return;
-    job->started = started;
-    if (parts_job_current(rt, job))
-        rt->parts[job->partition].started += started ? 1 : -1;
-}
-
-/* The job is finished (answered and acknowledged, or dead-lettered and
- * acknowledged): its offset may be committed. */
-static void job_done(runtime_t *rt, job_t *job)
-{
-    if (parts_job_current(rt, job)) {
-        part_t *pt = &rt->parts[job->partition];
-        int64_t next;
-        offsets_done(pt->offsets, job->offset);
-        if (offsets_advance(pt->offsets, &next)) {
-            rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(1);
-            rd_kafka_topic_partition_list_add(l, rt->cfg->request_topic, job->partition)->offset =
-                next;
-            rd_kafka_resp_err_t err = rd_kafka_offsets_store(rt->kafka.consumer, l);
-            if (err != RD_KAFKA_RESP_ERR_NO_ERROR)
-                log_warn("offset store failed", LOG_I("partition", job->partition),
-                         LOG_I("offset", next), LOG_S("error", rd_kafka_err2str(err)));
-            else
-                pt->stored = next;
-            rd_kafka_topic_partition_list_destroy(l);
-        }
-    }
-    settle_job_started(rt, job, false);
-    settle_job_free(rt, job);
-}
-
 /* ---- publishing --------------------------------------------------------- */
 
 /* A cut DLQ copy keeps at most this much of the key and of the value, and
@@ -204,7 +148,7 @@ static void produce(runtime_t *rt, delivery_t *d)
         add_header(
             h, "tally-error-code",
             tally_errcode_str(job->unanswerable ? TALLY_ERR_INVALID_REQUEST : TALLY_ERR_INTERNAL));
-        add_header(h, "tally-error-message", job->env.error_message);
+        add_header(h, "tally-error-message", job->dlq_reason);
         add_header(h, "tally-source-topic", cfg->request_topic);
         snprintf(num, sizeof(num), "%" PRId32, job->partition);
         add_header(h, "tally-source-partition", num);
@@ -252,9 +196,9 @@ static void shorten(runtime_t *rt, delivery_t *d, const char *why)
               LOG_S("account_id", job->env.account.id), LOG_S("request_id", job->env.id),
               LOG_I("bytes", (int64_t)size), LOG_S("error", why),
               LOG_I("partition", job->partition), LOG_I("offset", job->offset));
-    if (job->final_internal || job->unanswerable)
-        return;
-    snprintf(job->env.error_message, sizeof(job->env.error_message),
+    if (job->dlq_reason[0] != '\0')
+        return; /* it has a DLQ copy already */
+    snprintf(job->dlq_reason, sizeof(job->dlq_reason),
              "the result (%zu bytes) could not be published: %.160s", size, why);
     metrics_dlq(rt->metrics, "internal");
     produce(rt, delivery_new(job, DELIVERY_DLQ));
@@ -275,7 +219,8 @@ static void park(runtime_t *rt, delivery_t *d, const char *why)
               LOG_S("delivery", kind_names[d->kind]), LOG_I("attempts", d->attempts),
               LOG_S("error", why), LOG_I("partition", job->partition),
               LOG_I("offset", job->offset));
-    settle_job_started(rt, job, false);
+    if (job->state != JOB_STUCK)
+        parts_job_state(rt, job, JOB_STUCK);
 }
 
 /* A delivery failed (synchronously or in its report): decide how to go on.
@@ -361,7 +306,7 @@ void settle_delivery_cb(rd_kafka_t *rk, const rd_kafka_message_t *msg, void *opa
     job_t *job = d->job;
     free(d);
     if (--job->pending_acks == 0)
-        job_done(rt, job);
+        parts_job_done(rt, job);
 }
 
 void settle_reap_stuck(runtime_t *rt)
@@ -378,7 +323,7 @@ void settle_reap_stuck(runtime_t *rt)
         job_t *job = d->job;
         free(d);
         if (--job->pending_acks == 0)
-            job_done(rt, job);
+            parts_job_done(rt, job);
     }
 }
 
@@ -402,9 +347,11 @@ void settle_job(runtime_t *rt, job_t *job)
 {
     int64_t now = runtime_now_ms();
     switch (job->status) {
-    case JOB_ANSWERED:
+    case JOB_ANSWERED: {
         sched_finish(rt->sched, &job->item);
-        if (job->final_internal)
+        job_verdict_answer_t v;
+        job_verdict_answer(job, &v);
+        if (job->verdict != JOB_VERDICT_NONE)
             log_warn("request answered", LOG_S("account_id", job->env.account.id),
                      LOG_S("request_id", job->env.id), LOG_S("type", job->env.type),
                      LOG_S("error_code", tally_errcode_str(job->error_code)),
@@ -419,13 +366,17 @@ void settle_job(runtime_t *rt, job_t *job)
                              job->ok ? "ok" : "error",
                              job->ok ? NULL : tally_errcode_str(job->error_code),
                              (double)(clock_mono_ns() - job->received_ns) / 1e9, job->replayed);
+        parts_job_state(rt, job, JOB_PUBLISHING);
+        if (v.dlq) /* before the result: a result that cannot go out needs no second copy */
+            snprintf(job->dlq_reason, sizeof(job->dlq_reason), "%s", v.message);
         settle_publish(rt, job, DELIVERY_RESULT);
         settle_publish(rt, job, DELIVERY_AUDIT);
-        if (job->final_internal) {
-            metrics_dlq(rt->metrics, "internal");
+        if (v.dlq) {
+            metrics_dlq(rt->metrics, tally_errcode_str(v.code));
             settle_publish(rt, job, DELIVERY_DLQ);
         }
         return;
+    }
     case JOB_RETRY:
     case JOB_REQUEUE:
         if (!parts_job_current(rt, job) || rt->parts[job->partition].revoking ||
@@ -433,12 +384,11 @@ void settle_job(runtime_t *rt, job_t *job)
             /* Its partition is going away: not finished, so not committed;
              * the next owner runs it. */
             sched_finish(rt->sched, &job->item);
-            settle_job_started(rt, job, false);
-            settle_job_free(rt, job);
+            parts_job_forget(rt, job);
             return;
         }
-        settle_job_started(rt, job, false);
         if (job->status == JOB_REQUEUE) {
+            parts_job_state(rt, job, JOB_QUEUED);
             sched_retry(rt->sched, &job->item, now, 0);
             return;
         }
@@ -449,11 +399,8 @@ void settle_job(runtime_t *rt, job_t *job)
                       LOG_S("account_id", job->env.account.id), LOG_S("request_id", job->env.id),
                       LOG_I("attempts", job->attempts), LOG_S("error", job->fail_reason),
                       LOG_I("partition", job->partition), LOG_I("offset", job->offset));
-            job->final_internal = true;
-            job->env.error = TALLY_ERR_INTERNAL;
-            job->env.error_field[0] = '\0';
-            snprintf(job->env.error_message, sizeof(job->env.error_message),
-                     "processing failed after %d attempts", job->attempts);
+            job->verdict = JOB_VERDICT_INTERNAL_AFTER_RETRIES;
+            parts_job_state(rt, job, JOB_QUEUED);
             sched_retry(rt->sched, &job->item, now, 0);
             return;
         }
@@ -462,6 +409,7 @@ void settle_job(runtime_t *rt, job_t *job)
         log_warn("request will be retried", LOG_S("account_id", job->env.account.id),
                  LOG_S("request_id", job->env.id), LOG_I("attempt", job->attempts),
                  LOG_I("delay_ms", delay), LOG_S("error", job->fail_reason));
+        parts_job_state(rt, job, JOB_BACKOFF);
         sched_retry(rt->sched, &job->item, now, delay);
         return;
     }

@@ -30,16 +30,10 @@ void settle_publish(runtime_t *rt, job_t *job, delivery_kind_t kind);
 /* The producer's delivery report callback. */
 void settle_delivery_cb(rd_kafka_t *rk, const rd_kafka_message_t *msg, void *opaque);
 
-/* Marks job as started (in an executor or being published) or not. */
-void settle_job_started(runtime_t *rt, job_t *job, bool started);
-
 /* Lets go of stuck deliveries whose partition moved on (every tick). */
 void settle_reap_stuck(runtime_t *rt);
 
 /* Frees the deliveries waiting for a retry and the stuck ones (at exit). */
 void settle_free_deliveries(runtime_t *rt);
-
-/* Forgets job (it is no longer in flight) and frees it. */
-void settle_job_free(runtime_t *rt, job_t *job);
 
 #endif

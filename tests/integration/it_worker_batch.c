@@ -8,7 +8,6 @@
 #include "harness.h"
 
 #include "common/mem.h"
-#include "envelope.h"
 #include "pool/pool.h"
 #include "worker/task.h"
 
@@ -85,13 +84,10 @@ static job_t *make_job(fixture_t *f, const char *account, const char *id, const 
     snprintf(value, sizeof(value),
              "{\"id\":\"%s\",\"account_id\":\"%s\",\"type\":\"%s\",\"payload\":%s}", id, account,
              type, payload);
-    job_t *job = mem_calloc(1, sizeof(*job));
-    job->partition = 0;
-    job->offset = f->next_offset++;
-    job->value = mem_strdup(value);
-    job->value_len = strlen(value);
-    assert_int_equal(envelope_decode(NULL, NULL, 0, job->value, job->value_len, &job->env),
-                     ENVELOPE_ANSWER);
+    job_source_t src = {.offset = f->next_offset++, .value = value, .value_len = strlen(value)};
+    job_t *job = job_new(&src, NULL);
+    assert_false(job->unanswerable);
+    assert_int_equal(job->state, JOB_RECEIVED);
     return job;
 }
 
@@ -101,16 +97,6 @@ static job_t *make_record(fixture_t *f, const char *account, const char *id)
     snprintf(payload, sizeof(payload),
              "{\"external_id\":\"ext-%s\",\"amount\":1000,\"currency\":\"usd\"}", id);
     return make_job(f, account, id, "payment.record", payload);
-}
-
-static void free_job(job_t *job)
-{
-    envelope_clear(&job->env);
-    free(job->key);
-    free(job->value);
-    free(job->result_text);
-    free(job->audit_text);
-    free(job);
 }
 
 static bool always(void *arg)
@@ -134,7 +120,7 @@ static task_t *run_batch(pool_t *pool, job_t **jobs, size_t n, bool cancelled)
 static void free_jobs(job_t **jobs, size_t n)
 {
     for (size_t i = 0; i < n; i++)
-        free_job(jobs[i]);
+        job_free(jobs[i]);
 }
 
 /* The string at o.a (b NULL) or o.a.b. */
@@ -223,7 +209,7 @@ static void test_retried(void **state)
     snprintf(payment_id, sizeof(payment_id), "%s", pid);
     json_decref(r);
     task_free(t);
-    free_job(setup);
+    job_free(setup);
 
     PGconn *locker = th_pg_connect(f->pg, "postgres");
     char sql[256];
@@ -326,9 +312,9 @@ static void test_blame_on_a_carried_write(void **state)
                       make_record(f, "bt_b6", "blame-mate-3")};
     t = run_batch(f->pool, perm, 2, false);
     assert_int_equal(perm[0]->status, JOB_REQUEUE);
-    assert_true(perm[0]->final_internal);
+    assert_int_equal(perm[0]->verdict, JOB_VERDICT_INTERNAL_PERMANENT);
     assert_int_equal(perm[1]->status, JOB_REQUEUE);
-    assert_false(perm[1]->final_internal);
+    assert_int_equal(perm[1]->verdict, JOB_VERDICT_NONE);
     task_free(t);
     t = run_batch(f->pool, perm, 2, false);
     assert_int_equal(perm[0]->status, JOB_ANSWERED);
