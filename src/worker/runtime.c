@@ -3,7 +3,8 @@
 #include "envelope.h"
 #include "parts.h"
 #include "runtime_internal.h"
-#include "settle.h"
+#include "deliver.h"
+#include "worker/settle.h"
 
 #include "common/clock.h"
 #include "common/log.h"
@@ -14,11 +15,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-
-int64_t runtime_now_ms(void)
-{
-    return clock_mono_ns() / 1000000;
-}
 
 /* ---- consuming ---------------------------------------------------------- */
 
@@ -53,7 +49,7 @@ static void consume_message(runtime_t *rt, rd_kafka_message_t *m)
                  LOG_I("offset", job->offset), LOG_S("error", job->dlq_reason));
         parts_job_state(rt, job, JOB_PUBLISHING);
         metrics_dlq(rt->metrics, "invalid_request");
-        settle_publish(rt, job, DELIVERY_DLQ);
+        deliver_publish(rt, job, DELIVERY_DLQ);
         return;
     }
     parts_job_state(rt, job, JOB_QUEUED);
@@ -411,7 +407,7 @@ static void tick_cb(uv_timer_t *t)
             exec_post(rt->exec, i, task_new_prune(rt->cfg->outcome_retention_days));
         }
     }
-    settle_reap_stuck(rt);
+    deliver_reap_stuck(rt);
     parts_check_revoke(rt);
     runtime_check_drain(rt);
 }
@@ -514,7 +510,7 @@ int runtime_run(const config_t *cfg, pool_t *pool, const char *worker_name, bool
 
     kafka_callbacks_t cb = {.opaque = rt,
                             .rebalance = parts_rebalance_cb,
-                            .delivery = settle_delivery_cb,
+                            .delivery = deliver_report_cb,
                             .stats = stats_cb,
                             .error = error_cb};
     if (kafka_open(&rt->kafka, cfg, &cb, err, sizeof(err)) != 0) {
@@ -598,7 +594,7 @@ out:
             task_free(t); /* their jobs are in rt->jobs */
         }
     }
-    settle_free_deliveries(rt);
+    deliver_free_all(rt);
     kafka_destroy(&rt->kafka);
     while (rt->jobs != NULL)
         parts_job_forget(rt, rt->jobs);

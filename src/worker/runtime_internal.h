@@ -1,9 +1,12 @@
 /* runtime_internal — the worker runtime's state, shared by the loop
- * (runtime.c), partition handling (parts.c) and outcome handling
- * (settle.c). Loop thread only: nothing here is locked. */
+ * (runtime.c), partitions and the jobs in flight (parts.c), settling a job
+ * (settle.c) and its deliveries (deliver.c). Loop thread only: nothing here
+ * is locked. */
 #ifndef TALLY_WORKER_RUNTIME_INTERNAL_H
 #define TALLY_WORKER_RUNTIME_INTERNAL_H
 
+#include "common/clock.h"
+#include "pool/pool.h"
 #include "worker/config.h"
 #include "worker/exec.h"
 #include "worker/http.h"
@@ -11,7 +14,6 @@
 #include "worker/kafka.h"
 #include "worker/metrics.h"
 #include "worker/offsets.h"
-#include "pool/pool.h"
 #include "worker/scheduler.h"
 
 #include <stdbool.h>
@@ -130,7 +132,10 @@ static inline bool runtime_stopped(const runtime_t *rt)
 }
 
 /* Monotonic milliseconds. */
-int64_t runtime_now_ms(void);
+static inline int64_t runtime_now_ms(void)
+{
+    return clock_mono_ns() / 1000000;
+}
 
 /* Hands ready accounts' jobs to idle executors (or probes a database that is down). */
 void runtime_dispatch(runtime_t *rt);
