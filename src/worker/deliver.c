@@ -236,7 +236,7 @@ static void delivery_failed(runtime_t *rt, delivery_t *d, rd_kafka_resp_err_t er
     const char *why = rd_kafka_err2str(err);
     job_t *job = d->job;
     if (cls == KAFKA_ERR_FATAL)
-        runtime_begin_drain(rt, 1, "the producer failed fatally");
+        runtime_ask_drain(rt, 1, "the producer failed fatally");
     if (cls == KAFKA_ERR_QUEUE_FULL) {
         redeliver_later(rt, d, why);
         return;
@@ -298,6 +298,7 @@ void deliver_report_cb(rd_kafka_t *rk, const rd_kafka_message_t *msg, void *opaq
 {
     runtime_t *rt = opaque;
     delivery_t *d = msg->_private;
+    runtime_mark_dirty(rt); /* an acknowledgement may end a job: the window moves */
     if (msg->err != RD_KAFKA_RESP_ERR_NO_ERROR) {
         delivery_failed(rt, d, msg->err);
         return;

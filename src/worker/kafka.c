@@ -219,6 +219,14 @@ void kafka_drain_pipe(int fd)
         ;
 }
 
+void kafka_serve_producer(kafka_t *k)
+{
+    if (k->producer == NULL)
+        return;
+    while (rd_kafka_poll(k->producer, 0) > 0)
+        ;
+}
+
 kafka_err_class_t kafka_classify(rd_kafka_t *rk, rd_kafka_resp_err_t err)
 {
     if (err == RD_KAFKA_RESP_ERR__FATAL ||

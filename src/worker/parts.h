@@ -10,7 +10,7 @@
 
 #include "runtime_internal.h"
 
-/* The record of partition p (grown on demand); NULL when p < 0 or out of memory. */
+/* The record of partition p (grown on demand); NULL when p < 0. */
 part_t *parts_get(runtime_t *rt, int32_t p);
 
 /* Whether job belongs to the current assignment of its partition. */
@@ -55,7 +55,14 @@ void parts_finish_revoke(runtime_t *rt, rd_kafka_topic_partition_list_t *parts, 
  * deadline passed. */
 void parts_check_revoke(runtime_t *rt);
 
-/* The consumer's rebalance callback. */
+/* Frees the partitions' records (at exit). */
+void parts_free(runtime_t *rt);
+
+/* The consumer's rebalance callback: assigned partitions start at once; a
+ * revocation (cooperative) stops starting their jobs and is finished by the
+ * step (parts_check_revoke); lost partitions, the eager protocol and the
+ * last revocation at close are given up at once. From
+ * rd_kafka_consumer_poll, or rd_kafka_consumer_close at the very end. */
 void parts_rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
                         rd_kafka_topic_partition_list_t *parts, void *opaque);
 

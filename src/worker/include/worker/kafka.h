@@ -49,6 +49,11 @@ void kafka_destroy(kafka_t *k);
 /* Empties a wake-up pipe (non-blocking). */
 void kafka_drain_pipe(int fd);
 
+/* Serves the producer's queue: its delivery reports and errors (their
+ * callbacks run here). Nothing to do before kafka_open.
+ * @thread loop */
+void kafka_serve_producer(kafka_t *k);
+
 /* The kind of a delivery or client error. */
 typedef enum kafka_err_class {
     KAFKA_ERR_RETRIABLE,  /* try again later */
