@@ -4,6 +4,7 @@
 #include "parts.h"
 #include "runtime_internal.h"
 #include "deliver.h"
+#include "worker/health.h"
 #include "worker/settle.h"
 
 #include "common/clock.h"
@@ -182,12 +183,6 @@ static void set_db_down(runtime_t *rt, const char *why, bool pooler)
     if (!pooler)
         log_error("database unavailable: pausing consumption", LOG_S("error", why));
     runtime_mark_dirty(rt);
-}
-
-/* What /readyz and tally_database_up report. */
-static bool db_up(const runtime_t *rt)
-{
-    return !rt->db_down && runtime_now_ms() - rt->db_ok_ms <= HEALTH_STALE_MS;
 }
 
 static void on_completion(uv_async_t *h)
@@ -451,73 +446,27 @@ static void turn_cb(uv_prepare_t *h)
 
 /* ---- HTTP ---------------------------------------------------------------- */
 
-#define POOLER_FAULT_REASON                                                                        \
-    "database unavailable: a connection pooler lost prepared statements (PgBouncer 1.21 or "       \
-    "later with max_prepared_statements, or TALLY_PREPARED_STATEMENTS=off)"
-
-static int paused_count(const runtime_t *rt)
+/* What /readyz and /metrics report (health.h). */
+static void snapshot(void *ctx, health_snapshot_t *out)
 {
-    int n = 0;
+    runtime_t *rt = ctx;
+    out->db_down = rt->db_down;
+    out->pooler_fault = rt->pooler_fault;
+    out->db_stale = runtime_now_ms() - rt->db_ok_ms > HEALTH_STALE_MS;
+    out->draining = runtime_draining(rt);
+    out->partitions = rt->assigned;
+    out->paused = 0;
     for (int32_t p = 0; p < rt->nparts; p++)
-        n += rt->parts[p].assigned && rt->parts[p].paused;
-    return n;
-}
-
-static void set_body(http_response_t *resp, int status, const char *type, char *body)
-{
-    resp->status = status;
-    resp->content_type = type;
-    resp->body = body;
-    resp->len = body != NULL ? strlen(body) : 0;
+        out->paused += rt->parts[p].assigned && rt->parts[p].paused;
+    out->in_flight = rt->in_flight;
+    out->stuck_deliveries = rt->n_stuck;
+    pool_stats(rt->pool, &out->pool);
 }
 
 static void http_cb(void *ctx, const char *method, const char *path, http_response_t *resp)
 {
     runtime_t *rt = ctx;
-    if (strcmp(path, "/livez") == 0 || strcmp(path, "/healthz") == 0) {
-        set_body(resp, 200, "text/plain; charset=utf-8", strdup("ok\n"));
-    } else if (strcmp(path, "/readyz") == 0) {
-        bool db = db_up(rt);
-        /* Not gated on partitions (CONTRACT §7): a replica beyond the
-         * partition count is ready and says partitions: 0, so a rollout that
-         * surges one pod, or an autoscaler at the partition count, never
-         * waits for a partition that will not come. */
-        bool ready = db && !runtime_draining(rt);
-        json_t *reasons = json_array();
-        if (rt->pooler_fault)
-            json_array_append_new(reasons, json_string(POOLER_FAULT_REASON));
-        else if (rt->db_down)
-            json_array_append_new(reasons, json_string("database unavailable"));
-        else if (!db)
-            json_array_append_new(reasons, json_string("database not checked recently"));
-        if (runtime_draining(rt))
-            json_array_append_new(reasons, json_string("draining"));
-        json_t *o = json_pack("{s:b,s:b,s:i,s:b,s:I,s:I,s:o}", "ready", ready, "database", db,
-                              "partitions", rt->assigned, "draining", runtime_draining(rt),
-                              "in_flight", (json_int_t)rt->in_flight, "stuck_deliveries",
-                              (json_int_t)rt->n_stuck, "reasons", reasons);
-        char *text = json_dumps(o, JSON_COMPACT);
-        json_decref(o);
-        set_body(resp, ready ? 200 : 503, "application/json", text);
-    } else if (strcmp(path, "/metrics") == 0) {
-        pool_stats_t ps;
-        pool_stats(rt->pool, &ps);
-        metrics_set_pool(rt->metrics, ps.idle, ps.active, ps.connecting);
-        metrics_set_in_flight(rt->metrics, rt->in_flight);
-        metrics_set_paused_partitions(rt->metrics, paused_count(rt));
-        metrics_set_database_up(rt->metrics, db_up(rt));
-        metrics_set_stuck_deliveries(rt->metrics, rt->n_stuck);
-        char *text = NULL;
-        size_t len = 0;
-        if (metrics_render(rt->metrics, &text, &len) == 0) {
-            resp->status = 200;
-            resp->content_type = METRICS_CONTENT_TYPE;
-            resp->body = text;
-            resp->len = len;
-        } else {
-            set_body(resp, 500, "text/plain; charset=utf-8", strdup("out of memory\n"));
-        }
-    }
+    health_answer(path, snapshot, rt, rt->metrics, resp);
 }
 
 /* ---- run ----------------------------------------------------------------- */
