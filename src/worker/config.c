@@ -1,5 +1,6 @@
 #include "worker/config.h"
 
+#include "common/mem.h"
 #include "envelope.h"
 #include "worker/version.h"
 
@@ -198,7 +199,7 @@ static int apply(const setting_t *s, const char *value, config_t *cfg, char *err
     }
     char **slot = (char **)(void *)base;
     free(*slot);
-    *slot = strdup(value);
+    *slot = mem_strdup(value);
     return 0;
 }
 
@@ -213,14 +214,10 @@ static int kafka_add(config_t *cfg, const char *key, const char *value, const ch
         errf(err, errlen, "%s: %s", origin, why);
         return -1;
     }
-    config_kv_t *kv = realloc(cfg->kafka, (cfg->n_kafka + 1) * sizeof(*kv));
-    if (kv == NULL) {
-        errf(err, errlen, "%s: out of memory", origin);
-        return -1;
-    }
+    config_kv_t *kv = mem_realloc(cfg->kafka, (cfg->n_kafka + 1) * sizeof(*kv));
     cfg->kafka = kv;
-    kv[cfg->n_kafka].key = strdup(key);
-    kv[cfg->n_kafka].value = strdup(value);
+    kv[cfg->n_kafka].key = mem_strdup(key);
+    kv[cfg->n_kafka].value = mem_strdup(value);
     cfg->n_kafka++;
     return 0;
 }
@@ -297,7 +294,7 @@ config_result_t config_load(int argc, char **argv, char **envp, FILE *out, confi
     longopts[NSETTINGS + 2] = (struct option){NULL, 0, NULL, 0};
 
     /* -X properties are applied after the environment's KAFKA_*, so collect them. */
-    const char **xprops = calloc((size_t)argc + 1, sizeof(*xprops));
+    const char **xprops = mem_calloc((size_t)argc + 1, sizeof(*xprops));
     size_t nx = 0;
     optind = 0;
     opterr = 0;

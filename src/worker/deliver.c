@@ -1,13 +1,15 @@
 /* deliver — see deliver.h. */
 #include "deliver.h"
 
-#include "worker/answer.h"
 #include "parts.h"
-#include "worker/scheduler.h"
 
 #include "common/clock.h"
 #include "common/log.h"
+#include "common/mem.h"
+#include "worker/answer.h"
+#include "worker/scheduler.h"
 
+#include <assert.h>
 #include <inttypes.h>
 #include <jansson.h>
 #include <stdio.h>
@@ -168,9 +170,7 @@ static void produce(runtime_t *rt, delivery_t *d)
 
 static delivery_t *delivery_new(job_t *job, delivery_kind_t kind)
 {
-    delivery_t *d = calloc(1, sizeof(*d));
-    if (d == NULL)
-        abort(); /* losing a delivery silently is worse than a restart */
+    delivery_t *d = mem_calloc(1, sizeof(*d));
     d->job = job;
     d->kind = kind;
     job->pending_acks++;
@@ -185,8 +185,7 @@ static void shorten(runtime_t *rt, delivery_t *d, const char *why)
     job_t *job = d->job;
     size_t size = strlen(job->result_text);
     char *text = answer_unpublishable(&job->env, size, why, job->replayed, clock_wall_ms());
-    if (text == NULL)
-        abort();
+    assert(text != NULL); /* it parses its own text; jansson allocates through mem.h */
     free(job->result_text);
     job->result_text = text;
     d->shortened = true;
@@ -287,6 +286,7 @@ static void delivery_failed(runtime_t *rt, delivery_t *d, rd_kafka_resp_err_t er
 
 void deliver_publish(runtime_t *rt, job_t *job, delivery_kind_t kind)
 {
+    assert(runtime_on_loop(rt));
     delivery_t *d = delivery_new(job, kind);
     if (kind == DELIVERY_RESULT && strlen(job->result_text) > ANSWER_MAX_RESULT)
         shorten(rt, d, "it is larger than the 1 MiB a result may be");

@@ -4,6 +4,7 @@
 #include "common/log.h"
 #include "common/mem.h"
 
+#include <assert.h>
 #include <errno.h>
 #include <libpq-fe.h>
 #include <pthread.h>
@@ -274,6 +275,7 @@ int exec_busy_count(const exec_t *e)
 
 void exec_post(exec_t *e, int i, task_t *task)
 {
+    assert(i >= 0 && i < e->n && !e->ex[i].busy);
     executor_t *x = &e->ex[i];
     x->busy = true;
     pthread_mutex_lock(&x->lock);

@@ -56,7 +56,7 @@ static void metrics(const health_snapshot_t *s, metrics_t *m, http_response_t *r
     size_t len = 0;
     if (metrics_render(m, &text, &len) != 0) {
         set_body(resp, 500, "text/plain; charset=utf-8",
-                 mem_strdup("out of memory\n"));
+                 mem_strdup("metrics cannot be rendered\n"));
         return;
     }
     resp->status = 200;

@@ -78,6 +78,7 @@ static void count_started(runtime_t *rt, const job_t *job, int delta)
 
 void parts_job_state(runtime_t *rt, job_t *job, job_state_t to)
 {
+    assert(runtime_on_loop(rt));
     if (job_set_state(job, to))
         count_started(rt, job, job_started(job) ? 1 : -1);
 }

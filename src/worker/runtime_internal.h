@@ -136,23 +136,27 @@ typedef struct runtime {
     uint64_t rng;
 } runtime_t;
 
+/* @thread loop */
 static inline bool runtime_draining(const runtime_t *rt)
 {
     return rt->phase >= RT_DRAINING;
 }
 
+/* @thread loop */
 static inline bool runtime_stopped(const runtime_t *rt)
 {
     return rt->phase >= RT_STOPPED;
 }
 
-/* Monotonic milliseconds. */
+/* Monotonic milliseconds.
+ * @thread any */
 static inline int64_t runtime_now_ms(void)
 {
     return clock_mono_ns() / 1000000;
 }
 
-/* Whether the caller runs on the loop's thread (for assert). */
+/* Whether the caller runs on the loop's thread (for assert).
+ * @thread any */
 static inline bool runtime_on_loop(const runtime_t *rt)
 {
     uv_thread_t self = uv_thread_self();
@@ -161,14 +165,16 @@ static inline bool runtime_on_loop(const runtime_t *rt)
 
 /* Something changed that one of the loop's per-turn duties may act on
  * (dispatch, flow control, a revocation or a drain to finish): the step
- * (runtime.c, turn_cb) runs them before the loop next waits. */
+ * (runtime.c, turn_cb) runs them before the loop next waits.
+ * @thread loop */
 static inline void runtime_mark_dirty(runtime_t *rt)
 {
     rt->dirty = true;
 }
 
 /* Asks for a drain where it cannot begin at once (in the middle of
- * publishing): the step begins it. why is a static string. */
+ * publishing): the step begins it. why is a static string.
+ * @thread loop */
 static inline void runtime_ask_drain(runtime_t *rt, int exit_code, const char *why)
 {
     if (!rt->drain_asked || exit_code > rt->drain_exit_code) {

@@ -90,6 +90,7 @@ static void retry(runtime_t *rt, job_t *job, settle_action_t a, int64_t now)
 
 void settle_job(runtime_t *rt, job_t *job)
 {
+    assert(runtime_on_loop(rt));
     bool kept =
         parts_job_current(rt, job) && !rt->parts[job->partition].revoking && !runtime_draining(rt);
     settle_action_t a = settle_decide(job, kept, rt->cfg->max_retries);
