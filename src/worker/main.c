@@ -7,8 +7,8 @@
 #include "access/admin.h"
 #include "common/log.h"
 #include "common/mem.h"
-#include "worker/config.h"
 #include "pool/pool.h"
+#include "worker/config.h"
 #include "worker/runtime.h"
 
 #include <stdio.h>

@@ -1,8 +1,7 @@
 #include "worker/metrics.h"
 
-#include "common/mem.h"
-
 #include "common/errcode.h"
+#include "common/mem.h"
 #include "handlers/handler.h"
 
 #include <pthread.h>

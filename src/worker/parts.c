@@ -1,10 +1,9 @@
 #include "parts.h"
 
-#include "worker/flow.h"
-
 #include "common/clock.h"
 #include "common/log.h"
 #include "common/mem.h"
+#include "worker/flow.h"
 
 #include <assert.h>
 #include <inttypes.h>

@@ -1,15 +1,16 @@
 #include "worker/runtime.h"
 
 #include "envelope.h"
+#include "dbwatch.h"
+#include "deliver.h"
 #include "parts.h"
 #include "runtime_internal.h"
-#include "deliver.h"
-#include "worker/health.h"
-#include "worker/settle.h"
 
 #include "common/clock.h"
 #include "common/log.h"
 #include "common/mem.h"
+#include "worker/health.h"
+#include "worker/settle.h"
 
 #include <assert.h>
 #include <inttypes.h>
@@ -101,24 +102,9 @@ static void producer_readable(uv_poll_t *h, int status, int events)
 
 /* ---- executors ---------------------------------------------------------- */
 
-static void post_probe(runtime_t *rt)
-{
-    int i = exec_idle(rt->exec);
-    if (i < 0 || rt->probe_running)
-        return;
-    /* SELECT 1 passes through a pooler that loses prepared statements. */
-    rt->probe_running = true;
-    exec_post(rt->exec, i, task_new_probe(rt->pooler_fault));
-}
-
 static void sched_timer_cb(uv_timer_t *t)
 {
     runtime_mark_dirty(t->data);
-}
-
-static void probe_timer_cb(uv_timer_t *t)
-{
-    post_probe(t->data);
 }
 
 /* Hands ready accounts' jobs to idle executors (or probes a database that
@@ -128,8 +114,7 @@ static void dispatch(runtime_t *rt)
     if (runtime_draining(rt))
         return;
     if (rt->db_down) {
-        if (!uv_is_active((uv_handle_t *)&rt->probe_timer))
-            post_probe(rt);
+        dbwatch_probe_down(rt);
         return;
     }
     int64_t now = runtime_now_ms();
@@ -163,28 +148,6 @@ static void dispatch(runtime_t *rt)
     }
 }
 
-/* The database failed (pooler: a pooler lost prepared statements): pause
- * consumption until a probe succeeds — after a pooler fault, only a pooler
- * check (pool/pooler.h) will do. One error line per outage, and one when it
- * turns out to be the pooler's, naming the fix. */
-static void set_db_down(runtime_t *rt, const char *why, bool pooler)
-{
-    if (pooler && !rt->pooler_fault) {
-        rt->pooler_fault = true;
-        log_error("a connection pooler lost prepared statements: consumption paused until it "
-                  "keeps them. Fix: PgBouncer 1.21 or later with max_prepared_statements set, "
-                  "or TALLY_PREPARED_STATEMENTS=off",
-                  LOG_S("error", why));
-    }
-    if (rt->db_down)
-        return;
-    rt->db_down = true;
-    rt->probe_attempt = 0;
-    if (!pooler)
-        log_error("database unavailable: pausing consumption", LOG_S("error", why));
-    runtime_mark_dirty(rt);
-}
-
 static void on_completion(uv_async_t *h)
 {
     runtime_t *rt = h->data;
@@ -192,47 +155,11 @@ static void on_completion(uv_async_t *h)
     while (list != NULL) {
         task_t *t = list;
         list = t->next;
-        switch (t->kind) {
-        case TASK_BATCH:
+        if (t->kind == TASK_BATCH) {
             for (size_t i = 0; i < t->njobs; i++)
                 settle_job(rt, t->jobs[i]);
-            if (t->db_unavailable)
-                set_db_down(rt, t->error, t->pooler_fault);
-            else
-                rt->db_ok_ms = runtime_now_ms();
-            break;
-        case TASK_PROBE:
-            rt->probe_running = false;
-            /* A SELECT 1 posted before a pooler fault proves nothing about it. */
-            if (t->ok && (!rt->pooler_fault || t->pooler_check)) {
-                rt->db_ok_ms = runtime_now_ms();
-                if (rt->db_down) {
-                    rt->db_down = false;
-                    rt->pooler_fault = false;
-                    log_info("database is back: resuming", LOG_D("latency_ms", t->latency_ms),
-                             LOG_B("pooler_checked", t->pooler_check));
-                }
-            } else if (rt->db_down) {
-                rt->probe_attempt++;
-                int64_t delay = RETRY_BASE_MS + sched_backoff_ms(rt->probe_attempt, RETRY_BASE_MS,
-                                                                 PROBE_CAP_MS, &rt->rng);
-                log_debug("database still unavailable", LOG_I("attempt", rt->probe_attempt),
-                          LOG_S("error", t->error));
-                if (!runtime_stopped(rt))
-                    uv_timer_start(&rt->probe_timer, probe_timer_cb, (uint64_t)delay, 0);
-            } else {
-                set_db_down(rt, t->error, t->pooler_fault);
-            }
-            break;
-        case TASK_PRUNE:
-            rt->prune_running = false;
-            if (t->ok)
-                log_info("stored outcomes pruned", LOG_I("deleted", t->pruned),
-                         LOG_I("retention_days", rt->cfg->outcome_retention_days));
-            else
-                log_warn("outcome pruning failed", LOG_S("error", t->error));
-            break;
         }
+        dbwatch_task_done(rt, t);
         task_free(t);
     }
     runtime_mark_dirty(rt);
@@ -388,19 +315,7 @@ static void tick_cb(uv_timer_t *t)
     if (runtime_stopped(rt))
         return;
     pool_reap_idle(rt->pool);
-    if (!rt->db_down && !runtime_draining(rt) && now - rt->db_ok_ms > HEALTH_EVERY_MS &&
-        now - rt->health_ms > HEALTH_EVERY_MS) {
-        rt->health_ms = now;
-        post_probe(rt);
-    }
-    if (!rt->db_down && !runtime_draining(rt) && !rt->prune_running && now >= rt->prune_ms) {
-        int i = exec_idle(rt->exec);
-        if (i >= 0) {
-            rt->prune_running = true;
-            rt->prune_ms = now + PRUNE_EVERY_MS;
-            exec_post(rt->exec, i, task_new_prune(rt->cfg->outcome_retention_days));
-        }
-    }
+    dbwatch_tick(rt, now);
     deliver_reap_stuck(rt);
 }
 

@@ -1,7 +1,9 @@
 /* runtime_internal — the worker runtime's state, shared by the loop
  * (runtime.c), partitions and the jobs in flight (parts.c), settling a job
- * (settle.c) and its deliveries (deliver.c). Loop thread only: nothing here
- * is locked. */
+ * (settle.c), its deliveries (deliver.c) and the database's state
+ * (dbwatch.c). Calls go down that list, never back up: the others mark the
+ * runtime dirty, or ask for a drain, and the loop's step acts. Loop thread
+ * only: nothing here is locked. */
 #ifndef TALLY_WORKER_RUNTIME_INTERNAL_H
 #define TALLY_WORKER_RUNTIME_INTERNAL_H
 
