@@ -1,6 +1,8 @@
 #include "ctl.h"
 
 #include "common/ids.h"
+#include "common/topic.h"
+#include "common/utf8.h"
 #include "envelope.h"
 #include "kafka_client.h"
 #include "results.h"
@@ -203,32 +205,9 @@ static bool valid_id(const char *s)
     return true;
 }
 
-static bool valid_topic(const char *s)
-{
-    size_t n = strlen(s);
-    if (n < 1 || n > 249 || strcmp(s, ".") == 0 || strcmp(s, "..") == 0)
-        return false;
-    for (size_t i = 0; i < n; i++) {
-        char c = s[i];
-        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-              c == '_' || c == '-' || c == '.'))
-            return false;
-    }
-    return true;
-}
-
 /* Checks the envelope's shape (CONTRACT.md §2); the job type and the payload's
  * fields are the worker's to judge. Returns the parsed object, or NULL with
  * the reason in why. */
-
-/* Characters (code points) of a valid UTF-8 string, as the contract counts. */
-static size_t utf8_chars(const char *s)
-{
-    size_t n = 0;
-    for (; *s != '\0'; s++)
-        n += ((unsigned char)*s & 0xC0) != 0x80;
-    return n;
-}
 
 static json_t *check_envelope(const char *line, size_t len, char *why, size_t whylen)
 {
@@ -237,7 +216,7 @@ static json_t *check_envelope(const char *line, size_t len, char *why, size_t wh
         return NULL;
     }
     size_t bad = 0;
-    if (!envelope_utf8_valid((const unsigned char *)line, len, &bad)) {
+    if (!utf8_valid(line, len, &bad)) {
         snprintf(why, whylen, "not JSON: invalid UTF-8 (byte %zu)", bad);
         return NULL;
     }
@@ -273,10 +252,10 @@ static json_t *check_envelope(const char *line, size_t len, char *why, size_t wh
     else if (!json_is_object(json_object_get(o, "payload")))
         snprintf(why, whylen, "payload: required, a JSON object");
     else if ((v = json_object_get(o, "reply_to")) != NULL && !json_is_null(v) &&
-             (!json_is_string(v) || !valid_topic(json_string_value(v))))
+             (!json_is_string(v) || !topic_name_valid(json_string_value(v), json_string_length(v))))
         snprintf(why, whylen, "reply_to: not a topic name");
     else if ((v = json_object_get(o, "correlation_id")) != NULL && !json_is_null(v) &&
-             (!json_is_string(v) || utf8_chars(json_string_value(v)) > 128))
+             (!json_is_string(v) || utf8_chars(json_string_value(v), json_string_length(v)) > 128))
         snprintf(why, whylen, "correlation_id: a string of at most 128 characters");
     else
         return o;

@@ -1,8 +1,8 @@
 #include "kafka_client.h"
 
 #include "common/clock.h"
+#include "common/kafka_env.h"
 
-#include <ctype.h>
 #include <errno.h>
 #include <signal.h>
 #include <stdlib.h>
@@ -115,24 +115,15 @@ static rd_kafka_conf_t *base_conf(const kc_opts_t *o, char *err, size_t errlen)
     rd_kafka_conf_t *conf = rd_kafka_conf_new();
     char kerr[512];
     for (char **e = environ; *e != NULL; e++) {
-        if (strncmp(*e, "KAFKA_", 6) != 0)
+        char key[KAFKA_ENV_PROPERTY_MAX];
+        const char *value;
+        size_t name_len;
+        if (!kafka_env_property(*e, key, sizeof(key), &value, &name_len))
             continue;
-        const char *eq = strchr(*e, '=');
-        if (eq == NULL || eq == *e + 6)
-            continue;
-        char key[128];
-        size_t n = (size_t)(eq - (*e + 6));
-        if (n >= sizeof(key))
-            continue;
-        for (size_t i = 0; i < n; i++) {
-            char ch = (*e)[6 + i];
-            key[i] = ch == '_' ? '.' : (char)tolower((unsigned char)ch);
-        }
-        key[n] = '\0';
-        if (rd_kafka_conf_set(conf, key, eq + 1, kerr, sizeof(kerr)) != RD_KAFKA_CONF_OK &&
+        if (rd_kafka_conf_set(conf, key, value, kerr, sizeof(kerr)) != RD_KAFKA_CONF_OK &&
             o->verbose)
             fprintf(stderr, "tallyctl: ignoring %.*s: not a usable librdkafka property\n",
-                    (int)(eq - *e), *e);
+                    (int)name_len, *e);
     }
     if (o->brokers != NULL &&
         set_prop(conf, "bootstrap.servers", o->brokers, "--brokers", err, errlen) != 0)
@@ -186,14 +177,8 @@ static void set_default(rd_kafka_conf_t *conf, const kc_opts_t *o, const char *k
         if (strncmp(o->props[i], key, n) == 0 && o->props[i][n] == '=')
             return;
     }
-    char env[128] = "KAFKA_";
-    size_t n = strlen(key);
-    if (n + 7 > sizeof(env))
-        return;
-    for (size_t i = 0; i < n; i++)
-        env[6 + i] = key[i] == '.' ? '_' : (char)toupper((unsigned char)key[i]);
-    env[6 + n] = '\0';
-    if (getenv(env) != NULL)
+    char env[KAFKA_ENV_PROPERTY_MAX + sizeof(KAFKA_ENV_PREFIX)];
+    if (!kafka_env_name(key, env, sizeof(env)) || getenv(env) != NULL)
         return;
     char kerr[256];
     rd_kafka_conf_set(conf, key, value, kerr, sizeof(kerr));

@@ -1,5 +1,7 @@
 #include "handler_internal.h"
 
+#include "common/utf8.h"
+
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -199,8 +201,8 @@ handler_status_t handler_list_end(handler_list_t *l, access_status_t st,
 static void fill(handler_error_t *err, tally_errcode_t code, const char *field, const char *msg)
 {
     err->code = code;
-    schema_copy_utf8(err->field, sizeof(err->field), field != NULL ? field : "");
-    schema_copy_utf8(err->message, sizeof(err->message), msg != NULL ? msg : "");
+    utf8_copy(err->field, sizeof(err->field), field != NULL ? field : "");
+    utf8_copy(err->message, sizeof(err->message), msg != NULL ? msg : "");
 }
 
 handler_status_t handler_access_error(const access_error_t *aerr, handler_error_t *err)

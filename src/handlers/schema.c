@@ -1,6 +1,7 @@
 #include "schema.h"
 
 #include "common/clock.h"
+#include "common/utf8.h"
 #include "handlers/currency.h"
 
 #include <inttypes.h>
@@ -22,30 +23,7 @@
     "([0-5][0-9]|60)(\\.[0-9]+)?([Zz]|[+-]([01][0-9]|2[0-3]):[0-5][0-9])" PATTERN_END
 #define ID_CHARSET "!-~" /* printable ASCII without space */
 
-/* ---- UTF-8 and path helpers ----------------------------------------------- */
-
-/* Characters (code points) of valid UTF-8: every byte that is not a continuation byte. */
-static size_t utf8_chars(const char *s, size_t len)
-{
-    size_t n = 0;
-    for (size_t i = 0; i < len; i++) {
-        if (((unsigned char)s[i] & 0xC0) != 0x80)
-            n++;
-    }
-    return n;
-}
-
-void schema_copy_utf8(char *dst, size_t size, const char *src)
-{
-    size_t len = strlen(src);
-    if (len >= size) {
-        len = size - 1;
-        while (len > 0 && ((unsigned char)src[len] & 0xC0) == 0x80)
-            len--;
-    }
-    memcpy(dst, src, len);
-    dst[len] = '\0';
-}
+/* ---- Paths ----------------------------------------------------------------- */
 
 static void join_path(char *out, size_t size, const char *prefix, const char *name)
 {
@@ -56,7 +34,7 @@ static void join_path(char *out, size_t size, const char *prefix, const char *na
         snprintf(tmp, sizeof(tmp), "%s", prefix);
     else
         snprintf(tmp, sizeof(tmp), "%s.%s", prefix, name);
-    schema_copy_utf8(out, size, tmp);
+    utf8_copy(out, size, tmp);
 }
 
 bool schema_fail(handler_error_t *err, const char *prefix, const char *name, const char *fmt, ...)
@@ -72,8 +50,8 @@ bool schema_fail(handler_error_t *err, const char *prefix, const char *name, con
     snprintf(msg, sizeof(msg), "%s %s", path, what);
 
     err->code = TALLY_ERR_INVALID_REQUEST;
-    schema_copy_utf8(err->field, sizeof(err->field), path);
-    schema_copy_utf8(err->message, sizeof(err->message), msg);
+    utf8_copy(err->field, sizeof(err->field), path);
+    utf8_copy(err->message, sizeof(err->message), msg);
     return false;
 }
 

@@ -115,10 +115,6 @@ bool schema_validate(const schema_object_t *s, const json_t *obj, handler_error_
 bool schema_fail(handler_error_t *err, const char *prefix, const char *name, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
 
-/* Copies the NUL-terminated src into dst (size > 0 bytes), truncating on a
- * UTF-8 character boundary so that the copy stays valid UTF-8. */
-void schema_copy_utf8(char *dst, size_t size, const char *src);
-
 /* A new object: a shallow copy of payload with the top-level defaults of s
  * set where a field is absent. NULL on allocation failure. */
 json_t *schema_apply_defaults(const schema_object_t *s, const json_t *payload);

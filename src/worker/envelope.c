@@ -1,77 +1,20 @@
 #include "envelope.h"
 
+#include "common/topic.h"
+#include "common/utf8.h"
+
 #include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-bool envelope_utf8_valid(const unsigned char *s, size_t len, size_t *bad)
-{
-    size_t i = 0;
-    while (i < len) {
-        unsigned char c = s[i];
-        size_t n;
-        uint32_t cp, min;
-        if (c < 0x80) {
-            i++;
-            continue;
-        } else if ((c & 0xE0) == 0xC0) {
-            n = 2, cp = c & 0x1F, min = 0x80;
-        } else if ((c & 0xF0) == 0xE0) {
-            n = 3, cp = c & 0x0F, min = 0x800;
-        } else if ((c & 0xF8) == 0xF0) {
-            n = 4, cp = c & 0x07, min = 0x10000;
-        } else {
-            goto fail;
-        }
-        if (len - i < n)
-            goto fail;
-        for (size_t k = 1; k < n; k++) {
-            if ((s[i + k] & 0xC0) != 0x80)
-                goto fail;
-            cp = (cp << 6) | (s[i + k] & 0x3F);
-        }
-        if (cp < min || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF))
-            goto fail;
-        i += n;
-    }
-    return true;
-fail:
-    if (bad != NULL)
-        *bad = i;
-    return false;
-}
-
-/* Characters (code points) of valid UTF-8. */
-static size_t utf8_chars(const char *s)
-{
-    size_t n = 0;
-    for (; *s != '\0'; s++)
-        n += ((unsigned char)*s & 0xC0) != 0x80;
-    return n;
-}
-
-bool envelope_topic_valid(const char *s, size_t len)
-{
-    if (len == 0 || len > ENVELOPE_TOPIC_MAX || (len == 1 && s[0] == '.') ||
-        (len == 2 && s[0] == '.' && s[1] == '.'))
-        return false;
-    for (size_t i = 0; i < len; i++) {
-        char c = s[i];
-        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-              c == '.' || c == '_' || c == '-'))
-            return false;
-    }
-    return true;
-}
-
 /* Keeps a message that goes into a header, a result and a JSON log line
  * valid UTF-8 (jansson's "near '…'" and truncation can cut a character). */
 static void repair_utf8(char *m)
 {
     size_t len = strlen(m), bad = 0;
-    while (!envelope_utf8_valid((unsigned char *)m, len, &bad))
+    while (!utf8_valid(m, len, &bad))
         m[bad] = '?';
 }
 
@@ -195,14 +138,7 @@ void envelope_problem_field(const envelope_text_t *t, char *out, size_t size)
     const char *path = t->scan.path;
     bool inside = t->scan.member == ENVELOPE_M_PAYLOAD && strncmp(path, "payload.", 8) == 0;
     const char *src = inside ? path + 8 : path;
-    size_t n = strlen(src);
-    if (n >= size) { /* cut whole characters */
-        n = size - 1;
-        while (n > 0 && ((unsigned char)src[n] & 0xC0) == 0x80)
-            n--;
-    }
-    memcpy(out, src, n);
-    out[n] = '\0';
+    utf8_copy(out, size, src);
 }
 
 /* The invalid_request for what the lenient reading found. */
@@ -231,7 +167,7 @@ envelope_kind_t envelope_decode(const envelope_policy_t *policy, const void *key
     if (value_len > ENVELOPE_MAX_VALUE)
         return dlq(env, "message value of %zu bytes exceeds the 1 MiB limit", value_len);
     size_t bad = 0;
-    if (!envelope_utf8_valid(value, value_len, &bad))
+    if (!utf8_valid(value, value_len, &bad))
         return dlq(env, "message value is not valid UTF-8 (byte %zu)", bad);
 
     envelope_text_t t;
@@ -280,18 +216,19 @@ envelope_kind_t envelope_decode(const envelope_policy_t *policy, const void *key
     json_t *corr =
         envelope_member_trusted(&t, ENVELOPE_M_CORR) ? optional(root, "correlation_id") : NULL;
     bool corr_ok =
-        corr == NULL || (json_is_string(corr) && json_string_length(corr) < ENVELOPE_CORR_SIZE &&
-                         strlen(json_string_value(corr)) == json_string_length(corr) &&
-                         utf8_chars(json_string_value(corr)) <= ENVELOPE_CORR_MAX);
+        corr == NULL ||
+        (json_is_string(corr) && json_string_length(corr) < ENVELOPE_CORR_SIZE &&
+         strlen(json_string_value(corr)) == json_string_length(corr) &&
+         utf8_chars(json_string_value(corr), json_string_length(corr)) <= ENVELOPE_CORR_MAX);
     if (corr != NULL && corr_ok) {
         memcpy(env->correlation_id, json_string_value(corr), json_string_length(corr) + 1);
         env->has_correlation_id = true;
     }
     json_t *reply_to =
         envelope_member_trusted(&t, ENVELOPE_M_REPLY_TO) ? optional(root, "reply_to") : NULL;
-    bool reply_ok = reply_to == NULL || (json_is_string(reply_to) &&
-                                         envelope_topic_valid(json_string_value(reply_to),
-                                                              json_string_length(reply_to)));
+    bool reply_ok = reply_to == NULL ||
+                    (json_is_string(reply_to) &&
+                     topic_name_valid(json_string_value(reply_to), json_string_length(reply_to)));
     bool reply_allowed = reply_to == NULL || !reply_ok ||
                          envelope_reply_to_allowed(policy, json_string_value(reply_to));
     if (reply_to != NULL && reply_ok && reply_allowed)
@@ -331,7 +268,7 @@ envelope_kind_t envelope_decode(const envelope_policy_t *policy, const void *key
     }
     if (!reply_ok) {
         kind = reject(env, TALLY_ERR_INVALID_REQUEST, "reply_to",
-                      "reply_to must be a Kafka topic name (1-249 chars of [A-Za-z0-9._-])");
+                      "reply_to must be a Kafka topic name (" TOPIC_NAME_RULE ")");
         goto done;
     }
     if (!reply_allowed) {

@@ -1,5 +1,7 @@
 #include "jscan.h"
 
+#include "common/utf8.h"
+
 #include <errno.h>
 #include <math.h>
 #include <stdint.h>
@@ -95,16 +97,6 @@ static bool fail(scan_t *sc)
         sc->r->error_offset = sc->pos;
     }
     return false;
-}
-
-/* Keeps n bytes of valid UTF-8 s whole characters at a time. */
-static size_t utf8_cut(const char *s, size_t n, size_t room)
-{
-    if (n <= room)
-        return n;
-    while (room > 0 && ((unsigned char)s[room] & 0xC0) == 0x80)
-        room--;
-    return room;
 }
 
 static void path_append(scan_t *sc, const char *s, size_t n)
