@@ -25,7 +25,7 @@
 #include "answer.h"
 #include "common/clock.h"
 #include "common/utf8.h"
-#include "envelope.h"
+#include "envelope/envelope.h"
 
 #include <jansson.h>
 #include <regex.h>

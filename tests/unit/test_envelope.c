@@ -1,4 +1,4 @@
-/* Unit tests for src/worker/envelope: every rule of CONTRACT.md §2, the
+/* Unit tests for src/envelope/envelope: every rule of CONTRACT.md §2, the
  * precedence of checks, every DLQ case, the lenient reading of a value
  * jansson refuses and the reply_to policy. */
 #include <setjmp.h>
@@ -8,7 +8,7 @@
 #include <cmocka.h>
 
 #include "common/utf8.h"
-#include "envelope.h"
+#include "envelope/envelope.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -46,6 +46,7 @@ static void expect_error(const char *key, const char *value, tally_errcode_t cod
     assert_true(env.error_message[0] != '\0');
     assert_null(env.payload);
     assert_null(env.handler);
+    assert_false(env.error_in_payload); /* an envelope matter (tallyctl enqueue refuses it) */
     envelope_clear(&env);
 }
 
@@ -311,6 +312,9 @@ static void test_readable_requests_are_answered(void **state)
             fail_msg("case %zu (%s): %s on \"%s\": %s", i, cases[i].payload,
                      tally_errcode_str(env.error), env.error_field, env.error_message);
         assert_non_null(strstr(env.error_message, cases[i].field));
+        /* Inside the payload (a payload matter, which tallyctl enqueue
+         * sends), unless it names the payload object itself. */
+        assert_int_equal(env.error_in_payload, strcmp(cases[i].field, "payload") != 0);
         /* Everything the result echoes survives. */
         assert_string_equal(env.id, "r1");
         assert_string_equal(env.account.id, "acct_1");

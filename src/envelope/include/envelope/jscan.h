@@ -19,8 +19,8 @@
  *     be trusted).
  *
  * The text must be valid UTF-8 (check it first). Pure; any bytes are safe. */
-#ifndef TALLY_WORKER_JSCAN_H
-#define TALLY_WORKER_JSCAN_H
+#ifndef TALLY_ENVELOPE_JSCAN_H
+#define TALLY_ENVELOPE_JSCAN_H
 
 #include <stdbool.h>
 #include <stddef.h>

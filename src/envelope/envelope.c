@@ -1,4 +1,4 @@
-#include "envelope.h"
+#include "envelope/envelope.h"
 
 #include "common/topic.h"
 #include "common/utf8.h"
@@ -133,12 +133,15 @@ bool envelope_member_trusted(const envelope_text_t *t, int m)
     return t->scan.problem == JSCAN_NONE || (t->members[m].count <= 1 && !t->members[m].tainted);
 }
 
+/* Whether the problem the lenient reading of t found lies inside the payload. */
+static bool problem_in_payload(const envelope_text_t *t)
+{
+    return t->scan.member == ENVELOPE_M_PAYLOAD && strncmp(t->scan.path, "payload.", 8) == 0;
+}
+
 void envelope_problem_field(const envelope_text_t *t, char *out, size_t size)
 {
-    const char *path = t->scan.path;
-    bool inside = t->scan.member == ENVELOPE_M_PAYLOAD && strncmp(path, "payload.", 8) == 0;
-    const char *src = inside ? path + 8 : path;
-    utf8_copy(out, size, src);
+    utf8_copy(out, size, problem_in_payload(t) ? t->scan.path + 8 : t->scan.path);
 }
 
 /* The invalid_request for what the lenient reading found. */
@@ -155,7 +158,9 @@ static envelope_kind_t reject_problem(envelope_t *env, const envelope_text_t *t)
     else
         snprintf(message, sizeof(message), "the request holds %s",
                  jscan_problem_str(scan->problem));
-    return reject(env, TALLY_ERR_INVALID_REQUEST, field, message);
+    envelope_kind_t kind = reject(env, TALLY_ERR_INVALID_REQUEST, field, message);
+    env->error_in_payload = problem_in_payload(t);
+    return kind;
 }
 
 envelope_kind_t envelope_decode(const envelope_policy_t *policy, const void *key, size_t key_len,

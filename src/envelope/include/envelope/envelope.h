@@ -27,14 +27,15 @@
  * reply_to is never used, so every answer goes to a topic allowed to get it.
  * JSON null in an optional field (`v`, `reply_to`, `correlation_id`) counts
  * as absent. Unknown top-level fields are ignored. */
-#ifndef TALLY_WORKER_ENVELOPE_H
-#define TALLY_WORKER_ENVELOPE_H
+#ifndef TALLY_ENVELOPE_ENVELOPE_H
+#define TALLY_ENVELOPE_ENVELOPE_H
+
+#include "envelope/jscan.h"
 
 #include "access/account.h"
 #include "common/errcode.h"
 #include "common/topic.h"
 #include "handlers/handler.h"
-#include "jscan.h"
 
 #include <jansson.h>
 #include <regex.h>
@@ -64,6 +65,8 @@ typedef struct envelope {
     tally_errcode_t error;            /* a pre-decided answer, or TALLY_ERR_NONE */
     char error_field[JSCAN_PATH_MAX]; /* field named by an invalid_request, or "" */
     char error_message[256];
+    bool error_in_payload; /* the error lies inside the payload (check 6 found it there):
+                            * a payload matter, like the validator's answers */
 } envelope_t;
 
 /* Where results may go: never one of Tally's own topics (the configured

@@ -1,4 +1,4 @@
-#include "jscan.h"
+#include "envelope/jscan.h"
 
 #include "common/utf8.h"
 
