@@ -17,7 +17,7 @@
 static log_level_t threshold = LOG_INFO;
 static bool text_format;
 
-static const char *const level_names[] = {"debug", "info", "warn", "error"};
+static const char *const level_names[] = {LOG_LEVEL_LIST(ENUMSTR_NAME)};
 
 void log_setup(log_level_t level, bool text)
 {
@@ -27,7 +27,7 @@ void log_setup(log_level_t level, bool text)
 
 bool log_level_parse(const char *s, log_level_t *out)
 {
-    for (int i = 0; i < 4; i++) {
+    for (size_t i = 0; i < ENUMSTR_COUNT(level_names); i++) {
         if (strcasecmp(s, level_names[i]) == 0) {
             *out = (log_level_t)i;
             return true;

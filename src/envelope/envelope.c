@@ -150,11 +150,8 @@ static envelope_kind_t reject_problem(envelope_t *env, const envelope_text_t *t)
     const jscan_t *scan = &t->scan;
     char field[JSCAN_PATH_MAX], message[sizeof(env->error_message)];
     envelope_problem_field(t, field, sizeof(field));
-    const char *what = scan->problem == JSCAN_DUPLICATE_KEY  ? "appears twice in its object"
-                       : scan->problem == JSCAN_NUMBER_RANGE ? "is a number out of range"
-                                                             : "contains \\u0000 (NUL)";
     if (field[0] != '\0')
-        snprintf(message, sizeof(message), "%s %s", field, what);
+        snprintf(message, sizeof(message), "%s %s", field, jscan_problem_predicate(scan->problem));
     else
         snprintf(message, sizeof(message), "the request holds %s",
                  jscan_problem_str(scan->problem));

@@ -1,5 +1,6 @@
 #include "envelope/jscan.h"
 
+#include "common/enumstr.h"
 #include "common/utf8.h"
 
 #include <errno.h>
@@ -519,17 +520,19 @@ void jscan_run(const char *text, size_t len, char *out, jscan_member_t *members,
     }
 }
 
+#define NOUN(constant, noun, predicate) [constant] = noun,
+static const char *const nouns[] = {JSCAN_PROBLEM_LIST(NOUN)};
+#undef NOUN
+#define PREDICATE(constant, noun, predicate) [constant] = predicate,
+static const char *const predicates[] = {JSCAN_PROBLEM_LIST(PREDICATE)};
+#undef PREDICATE
+
 const char *jscan_problem_str(jscan_problem_t p)
 {
-    switch (p) {
-    case JSCAN_DUPLICATE_KEY:
-        return "a duplicate key";
-    case JSCAN_NUMBER_RANGE:
-        return "a number out of range";
-    case JSCAN_NUL:
-        return "\\u0000 (NUL)";
-    case JSCAN_NONE:
-    default:
-        return "nothing";
-    }
+    return enumstr_name(nouns, ENUMSTR_COUNT(nouns), (int)p, "nothing");
+}
+
+const char *jscan_problem_predicate(jscan_problem_t p)
+{
+    return enumstr_name(predicates, ENUMSTR_COUNT(predicates), (int)p, "holds no problem");
 }

@@ -9,8 +9,9 @@
 
 /* ---- Payload schemas ---------------------------------------------------- */
 
+/* A payment is recorded or moved to any status but refunded (a refund's). */
 static const char *const record_statuses[] = {"pending", "succeeded", "failed", NULL};
-static const char *const any_status[] = {"pending", "succeeded", "failed", "refunded", NULL};
+static const char *const any_status[] = {ACCESS_PAYMENT_STATUS_LIST(ENUMSTR_STRING) NULL};
 
 static const schema_field_t record_fields[] = {
     {.name = "external_id",

@@ -9,7 +9,7 @@
 /* ---- Payload schemas ---------------------------------------------------- */
 
 static const char *const final_statuses[] = {"paid", "failed", NULL};
-static const char *const any_status[] = {"pending", "paid", "failed", NULL};
+static const char *const any_status[] = {ACCESS_PAYOUT_STATUS_LIST(ENUMSTR_STRING) NULL};
 
 static const schema_field_t balance_fields[] = {
     {.name = "currency",
