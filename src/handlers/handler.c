@@ -1,4 +1,5 @@
 #include "handler_internal.h"
+#include "schema_json.h"
 
 #include "common/utf8.h"
 
@@ -77,7 +78,7 @@ json_t *handler_json_schema(const handler_t *h)
              "%s Integers are JSON integers written without fraction or exponent "
              "(1999, not 1999.0 nor \"1999\"). Unknown fields are rejected.",
              h->summary);
-    return schema_to_json_schema(h->schema, title, doc);
+    return schema_json_generate(h->schema, title, doc);
 }
 
 handler_status_t handler_execute(const handler_t *h, access_tx_t *tx, const json_t *payload,

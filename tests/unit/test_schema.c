@@ -1,5 +1,6 @@
 /* Unit tests for the payload schemas, the shared validator and the handler
- * framework helpers (src/handlers/schema.c, handler.c). */
+ * framework helpers (src/handlers/schema.c, schema_json.c, schema_lint.c,
+ * handler.c). */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -7,6 +8,8 @@
 #include <cmocka.h>
 
 #include "../../src/handlers/handler_internal.h"
+#include "../../src/handlers/schema_json.h"
+#include "../../src/handlers/schema_lint.h"
 #include "handlers/currency.h"
 
 #include <stdio.h>
@@ -273,7 +276,7 @@ static void test_defaults(void **state)
 static void test_json_schema_output(void **state)
 {
     (void)state;
-    json_t *js = schema_to_json_schema(&test_schema, "t", "A test.");
+    json_t *js = schema_json_generate(&test_schema, "t", "A test.");
     assert_non_null(js);
     assert_string_equal(json_string_value(json_object_get(js, "$schema")),
                         "https://json-schema.org/draft/2020-12/schema");
@@ -328,7 +331,7 @@ static void test_lint(void **state)
 {
     (void)state;
     char why[256];
-    assert_true(schema_lint(&test_schema, why, sizeof(why)));
+    assert_true(schema_lint_check(&test_schema, why, sizeof(why)));
     const schema_object_t broken[] = {
         {.fields = bad_int},
         {.fields = bad_enum},
@@ -340,7 +343,7 @@ static void test_lint(void **state)
     };
     for (size_t i = 0; i < sizeof(broken) / sizeof(broken[0]); i++) {
         why[0] = '\0';
-        if (schema_lint(&broken[i], why, sizeof(why)))
+        if (schema_lint_check(&broken[i], why, sizeof(why)))
             fail_msg("broken declaration %zu passed the lint", i);
         assert_true(why[0] != '\0');
     }
@@ -355,7 +358,7 @@ static void test_registry(void **state)
     for (size_t i = 0; i < handler_count(); i++) {
         const handler_t *h = handler_at(i);
         char why[256];
-        if (!schema_lint(h->schema, why, sizeof(why)))
+        if (!schema_lint_check(h->schema, why, sizeof(why)))
             fail_msg("%s: %s", h->name, why);
         assert_non_null(h->execute);
         assert_non_null(h->summary);

@@ -12,13 +12,20 @@
 // clang-format off
 #define ACCESS_STATUS_LIST(X)                                                                      \
     X(ACCESS_OK, "ok")                                                                             \
-    X(ACCESS_NOT_FOUND, "not_found")      /* no such object in this account */                     \
-    X(ACCESS_CONFLICT, "conflict")        /* the object's state forbids it */                      \
-    X(ACCESS_INSUFFICIENT_FUNDS, "insufficient_funds") /* a payout above the available balance */ \
-    X(ACCESS_INVALID, "invalid")   /* input that only the database can judge (field says which) */ \
-    X(ACCESS_RETRY, "retry")       /* transient: serialization failure, deadlock, lock timeout */  \
-    X(ACCESS_UNAVAILABLE, "unavailable") /* the connection or the database is gone */              \
-    X(ACCESS_FAILED, "failed")     /* anything else: an unexpected database error */
+    /* no such object in this account */                                                           \
+    X(ACCESS_NOT_FOUND, "not_found")                                                               \
+    /* the object's state forbids it */                                                            \
+    X(ACCESS_CONFLICT, "conflict")                                                                 \
+    /* a payout above the available balance */                                                     \
+    X(ACCESS_INSUFFICIENT_FUNDS, "insufficient_funds")                                             \
+    /* input that only the database can judge (field says which) */                                \
+    X(ACCESS_INVALID, "invalid")                                                                   \
+    /* transient: serialization failure, deadlock, lock timeout */                                 \
+    X(ACCESS_RETRY, "retry")                                                                       \
+    /* the connection or the database is gone */                                                   \
+    X(ACCESS_UNAVAILABLE, "unavailable")                                                           \
+    /* anything else: an unexpected database error */                                              \
+    X(ACCESS_FAILED, "failed")
 // clang-format on
 
 typedef enum access_status { ACCESS_STATUS_LIST(ENUMSTR_CONST) } access_status_t;
