@@ -1,6 +1,8 @@
 #include "handler_internal.h"
+#include "schema_doc.h"
 #include "schema_json.h"
 
+#include "common/mem.h"
 #include "common/utf8.h"
 
 #include <stdarg.h>
@@ -79,6 +81,16 @@ json_t *handler_json_schema(const handler_t *h)
              "(1999, not 1999.0 nor \"1999\"). Unknown fields are rejected.",
              h->summary);
     return schema_json_generate(h->schema, title, doc);
+}
+
+char *handler_doc_markdown(const handler_t *h)
+{
+    char *table = schema_doc_markdown(h->schema);
+    size_t n = strlen(h->name) + strlen(h->summary) + strlen(table) + 32;
+    char *out = mem_alloc(n);
+    snprintf(out, n, "### `%s`\n\n%s\n\n%s", h->name, h->summary, table);
+    free(table);
+    return out;
 }
 
 handler_status_t handler_execute(const handler_t *h, access_tx_t *tx, const json_t *payload,

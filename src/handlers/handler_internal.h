@@ -28,10 +28,12 @@
  *       return *result != NULL ? HANDLER_OK : handler_oom(err);
  *   }
  *
- *   3. docs/schemas/<type>.json is generated from the schema (see
- *      tests/schemas/): regenerate with `cmake --build build --target
+ *   3. docs/schemas/<type>.json and the type's table in docs/JOB_TYPES.md
+ *      are generated from the schema (see tests/schemas/): place the type
+ *      in docs/JOB_TYPES.md.in as a line {{type <type>}} with its rules in
+ *      prose, regenerate with `cmake --build build --target
  *      tally-schemas-update`, and add docs/schemas/examples/<type>.valid.json
- *      and .invalid.json; the schemas ctest fails until both exist.
+ *      and .invalid.json; the schemas ctests fail until all of it is there.
  *
  * Rules of the house: no SQL, libpq, pool or Kafka here; money is int64_t;
  * business outcomes are HANDLER_REJECTED with a contract code; infrastructure

@@ -88,7 +88,7 @@ static bool length_ok(const schema_field_t *f, size_t n, const char *prefix, con
                        f->max_len);
 }
 
-#define NOUN(constant, noun, json_type) [constant] = noun,
+#define NOUN(constant, noun, json_type, doc) [constant] = noun,
 static const char *const type_nouns[] = {SCHEMA_TYPE_LIST(NOUN)};
 #undef NOUN
 

@@ -1,7 +1,8 @@
 /* schema — declarative payload schemas and the one validator that reads them.
  *
  * The same tables feed schema_json.h (JSON Schema for producers,
- * docs/schemas/) and schema_lint.h (checks of the tables themselves).
+ * docs/schemas/), schema_doc.h (the payload tables of docs/JOB_TYPES.md) and
+ * schema_lint.h (checks of the tables themselves).
  *
  * A job type's payload is a schema_object_t: a table of schema_field_t ended
  * by an entry with a NULL name, plus an optional check hook for a rule that
@@ -30,30 +31,31 @@
 #include <stdint.h>
 
 /* The field types: constant, the noun the validator's messages use ("must be
- * an integer"), the JSON Schema type (common/enumstr.h). */
+ * an integer"), the JSON Schema type, the word docs/JOB_TYPES.md uses
+ * (common/enumstr.h). */
 // clang-format off
 #define SCHEMA_TYPE_LIST(X)                                                                        \
     /* UTF-8 text without NUL; lengths count characters (code points) */                           \
-    X(SCHEMA_STRING,    "a string",             "string")                                          \
+    X(SCHEMA_STRING,    "a string",             "string",  "string")                               \
     /* a JSON integer (1999, not 1999.0 nor "1999") in [min, max] */                               \
-    X(SCHEMA_INTEGER,   "an integer",           "integer")                                         \
+    X(SCHEMA_INTEGER,   "an integer",           "integer", "integer")                              \
     /* true or false */                                                                            \
-    X(SCHEMA_BOOLEAN,   "a boolean",            "boolean")                                         \
+    X(SCHEMA_BOOLEAN,   "a boolean",            "boolean", "boolean")                              \
     /* one of the strings in .values */                                                            \
-    X(SCHEMA_ENUM,      "a string",             "string")                                          \
+    X(SCHEMA_ENUM,      "a string",             "string",  "enum")                                 \
     /* RFC 3339 date-time with 'Z' or an offset ("2026-11-22T10:00:00Z") */                        \
-    X(SCHEMA_TIMESTAMP, "a string",             "string")                                          \
+    X(SCHEMA_TIMESTAMP, "a string",             "string",  "timestamp")                            \
     /* an active ISO 4217 code in lower case (handlers/currency.h) */                              \
-    X(SCHEMA_CURRENCY,  "a string",             "string")                                          \
+    X(SCHEMA_CURRENCY,  "a string",             "string",  "currency")                             \
     /* an object id: 1–SCHEMA_ID_MAX printable ASCII characters, no space */                       \
-    X(SCHEMA_ID,        "a string",             "string")                                          \
+    X(SCHEMA_ID,        "a string",             "string",  "id")                                   \
     /* object of string → string (metadata) */                                                     \
-    X(SCHEMA_MAP,       "an object of strings", "object")                                          \
+    X(SCHEMA_MAP,       "an object of strings", "object",  "object of strings")                    \
     /* array of objects, each described by .items */                                               \
-    X(SCHEMA_ARRAY,     "an array",             "array")
+    X(SCHEMA_ARRAY,     "an array",             "array",   "array of objects")
 // clang-format on
 
-#define SCHEMA_TYPE_CONST_(constant, noun, json_type) constant,
+#define SCHEMA_TYPE_CONST_(constant, noun, json_type, doc) constant,
 typedef enum schema_type { SCHEMA_TYPE_LIST(SCHEMA_TYPE_CONST_) } schema_type_t;
 #undef SCHEMA_TYPE_CONST_
 

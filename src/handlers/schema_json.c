@@ -25,7 +25,7 @@ static void put(json_t *obj, const char *key, json_t *value, bool *ok)
         *ok = false;
 }
 
-#define JSON_TYPE(constant, noun, json_type) [constant] = json_type,
+#define JSON_TYPE(constant, noun, json_type, doc) [constant] = json_type,
 static const char *const json_types[] = {SCHEMA_TYPE_LIST(JSON_TYPE)};
 #undef JSON_TYPE
 
