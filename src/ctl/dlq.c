@@ -15,7 +15,9 @@ static const char usage[] =
     "(tally-source-topic, -partition, -offset). redrive sends the selected ones back\n"
     "to the request topic with their original key and value, waits for the broker's\n"
     "acknowledgement, and reports each. Both read the dead-letter topic from its\n"
-    "beginning up to its end at start, outside any consumer group.\n"
+    "beginning up to its end at start, outside any consumer group. A dead letter the\n"
+    "worker had to cut to fit the DLQ (headers tally-dlq-key-size/-value-size) is\n"
+    "not the request any more and is never redriven: it is reported as refused.\n"
     "\n"
     "Selection (combined with AND; redrive needs at least one):\n"
     "  --all                    every dead letter\n"
@@ -275,6 +277,28 @@ static int parse_args(int argc, char **argv, dlq_opts_t *o, kc_opts_t *ko)
     return 0;
 }
 
+/* A dead letter the worker cut to fit the DLQ (tally-dlq-key-size,
+ * tally-dlq-value-size) holds a prefix of the request, which would be a
+ * different request: it is never redriven, and l says why. */
+static bool refuse_cut(const rd_kafka_message_t *m, letter_t *l)
+{
+    char *key_size = kc_header(m, "tally-dlq-key-size");
+    char *value_size = kc_header(m, "tally-dlq-value-size");
+    bool cut = key_size != NULL || value_size != NULL;
+    if (cut) {
+        char why[256];
+        snprintf(why, sizeof(why),
+                 "cut to fit the DLQ (original key %s bytes, value %s bytes): not redriven; "
+                 "the tally-source-* headers locate the original",
+                 key_size != NULL ? key_size : "whole", value_size != NULL ? value_size : "whole");
+        l->failed = true;
+        json_object_set_new(l->info, "redrive_error", json_string(why));
+    }
+    free(key_size);
+    free(value_size);
+    return cut;
+}
+
 /* Reads the dead-letter topic to its end at start; lists or redrives. */
 static int run(dlq_opts_t *o, kc_opts_t *ko)
 {
@@ -330,7 +354,8 @@ static int run(dlq_opts_t *o, kc_opts_t *ko)
                 *l = (letter_t){.info = describe(m, o->topic, code, msg, st, sp, so)};
                 if (!o->redrive && !o->json)
                     print_letter(stdout, m, l->info);
-                if (producer != NULL) {
+                bool refused = o->redrive && refuse_cut(m, l);
+                if (producer != NULL && !refused) {
                     char from[300];
                     snprintf(from, sizeof(from), "%s/%d/%lld", o->topic, (int)m->partition,
                              (long long)m->offset);

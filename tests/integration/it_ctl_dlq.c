@@ -226,6 +226,39 @@ static void test_redrive_exactly_the_chosen(void **state)
     }
 }
 
+/* A DLQ copy the worker cut to fit is a prefix of the request, not the
+ * request: redrive refuses it (exit 1, the reason shown) and sends nothing. */
+static void test_cut_copy_is_not_redriven(void **state)
+{
+    fx_t *f = *state;
+    th_producer_t *p = th_producer_new(f->broker);
+    const char *value = "{\"id\":\"r9\",\"account_id\":\"acct_cut\",\"ty";
+    rd_kafka_resp_err_t e = rd_kafka_producev(
+        th_producer_handle(p), RD_KAFKA_V_TOPIC("cut.dlq"), RD_KAFKA_V_PARTITION(0),
+        RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_KEY("acct_cut", 8),
+        RD_KAFKA_V_VALUE((void *)value, strlen(value)),
+        RD_KAFKA_V_HEADER("tally-error-code", "internal", -1),
+        RD_KAFKA_V_HEADER("tally-dlq-value-size", "2400000", -1),
+        RD_KAFKA_V_HEADER("tally-source-topic", "tally.requests", -1),
+        RD_KAFKA_V_HEADER("tally-source-partition", "1", -1),
+        RD_KAFKA_V_HEADER("tally-source-offset", "3", -1), RD_KAFKA_V_END);
+    assert_int_equal(e, RD_KAFKA_RESP_ERR_NO_ERROR);
+    th_producer_flush(p);
+    th_producer_free(p);
+
+    ctl_out_t o;
+    ctl_run(NULL, NULL,
+            (const char *const[]){"dlq", "redrive", "--brokers", f->brokers, "--topic", "cut.dlq",
+                                  "--all", NULL},
+            &o);
+    assert_int_equal(o.code, 1);
+    assert_non_null(strstr(o.out, "FAILED cut.dlq [0] @ 0"));
+    assert_non_null(strstr(o.out, "value 2400000 bytes): not redriven"));
+    ctl_out_free(&o);
+    th_msg_t m;
+    assert_int_equal(th_consume(f->requests, &m, 1, 2000), 0);
+}
+
 static void test_usage(void **state)
 {
     fx_t *f = *state;
@@ -257,6 +290,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_list, setup, teardown),
         cmocka_unit_test_setup_teardown(test_redrive_exactly_the_chosen, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_cut_copy_is_not_redriven, setup, teardown),
         cmocka_unit_test_setup_teardown(test_usage, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
