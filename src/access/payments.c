@@ -152,10 +152,9 @@ static access_status_t read_payment(const PGresult *r, int row, int c, access_pa
     out->updated_at_ms = access_get_i64(r, row, c + 10);
     if (!access_payment_status_parse(status, &out->status))
         return access_fail(err, ACCESS_FAILED, NULL, "payments: unknown status in the row");
-    bool has_description = !access_get_null(r, row, c + 7);
-    out->description = has_description ? access_get_dup(r, row, c + 7) : NULL;
+    out->description = access_get_dup(r, row, c + 7);
     out->metadata = json_loads(PQgetvalue(r, row, c + 8), 0, NULL);
-    if ((has_description && out->description == NULL) || !json_is_object(out->metadata)) {
+    if (!json_is_object(out->metadata)) {
         access_payment_clear(out);
         return access_fail(err, ACCESS_FAILED, NULL, "payments: cannot read the row");
     }

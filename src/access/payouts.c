@@ -146,11 +146,7 @@ static access_status_t read_payout(const PGresult *r, int row, int c, access_pay
     out->updated_at_ms = access_get_i64(r, row, c + 7);
     if (!access_payout_status_parse(status, &out->status))
         return access_fail(err, ACCESS_FAILED, NULL, "payouts: unknown status in the row");
-    if (!access_get_null(r, row, c + 5)) {
-        out->description = access_get_dup(r, row, c + 5);
-        if (out->description == NULL)
-            return access_fail(err, ACCESS_FAILED, NULL, "payouts: out of memory");
-    }
+    out->description = access_get_dup(r, row, c + 5);
     return ACCESS_OK;
 }
 

@@ -1,6 +1,7 @@
 #include "ctl.h"
 
 #include "common/ids.h"
+#include "common/mem.h"
 #include "common/topic.h"
 #include "common/utf8.h"
 #include "envelope/envelope.h"
@@ -80,14 +81,12 @@ static char **strset_slot(const strset_t *set, const char *s)
     return &set->slots[i];
 }
 
-/* Adds a copy of s; returns 1 when added, 0 when present, -1 out of memory. */
-static int strset_add(strset_t *set, const char *s)
+/* Adds a copy of s; returns whether it was not there yet. */
+static bool strset_add(strset_t *set, const char *s)
 {
     if ((set->n + 1) * 2 > set->cap) {
-        strset_t bigger = {calloc(set->cap ? set->cap * 2 : 64, sizeof(char *)),
+        strset_t bigger = {mem_calloc(set->cap ? set->cap * 2 : 64, sizeof(char *)),
                            set->cap ? set->cap * 2 : 64, set->n};
-        if (bigger.slots == NULL)
-            return -1;
         for (size_t i = 0; i < set->cap; i++) {
             if (set->slots[i] != NULL)
                 *strset_slot(&bigger, set->slots[i]) = set->slots[i];
@@ -97,12 +96,10 @@ static int strset_add(strset_t *set, const char *s)
     }
     char **slot = strset_slot(set, s);
     if (*slot != NULL)
-        return 0;
-    *slot = strdup(s);
-    if (*slot == NULL)
-        return -1;
+        return false;
+    *slot = mem_strdup(s);
     set->n++;
-    return 1;
+    return true;
 }
 
 static bool strset_has(const strset_t *set, const char *s)
@@ -126,8 +123,7 @@ typedef struct enqueue {
     const char *wait_topic;   /* NULL without --wait */
     bool json, quiet, tty;
     long sent, acked, failed, invalid;
-    strset_t awaited; /* acknowledged requests whose result --wait expects */
-    bool oom;
+    strset_t awaited;       /* acknowledged requests whose result --wait expects */
     int32_t last_partition; /* of the last acknowledged message */
     int64_t last_offset;
     int64_t last_progress_ms;
@@ -156,8 +152,8 @@ static void on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaqu
         q->acked++;
         q->last_partition = m->partition;
         q->last_offset = m->offset;
-        if (s->awaited && strset_add(&q->awaited, s->wait_key) < 0)
-            q->oom = true;
+        if (s->awaited)
+            strset_add(&q->awaited, s->wait_key);
     }
     free(s);
 }
@@ -207,25 +203,31 @@ static bool judge(const envelope_policy_t *policy, const char *text, size_t len,
 /* ---- sending ------------------------------------------------------------ */
 
 /* Produces one message, waiting while the local queue is full. */
-static int produce(rd_kafka_t *rk, enqueue_t *q, const char *key, const char *value, size_t len,
-                   long line, const char *wait_key)
+static void produce(rd_kafka_t *rk, enqueue_t *q, const char *key, const char *value, size_t len,
+                    long line, const char *wait_key)
 {
     size_t wl = wait_key != NULL ? strlen(wait_key) : 0;
-    sent_t *s = malloc(sizeof(*s) + wl + 1);
-    if (s == NULL)
-        return -1;
+    sent_t *s = mem_alloc(sizeof(*s) + wl + 1);
     s->line = line;
     s->awaited = wait_key != NULL;
     memcpy(s->wait_key, wait_key != NULL ? wait_key : "", wl + 1);
     rd_kafka_resp_err_t e = kc_produce(rk, q->topic, key, value, len, s);
     if (e == RD_KAFKA_RESP_ERR_NO_ERROR) {
         q->sent++;
-        return 0;
+        return;
     }
     q->failed++;
     fprintf(stderr, "tallyctl enqueue: line %ld: not sent: %s\n", line, rd_kafka_err2str(e));
     free(s);
-    return 0;
+}
+
+/* "account_id\x1fid": the key a result is awaited under. */
+static char *wait_key(const char *account, const char *id)
+{
+    size_t n = strlen(account) + strlen(id) + 2;
+    char *k = mem_alloc(n);
+    snprintf(k, n, "%s\x1f%s", account, id);
+    return k;
 }
 
 /* The key a result is awaited under, or NULL when its reply goes elsewhere
@@ -237,10 +239,7 @@ static char *wait_key_of(const enqueue_t *q, const envelope_t *env)
     const char *to = env->reply_to[0] != '\0' ? env->reply_to : kc_topic_default("result");
     if (strcmp(to, q->wait_topic) != 0)
         return NULL;
-    char *k = NULL;
-    if (asprintf(&k, "%s\x1f%s", env->account.id, env->id) < 0)
-        return NULL;
-    return k;
+    return wait_key(env->account.id, env->id);
 }
 
 /* --raw: the account_id a line is keyed by, when it has a readable one. */
@@ -254,16 +253,15 @@ static const char *raw_key(const char *line, size_t len, char *key, size_t size)
     return acct != NULL ? key : NULL;
 }
 
-/* Sends every line of in; returns -1 when sending must stop (out of memory). */
-static int send_lines(rd_kafka_t *rk, enqueue_t *q, FILE *in, bool raw, bool dry_run)
+/* Sends every line of in. */
+static void send_lines(rd_kafka_t *rk, enqueue_t *q, FILE *in, bool raw, bool dry_run)
 {
     char *line = NULL;
     size_t cap = 0;
     ssize_t len;
     long no = 0;
     bool warned_elsewhere = false;
-    int rc = 0;
-    while (rc == 0 && !kc_interrupted() && (len = getline(&line, &cap, in)) >= 0) {
+    while (!kc_interrupted() && (len = getline(&line, &cap, in)) >= 0) {
         no++;
         while (len > 0 && (line[len - 1] == '\n' || line[len - 1] == '\r'))
             line[--len] = '\0';
@@ -289,8 +287,7 @@ static int send_lines(rd_kafka_t *rk, enqueue_t *q, FILE *in, bool raw, bool dry
                         no, q->wait_topic);
                 warned_elsewhere = true;
             }
-            if (produce(rk, q, key, line, (size_t)len, no, wk) != 0)
-                rc = -1;
+            produce(rk, q, key, line, (size_t)len, no, wk);
             free(wk);
             progress(q, false);
         } else {
@@ -299,7 +296,6 @@ static int send_lines(rd_kafka_t *rk, enqueue_t *q, FILE *in, bool raw, bool dry
         envelope_clear(&env);
     }
     free(line);
-    return rc;
 }
 
 /* ---- waiting ------------------------------------------------------------ */
@@ -328,9 +324,8 @@ static long wait_results(kc_reader_t *r, enqueue_t *q, int64_t timeout_ms, long 
         json_t *res = json_loadb(m->payload, m->len, 0, NULL);
         const char *acct = json_string_value(json_object_get(res, "account_id"));
         const char *id = json_string_value(json_object_get(res, "id"));
-        char *k = NULL;
-        if (acct != NULL && id != NULL && asprintf(&k, "%s\x1f%s", acct, id) >= 0 &&
-            strset_has(&q->awaited, k) && strset_add(&seen, k) == 1) {
+        char *k = acct != NULL && id != NULL ? wait_key(acct, id) : NULL;
+        if (k != NULL && strset_has(&q->awaited, k) && strset_add(&seen, k)) {
             results_print(stdout, res, q->json);
             fflush(stdout);
             const char *status = json_string_value(json_object_get(res, "status"));
@@ -600,16 +595,13 @@ int ctl_enqueue(int argc, char **argv)
         goto out;
     }
     kc_install_sigint();
-    int send_rc;
     if (one != NULL) {
         char *wk = wait_key_of(&q, &one_env);
-        send_rc = produce(rk, &q, one_env.account.id, one, strlen(one), 0, wk);
+        produce(rk, &q, one_env.account.id, one, strlen(one), 0, wk);
         free(wk);
     } else {
-        send_rc = send_lines(rk, &q, in != NULL ? in : stdin, f.raw, f.dry_run);
+        send_lines(rk, &q, in != NULL ? in : stdin, f.raw, f.dry_run);
     }
-    if (send_rc != 0)
-        fprintf(stderr, "tallyctl enqueue: out of memory; stopped reading\n");
     if (rk != NULL) {
         /* Every message ends acknowledged or failed within message.timeout.ms. */
         while (rd_kafka_outq_len(rk) > 0) {
@@ -619,7 +611,7 @@ int ctl_enqueue(int argc, char **argv)
         if (q.tty && one == NULL && q.sent > 0)
             progress(&q, true);
     }
-    bool all_sent = send_rc == 0 && q.failed == 0 && q.invalid == 0 && !q.oom && !kc_interrupted();
+    bool all_sent = q.failed == 0 && q.invalid == 0 && !kc_interrupted();
     print_summary(&q, one != NULL ? &one_env : NULL, f.dry_run, f.wait ? stderr : stdout,
                   f.wait ? false : q.json);
     rc = all_sent ? CTL_OK : CTL_FAILED;

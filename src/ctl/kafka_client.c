@@ -2,6 +2,7 @@
 
 #include "common/clock.h"
 #include "common/kafka_env.h"
+#include "common/mem.h"
 
 #include <errno.h>
 #include <signal.h>
@@ -19,12 +20,7 @@ int kc_opts_add_prop(kc_opts_t *o, const char *kv, char *err, size_t errlen)
         snprintf(err, errlen, "-X expects key=value, got \"%.64s\"", kv);
         return -1;
     }
-    const char **p = realloc(o->props, (o->n_props + 1) * sizeof(*p));
-    if (p == NULL) {
-        snprintf(err, errlen, "out of memory");
-        return -1;
-    }
-    o->props = p;
+    o->props = mem_realloc(o->props, (o->n_props + 1) * sizeof(*o->props));
     o->props[o->n_props++] = kv;
     return 0;
 }
@@ -250,12 +246,7 @@ static int add_partitions(kc_reader_t *r, const char *topic, char *err, size_t e
         goto out;
     }
     int cnt = md->topics[0].partition_cnt;
-    kc_part_t *p = realloc(r->parts, (r->n_parts + (size_t)cnt) * sizeof(*p));
-    if (p == NULL) {
-        snprintf(err, errlen, "out of memory");
-        goto out;
-    }
-    r->parts = p;
+    r->parts = mem_realloc(r->parts, (r->n_parts + (size_t)cnt) * sizeof(*r->parts));
     for (int i = 0; i < cnt; i++) {
         kc_part_t *kp = &r->parts[r->n_parts];
         kp->topic = topic;
@@ -298,17 +289,9 @@ int kc_reader_open(kc_reader_t *r, const kc_opts_t *o, const char *const *topics
     }
     r->rk = rk;
     rd_kafka_poll_set_consumer(rk);
-    r->topics = calloc(n, sizeof(char *));
-    if (r->topics == NULL) {
-        snprintf(err, errlen, "out of memory");
-        goto fail;
-    }
+    r->topics = mem_calloc(n, sizeof(char *));
     for (size_t i = 0; i < n; i++) {
-        r->topics[i] = strdup(topics[i]);
-        if (r->topics[i] == NULL) {
-            snprintf(err, errlen, "out of memory");
-            goto fail;
-        }
+        r->topics[i] = mem_strdup(topics[i]);
         r->n_topics++;
         if (add_partitions(r, r->topics[i], err, errlen) != 0)
             goto fail;
@@ -409,7 +392,7 @@ char *kc_header(const rd_kafka_message_t *m, const char *name)
     if (rd_kafka_message_headers(m, &hdrs) != RD_KAFKA_RESP_ERR_NO_ERROR ||
         rd_kafka_header_get_last(hdrs, name, &v, &n) != RD_KAFKA_RESP_ERR_NO_ERROR || v == NULL)
         return NULL;
-    return strndup(v, n);
+    return mem_strndup(v, n);
 }
 
 json_t *kc_headers_json(const rd_kafka_message_t *m)
@@ -432,9 +415,7 @@ json_t *kc_headers_json(const rd_kafka_message_t *m)
 static char *base64(const unsigned char *p, size_t n)
 {
     static const char tbl[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    char *out = malloc((n + 2) / 3 * 4 + 1);
-    if (out == NULL)
-        return NULL;
+    char *out = mem_alloc((n + 2) / 3 * 4 + 1);
     size_t o = 0;
     for (size_t i = 0; i < n; i += 3) {
         uint32_t v = (uint32_t)p[i] << 16;
@@ -459,7 +440,7 @@ json_t *kc_bytes_json(const void *p, size_t len)
     if (s != NULL)
         return s;
     char *b = base64(p, len);
-    json_t *o = json_pack("{s:s}", "base64", b != NULL ? b : "");
+    json_t *o = json_pack("{s:s}", "base64", b);
     free(b);
     return o;
 }

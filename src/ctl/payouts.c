@@ -7,6 +7,7 @@
 
 #include "access/schedule.h"
 #include "common/enumstr.h"
+#include "common/mem.h"
 #include "handlers/currency.h"
 #include "kafka_client.h"
 
@@ -269,11 +270,7 @@ static int due(int argc, char **argv)
         fprintf(stderr, "tallyctl payouts: %s\n", err);
         goto out;
     }
-    items = calloc(n > 0 ? n : 1, sizeof(*items));
-    if (items == NULL) {
-        fprintf(stderr, "tallyctl payouts: out of memory\n");
-        goto out;
-    }
+    items = mem_calloc(n > 0 ? n : 1, sizeof(*items));
     size_t due_count = 0;
     for (size_t i = 0; i < n; i++) {
         item_t *it = &items[i];

@@ -1,5 +1,6 @@
 #include "envelope/envelope.h"
 
+#include "common/mem.h"
 #include "common/topic.h"
 #include "common/utf8.h"
 
@@ -111,16 +112,14 @@ bool envelope_parse(const void *value, size_t len, envelope_text_t *t, char *why
     char original[sizeof(jerr.text)];
     int line = jerr.line, column = jerr.column;
     snprintf(original, sizeof(original), "%s", jerr.text);
-    char *copy = malloc(len > 0 ? len : 1);
-    if (copy != NULL) {
-        jscan_run(value, len, copy, t->members, ENVELOPE_M_COUNT, &t->scan);
-        if (t->scan.valid && t->scan.problem != JSCAN_NONE)
-            t->root = json_loadb(copy, len, JSON_DECODE_ANY, &jerr);
-        free(copy);
-    }
+    char *copy = mem_alloc(len);
+    jscan_run(value, len, copy, t->members, ENVELOPE_M_COUNT, &t->scan);
+    if (t->scan.valid && t->scan.problem != JSCAN_NONE)
+        t->root = json_loadb(copy, len, JSON_DECODE_ANY, &jerr);
+    free(copy);
     if (t->root != NULL)
         return true;
-    if (copy != NULL && !t->scan.valid)
+    if (!t->scan.valid)
         snprintf(why, whylen, "not JSON: invalid at byte %zu", t->scan.error_offset);
     else
         snprintf(why, whylen, "not JSON: %s (line %d, column %d)", original, line, column);

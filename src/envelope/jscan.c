@@ -1,6 +1,7 @@
 #include "envelope/jscan.h"
 
 #include "common/enumstr.h"
+#include "common/mem.h"
 #include "common/utf8.h"
 
 #include <errno.h>
@@ -46,14 +47,12 @@ static uint64_t fnv1a(const char *s, size_t n)
     return h;
 }
 
-/* Adds key; returns 1 when it was new, 0 when a duplicate, -1 out of memory. */
-static int key_set_add(key_set_t *ks, const char *key, size_t len)
+/* Adds key; returns whether it was new (false: a duplicate). */
+static bool key_set_add(key_set_t *ks, const char *key, size_t len)
 {
     if ((ks->n + 1) * 2 > ks->cap) {
         size_t cap = ks->cap ? ks->cap * 2 : 16;
-        key_slot_t *slots = calloc(cap, sizeof(*slots));
-        if (slots == NULL)
-            return -1;
+        key_slot_t *slots = mem_calloc(cap, sizeof(*slots));
         for (size_t i = 0; i < ks->cap; i++) {
             if (ks->slots[i].key == NULL)
                 continue;
@@ -71,15 +70,13 @@ static int key_set_add(key_set_t *ks, const char *key, size_t len)
     for (; ks->slots[j].key != NULL; j = (j + 1) & (ks->cap - 1)) {
         const key_slot_t *k = &ks->slots[j];
         if (k->hash == h && k->len == len && memcmp(k->key, key, len) == 0)
-            return 0;
+            return false;
     }
-    char *copy = malloc(len + 1);
-    if (copy == NULL)
-        return -1;
+    char *copy = mem_alloc(len + 1);
     memcpy(copy, key, len);
     ks->slots[j] = (key_slot_t){copy, len, h};
     ks->n++;
-    return 1;
+    return true;
 }
 
 static void key_set_free(key_set_t *ks)
@@ -180,24 +177,20 @@ static int hex4(const char *p)
     return v;
 }
 
-static bool key_put(scan_t *sc, const char *p, size_t n)
+static void key_put(scan_t *sc, const char *p, size_t n)
 {
     if (sc->key_len + n > sc->key_cap) {
         size_t cap = sc->key_cap ? sc->key_cap : 64;
         while (cap < sc->key_len + n)
             cap *= 2;
-        char *k = realloc(sc->key, cap);
-        if (k == NULL)
-            return false;
-        sc->key = k;
+        sc->key = mem_realloc(sc->key, cap);
         sc->key_cap = cap;
     }
     memcpy(sc->key + sc->key_len, p, n);
     sc->key_len += n;
-    return true;
 }
 
-static bool key_put_cp(scan_t *sc, uint32_t cp)
+static void key_put_cp(scan_t *sc, uint32_t cp)
 {
     char b[4];
     size_t n;
@@ -212,7 +205,7 @@ static bool key_put_cp(scan_t *sc, uint32_t cp)
         b[0] = (char)(0xF0 | (cp >> 18)), b[1] = (char)(0x80 | ((cp >> 12) & 0x3F));
         b[2] = (char)(0x80 | ((cp >> 6) & 0x3F)), b[3] = (char)(0x80 | (cp & 0x3F)), n = 4;
     }
-    return key_put(sc, b, n);
+    key_put(sc, b, n);
 }
 
 /* A string at pos (the opening quote). A key is decoded into sc->key (its
@@ -236,8 +229,8 @@ static bool string(scan_t *sc, bool is_key)
             return fail(sc);
         if (c != '\\') {
             sc->pos++;
-            if (is_key && !key_put(sc, sc->s + start, 1))
-                return fail(sc);
+            if (is_key)
+                key_put(sc, sc->s + start, 1);
             continue;
         }
         if (sc->len - sc->pos < 2)
@@ -247,8 +240,8 @@ static bool string(scan_t *sc, bool is_key)
         if (e != '\0' && simple != NULL) {
             static const char decoded[] = "\"\\/\b\f\n\r\t";
             sc->pos += 2;
-            if (is_key && !key_put(sc, &decoded[simple - "\"\\/bfnrt"], 1))
-                return fail(sc);
+            if (is_key)
+                key_put(sc, &decoded[simple - "\"\\/bfnrt"], 1);
             continue;
         }
         if (e != 'u' || sc->len - sc->pos < 6)
@@ -274,8 +267,8 @@ static bool string(scan_t *sc, bool is_key)
             if (sc->out != NULL)
                 memcpy(sc->out + sc->pos + 2, "FFFD", 4);
         }
-        if (is_key && !key_put_cp(sc, full))
-            return fail(sc);
+        if (is_key)
+            key_put_cp(sc, full);
         sc->pos += esc;
     }
     return fail(sc);
@@ -319,9 +312,7 @@ static bool number(scan_t *sc)
     }
     size_t n = sc->pos - start;
     char small[64];
-    char *copy = n < sizeof(small) ? small : malloc(n + 1);
-    if (copy == NULL)
-        return fail(sc);
+    char *copy = n < sizeof(small) ? small : mem_alloc(n + 1);
     memcpy(copy, s + start, n);
     copy[n] = '\0';
     errno = 0;
@@ -366,11 +357,7 @@ static bool object(scan_t *sc)
         size_t saved = sc->plen;
         if (!string(sc, true))
             goto out;
-        int added = key_set_add(&keys, sc->key, sc->key_len);
-        if (added < 0) {
-            fail(sc);
-            goto out;
-        }
+        bool added = key_set_add(&keys, sc->key, sc->key_len);
         if (top) {
             sc->top = -1;
             for (size_t i = 0; i < sc->nmembers; i++) {
@@ -383,7 +370,7 @@ static bool object(scan_t *sc)
             }
         }
         path_push_key(sc, sc->key, sc->key_len);
-        if (added == 0)
+        if (!added)
             problem(sc, JSCAN_DUPLICATE_KEY);
         if (memchr(sc->key, '\0', sc->key_len) != NULL)
             problem(sc, JSCAN_NUL);
@@ -503,12 +490,9 @@ void jscan_run(const char *text, size_t len, char *out, jscan_member_t *members,
                  .nmembers = n,
                  .top = -1,
                  .r = result};
-    sc.key = malloc(sc.key_cap = 64); /* never NULL below, even for "" */
-    if (sc.key == NULL)
-        fail(&sc);
-    else
-        ws(&sc);
-    if (sc.key != NULL && value(&sc)) {
+    sc.key = mem_alloc(sc.key_cap = 64); /* never NULL below, even for "" */
+    ws(&sc);
+    if (value(&sc)) {
         ws(&sc);
         if (sc.pos != len)
             fail(&sc);

@@ -166,13 +166,12 @@ void handler_page(const json_t *payload, access_page_t *page)
     page->starting_after = handler_arg_str(payload, "starting_after");
 }
 
-bool handler_list_begin(handler_list_t *l, const json_t *payload, size_t row_size)
+void handler_list_begin(handler_list_t *l, const json_t *payload, size_t row_size)
 {
     memset(l, 0, sizeof(*l));
     handler_page(payload, &l->page);
     l->row_size = row_size;
-    l->rows = calloc((size_t)l->page.limit, row_size);
-    return l->rows != NULL;
+    l->rows = mem_calloc((size_t)l->page.limit, row_size);
 }
 
 handler_status_t handler_list_end(handler_list_t *l, access_status_t st,

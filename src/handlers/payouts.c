@@ -163,8 +163,7 @@ static handler_status_t list(access_tx_t *tx, const json_t *p, json_t **result,
     access_payout_status_t status;
     bool filter = access_payout_status_parse(handler_arg_str(p, "status"), &status);
     handler_list_t l;
-    if (!handler_list_begin(&l, p, sizeof(access_payout_t)))
-        return handler_oom(err);
+    handler_list_begin(&l, p, sizeof(access_payout_t));
     access_status_t st = access_payouts_list(tx, filter ? &status : NULL, &l.page, l.rows, &l.n,
                                              &l.has_more, &l.aerr);
     return handler_list_end(&l, st, payout_item, payout_clear, result, err);
