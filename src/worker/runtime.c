@@ -1,6 +1,5 @@
 #include "worker/runtime.h"
 
-#include "envelope.h"
 #include "dbwatch.h"
 #include "deliver.h"
 #include "parts.h"
@@ -9,6 +8,7 @@
 #include "common/clock.h"
 #include "common/log.h"
 #include "common/mem.h"
+#include "envelope/envelope.h"
 #include "worker/health.h"
 #include "worker/settle.h"
 

@@ -27,7 +27,7 @@
 #define TALLY_WORKER_JOB_H
 
 #include "common/errcode.h"
-#include "envelope.h"
+#include "envelope/envelope.h"
 #include "worker/scheduler.h"
 
 #include <stdbool.h>
