@@ -93,75 +93,96 @@ static void redeliver_cb(uv_timer_t *t)
     arm_redeliver(rt);
 }
 
-static void produce(runtime_t *rt, delivery_t *d)
-{
-    const config_t *cfg = rt->cfg;
-    job_t *job = d->job;
-    rd_kafka_headers_t *h = rd_kafka_headers_new(10);
+/* What one delivery sends. */
+typedef struct message {
     const char *topic;
     const void *key, *value;
     size_t key_len, value_len;
+} message_t;
+
+/* The result: to reply_to (else the results topic), keyed by account. */
+static message_t result_message(const runtime_t *rt, const delivery_t *d, rd_kafka_headers_t *h)
+{
+    const job_t *job = d->job;
+    const char *reply_to = job->env.reply_to;
+    add_header(h, "tally-account-id", job->env.account.id);
+    add_header(h, "tally-request-id", job->env.id);
+    add_header(h, "tally-status", job->ok && !d->shortened ? "ok" : "error");
+    if (d->redirected) {
+        add_header(h, "tally-reply-to", reply_to);
+        add_header(h, "tally-reply-to-error", d->reason);
+    }
+    return (message_t){.topic =
+                           reply_to[0] != '\0' && !d->redirected ? reply_to : rt->cfg->result_topic,
+                       .key = job->env.account.id,
+                       .key_len = strlen(job->env.account.id),
+                       .value = job->result_text,
+                       .value_len = strlen(job->result_text)};
+}
+
+/* The DLQ copy: the original key and value (a prefix of each when cut),
+ * with the reason and the source in headers. */
+static message_t dlq_message(const runtime_t *rt, const delivery_t *d, rd_kafka_headers_t *h)
+{
+    const job_t *job = d->job;
+    message_t m = {.topic = rt->cfg->dlq_topic,
+                   .key = job->key,
+                   .key_len = job->key_len,
+                   .value = job->value,
+                   .value_len = job->value_len};
+    if (d->cut > 0) {
+        /* What fits: a prefix of each, the original sizes in headers. */
+        size_t room = rt->kafka.max_message_bytes > HEADER_ROOM
+                          ? rt->kafka.max_message_bytes - HEADER_ROOM
+                          : 0;
+        m.key_len = min_size(m.key_len, min_size(DLQ_CUT_KEY, room));
+        m.value_len =
+            d->cut == 1 ? min_size(m.value_len, min_size(DLQ_CUT_VALUE, room - m.key_len)) : 0;
+        if (m.key_len < job->key_len)
+            add_size_header(h, "tally-dlq-key-size", job->key_len);
+        if (m.value_len < job->value_len)
+            add_size_header(h, "tally-dlq-value-size", job->value_len);
+        add_header(h, "tally-dlq-cut-reason", d->reason);
+    }
+    add_header(
+        h, "tally-error-code",
+        tally_errcode_str(job->unanswerable ? TALLY_ERR_INVALID_REQUEST : TALLY_ERR_INTERNAL));
+    add_header(h, "tally-error-message", job->dlq_reason);
+    add_header(h, "tally-source-topic", rt->cfg->request_topic);
     char num[32];
+    snprintf(num, sizeof(num), "%" PRId32, job->partition);
+    add_header(h, "tally-source-partition", num);
+    snprintf(num, sizeof(num), "%" PRId64, job->offset);
+    add_header(h, "tally-source-offset", num);
+    return m;
+}
+
+static void produce(runtime_t *rt, delivery_t *d)
+{
+    job_t *job = d->job;
+    rd_kafka_headers_t *h = rd_kafka_headers_new(10);
+    message_t m;
     switch (d->kind) {
     case DELIVERY_RESULT:
-        topic =
-            job->env.reply_to[0] != '\0' && !d->redirected ? job->env.reply_to : cfg->result_topic;
-        key = job->env.account.id;
-        key_len = strlen(job->env.account.id);
-        value = job->result_text;
-        value_len = strlen(job->result_text);
-        add_header(h, "tally-account-id", job->env.account.id);
-        add_header(h, "tally-request-id", job->env.id);
-        add_header(h, "tally-status", job->ok && !d->shortened ? "ok" : "error");
-        if (d->redirected) {
-            add_header(h, "tally-reply-to", job->env.reply_to);
-            add_header(h, "tally-reply-to-error", d->reason);
-        }
+        m = result_message(rt, d, h);
         break;
     case DELIVERY_AUDIT:
-        topic = cfg->audit_topic;
-        key = job->env.account.id;
-        key_len = strlen(job->env.account.id);
-        value = job->audit_text;
-        value_len = strlen(job->audit_text);
+        m = (message_t){.topic = rt->cfg->audit_topic,
+                        .key = job->env.account.id,
+                        .key_len = strlen(job->env.account.id),
+                        .value = job->audit_text,
+                        .value_len = strlen(job->audit_text)};
         break;
     case DELIVERY_DLQ:
     default:
-        topic = cfg->dlq_topic;
-        key = job->key;
-        key_len = job->key_len;
-        value = job->value;
-        value_len = job->value_len;
-        if (d->cut > 0) {
-            /* What fits: a prefix of each, the original sizes in headers. */
-            size_t room = rt->kafka.max_message_bytes > HEADER_ROOM
-                              ? rt->kafka.max_message_bytes - HEADER_ROOM
-                              : 0;
-            key_len = min_size(key_len, min_size(DLQ_CUT_KEY, room));
-            value_len =
-                d->cut == 1 ? min_size(value_len, min_size(DLQ_CUT_VALUE, room - key_len)) : 0;
-            if (key_len < job->key_len)
-                add_size_header(h, "tally-dlq-key-size", job->key_len);
-            if (value_len < job->value_len)
-                add_size_header(h, "tally-dlq-value-size", job->value_len);
-            add_header(h, "tally-dlq-cut-reason", d->reason);
-        }
-        add_header(
-            h, "tally-error-code",
-            tally_errcode_str(job->unanswerable ? TALLY_ERR_INVALID_REQUEST : TALLY_ERR_INTERNAL));
-        add_header(h, "tally-error-message", job->dlq_reason);
-        add_header(h, "tally-source-topic", cfg->request_topic);
-        snprintf(num, sizeof(num), "%" PRId32, job->partition);
-        add_header(h, "tally-source-partition", num);
-        snprintf(num, sizeof(num), "%" PRId64, job->offset);
-        add_header(h, "tally-source-offset", num);
+        m = dlq_message(rt, d, h);
         break;
     }
     /* No copy: the texts live in the job until every delivery is acknowledged. */
-    rd_kafka_resp_err_t err =
-        rd_kafka_producev(rt->kafka.producer, RD_KAFKA_V_TOPIC(topic), RD_KAFKA_V_KEY(key, key_len),
-                          RD_KAFKA_V_VALUE((void *)value, value_len), RD_KAFKA_V_HEADERS(h),
-                          RD_KAFKA_V_OPAQUE(d), RD_KAFKA_V_MSGFLAGS(0), RD_KAFKA_V_END);
+    rd_kafka_resp_err_t err = rd_kafka_producev(
+        rt->kafka.producer, RD_KAFKA_V_TOPIC(m.topic), RD_KAFKA_V_KEY(m.key, m.key_len),
+        RD_KAFKA_V_VALUE((void *)m.value, m.value_len), RD_KAFKA_V_HEADERS(h), RD_KAFKA_V_OPAQUE(d),
+        RD_KAFKA_V_MSGFLAGS(0), RD_KAFKA_V_END);
     if (err == RD_KAFKA_RESP_ERR_NO_ERROR)
         return;
     rd_kafka_headers_destroy(h); /* still ours when producev fails */
