@@ -4,7 +4,8 @@
  * The hostile account sends 100 payments of the largest size the contract
  * allows and lists them 100 at a time; payments whose balance row an
  * outside session keeps locked (one until its retry budget ends, one
- * released after its first failed attempt); reply_to naming Tally's own
+ * released after its first failed attempt); a payment whose first attempt
+ * runs into the statement timeout; reply_to naming Tally's own
  * topics, a name the operator's pattern refuses and no topic at all; 2^63,
  * 1e400, a duplicate key and \u0000 in payload fields; a value over 1 MiB
  * and one that is not JSON; and a burst of 20 000 requests. Meanwhile 100
@@ -282,6 +283,10 @@ static void send_hostile_mix(hstack_t *s)
             "{\"external_id\":\"s1\",\"amount\":500,\"currency\":\"usd\"}", "", "internal", NULL);
     hostile(s, "h-stuck-2", "payment.record",
             "{\"external_id\":\"s2\",\"amount\":500,\"currency\":\"usd\"}", "", "ok", NULL);
+    /* A statement gone slow (slow_first_attempt): cancelled at the
+     * statement timeout, then run again. */
+    hostile(s, "h-slow", "payment.record",
+            "{\"external_id\":\"h-slow\",\"amount\":500,\"currency\":\"eur\"}", "", "ok", NULL);
 
     static const char *const reply_tos[][2] = {
         {"h-rt-requests", "tally.requests"}, {"h-rt-results", "tally.results"},
@@ -475,6 +480,21 @@ static void step_lock(hstack_t *s)
         s->lock = NULL;
         s->lock_state = 2;
     }
+}
+
+/* The first attempt at inserting the payment h-slow sleeps far beyond the
+ * statement timeout (default, 5 s); a sequence, which no rollback undoes,
+ * counts the attempts. */
+static void slow_first_attempt(hstack_t *s)
+{
+    th_pg_exec(s->pg, "postgres",
+               "CREATE SEQUENCE it_slow_attempts;"
+               "GRANT USAGE ON SEQUENCE it_slow_attempts TO PUBLIC;"
+               "CREATE FUNCTION it_slow() RETURNS trigger LANGUAGE plpgsql AS $$"
+               " BEGIN IF nextval('it_slow_attempts') = 1 THEN PERFORM pg_sleep(60); END IF;"
+               " RETURN NEW; END $$;"
+               "CREATE TRIGGER it_slow BEFORE INSERT ON stripe_payments FOR EACH ROW"
+               " WHEN (NEW.external_id = 'h-slow') EXECUTE FUNCTION it_slow()");
 }
 
 static PGconn *lock_balance(hstack_t *s)
@@ -725,6 +745,7 @@ static void test_hostile_neighbour(void **state)
 {
     hstack_t *s = *state;
     s->lock = lock_balance(s);
+    slow_first_attempt(s);
     send_hostile_mix(s);
     run(s);
     expect_answers(s, "hostile beside well-behaved");
@@ -732,6 +753,8 @@ static void test_hostile_neighbour(void **state)
         fail_msg("%d samples of /readyz or /livez not ready or with stuck deliveries; first: %s",
                  s->readyz_bad, s->readyz_body);
     assert_int_equal(s->lock_state, 2);
+    /* h-slow's first attempt was cancelled (else it would sleep a minute). */
+    assert_true(th_pg_i64(s->pg, "postgres", "SELECT last_value FROM it_slow_attempts") >= 2);
     int64_t hwm = worker_mem_kb(s, "VmHWM:");
     print_message("worker VmHWM %lld MB (bound %d MB)\n", (long long)(hwm / 1024), RSS_BOUND_MB);
     assert_true(hwm > 0 && hwm < (int64_t)RSS_BOUND_MB * 1024);
