@@ -1,18 +1,18 @@
 /* it_hostile — one hostile account beside 100 well-behaved ones, on one
  * worker (issue 11; CONTRACT.md §2–§5, §7).
  *
- * The hostile account sends 100 payments of the largest size the contract
- * allows and lists them 100 at a time; payments whose balance row an
+ * The hostile account sends th_hostile.h's mix: 100 payments of the
+ * largest size the contract allows, listed 100 at a time; reply_to naming
+ * Tally's own topics, a name the operator's pattern refuses and no topic at
+ * all; 2^63, 1e400, a duplicate key and \u0000 in payload fields; a value
+ * over 1 MiB and one that is not JSON; two payments whose balance row an
  * outside session keeps locked (one until its retry budget ends, one
- * released after its first failed attempt); a payment whose first attempt
- * runs into the statement timeout; reply_to naming Tally's own
- * topics, a name the operator's pattern refuses and no topic at all; 2^63,
- * 1e400, a duplicate key and \u0000 in payload fields; a value over 1 MiB
- * and one that is not JSON; and a burst of 20 000 requests. Meanwhile 100
- * accounts send ordinary traffic in rounds until the hostile account is
- * answered: a payment, then a refund, a refund beyond the payment
- * (conflict), a payout, a payment.get and a balance.get; ten of them to a
- * reply_to topic.
+ * released after its first failed attempt); a burst of 20 000 requests;
+ * and a payment whose first attempt runs into the statement timeout.
+ * Meanwhile 100 accounts send ordinary traffic in rounds until the hostile
+ * account is answered: a payment, then a refund, a refund beyond the
+ * payment (conflict), a payout, a payment.get and a balance.get; ten of
+ * them to a reply_to topic.
  *
  * Asserted: every request of either kind is answered exactly once with the
  * answer expected of it (none of the well-behaved ones `internal`); list
@@ -24,6 +24,7 @@
  * redelivers nothing (offsets were committed). Nothing is timed: every wait
  * is bounded generously; the phases' durations are printed. */
 #include "it_worker_common.h"
+#include "th_hostile.h"
 
 #include <unistd.h>
 
@@ -99,7 +100,7 @@ typedef struct hstack {
     int unknown; /* results for ids never sent */
     char unknown_id[64];
     PGconn *lock;   /* the outside session holding the hostile's usd balance row */
-    int lock_state; /* 0 held for stuck-1, 1 held for stuck-2's first retry, 2 released */
+    int lock_state; /* 0 held for h-locked-0, 1 for h-locked-1's first retry, 2 released */
     long long retries_mark;
     int64_t rss_peak_kb;
     int readyz_bad;
@@ -118,7 +119,7 @@ static void worker_env(hstack_t *s)
     const char *asan = getenv("ASAN_OPTIONS");
     snprintf(s->asan, sizeof(s->asan), "ASAN_OPTIONS=%s%squarantine_size_mb=%d", asan ? asan : "",
              asan && *asan ? ":" : "", ASAN_QUARANTINE_MB);
-    s->env[0] = "TALLY_REPLY_TO_PATTERN=well\\.[a-z]+";
+    s->env[0] = "TALLY_REPLY_TO_PATTERN=" TH_HOSTILE_REPLY_TO_PATTERN;
     s->env[1] = "TALLY_LOCK_TIMEOUT_MS=500";
     s->env[2] = s->asan;
     s->env[3] = NULL;
@@ -162,23 +163,6 @@ static req_t *add_req(hstack_t *s, const char *id, int well, step_t step, const 
 }
 
 /* ---- sending ---------------------------------------------------------------- */
-
-/* A hostile request: the envelope around payload, with extra top-level
- * members (may be ""). */
-static req_t *hostile(hstack_t *s, const char *id, const char *type, const char *payload,
-                      const char *extra, const char *want, const char *field)
-{
-    size_t cap = strlen(payload) + strlen(extra) + 256;
-    char *buf = malloc(cap);
-    int n = snprintf(buf, cap,
-                     "{\"id\":\"%s\",\"account_id\":\"" HOSTILE "\",\"type\":\"%s\",%s"
-                     "\"payload\":%s}",
-                     id, type, extra, payload);
-    assert_true(n > 0 && (size_t)n < cap);
-    th_produce(s->hp, REQ_TOPIC, -1, HOSTILE, buf, (size_t)n);
-    free(buf);
-    return add_req(s, id, HOSTILE_REQ, STEP_OTHER, want, field);
-}
 
 static void well_send(hstack_t *s, int a, step_t step, const char *id, const char *type,
                       const char *payload, const char *want)
@@ -233,104 +217,37 @@ static void well_follow(hstack_t *s, int a, const char *payment_id)
 
 /* ---- the hostile mix --------------------------------------------------------- */
 
-/* A payment of about 28 KB: description of 1000 characters, 50 metadata
- * keys of 40 characters with values of 500 (the contract's limits). */
-static void hostile_big_payment(hstack_t *s, int i)
+/* Expects each hostile request's answer: the first locked payment ends
+ * `internal` (its lock outlasts its retries), the second is ok (the lock
+ * goes after its first attempt failed); dead letters get no result. */
+static void expect_hostile(const th_hostile_req_t *h, void *arg)
 {
-    size_t cap = 64 * 1024, n = 0;
-    char *p = malloc(cap), id[32];
-    snprintf(id, sizeof(id), "h-big-%d", i);
-    n += (size_t)snprintf(p + n, cap - n,
-                          "{\"external_id\":\"%s\",\"amount\":100,\"currency\":\"eur\","
-                          "\"description\":\"%01000d\",\"metadata\":{",
-                          id, i);
-    for (int k = 0; k < 50; k++)
-        n += (size_t)snprintf(p + n, cap - n, "%s\"%040d\":\"%0500d\"", k ? "," : "", k, i);
-    n += (size_t)snprintf(p + n, cap - n, "}}");
-    assert_true(n < cap);
-    hostile(s, id, "payment.record", p, "", "ok", NULL);
-    free(p);
-}
-
-/* Dead letters: a value over 1 MiB (readable, but the size limit comes
- * first) and one that is not JSON. They get no result. */
-static void hostile_dead_letters(hstack_t *s)
-{
-    size_t len = MIB + 200 * 1024;
-    char *v = malloc(len);
-    memset(v, ' ', len);
-    const char *head =
-        "{\"id\":\"h-oversize\",\"account_id\":\"" HOSTILE "\",\"type\":\"balance.get\","
-        "\"payload\":{}}";
-    memcpy(v, head, strlen(head));
-    th_produce(s->hp, REQ_TOPIC, -1, HOSTILE, v, len);
-    free(v);
-    const char *junk = "{\"id\":\"h-junk\",\"account_id\":\"" HOSTILE "\",";
-    th_produce(s->hp, REQ_TOPIC, -1, HOSTILE, junk, strlen(junk));
+    hstack_t *s = arg;
+    const char *want = h->want;
+    if (h->kind == TH_HOSTILE_DEAD)
+        return;
+    if (h->kind == TH_HOSTILE_LOCKED)
+        want = strcmp(h->id, "h-locked-0") == 0 ? "internal" : "ok";
+    add_req(s, h->id, HOSTILE_REQ, STEP_OTHER, want, h->field)->list = h->kind == TH_HOSTILE_LIST;
 }
 
 static void send_hostile_mix(hstack_t *s)
 {
-    for (int i = 0; i < BIG; i++)
-        hostile_big_payment(s, i);
-    for (int i = 0; i < LISTS; i++) {
-        char id[32];
-        snprintf(id, sizeof(id), "h-list-%d", i);
-        hostile(s, id, "payment.list", "{\"limit\":100}", "", "ok", NULL)->list = true;
-    }
-    /* The usd balance row is locked by the outside session. */
-    hostile(s, "h-stuck-1", "payment.record",
-            "{\"external_id\":\"s1\",\"amount\":500,\"currency\":\"usd\"}", "", "internal", NULL);
-    hostile(s, "h-stuck-2", "payment.record",
-            "{\"external_id\":\"s2\",\"amount\":500,\"currency\":\"usd\"}", "", "ok", NULL);
+    th_hostile_config_t cfg = {.account = HOSTILE,
+                               .topic = REQ_TOPIC,
+                               .big = BIG,
+                               .lists = LISTS,
+                               .locked = 2,
+                               .burst = BURST};
+    th_hostile_send(s->hp, &cfg, expect_hostile, s);
     /* A statement gone slow (slow_first_attempt): cancelled at the
      * statement timeout, then run again. */
-    hostile(s, "h-slow", "payment.record",
-            "{\"external_id\":\"h-slow\",\"amount\":500,\"currency\":\"eur\"}", "", "ok", NULL);
-
-    static const char *const reply_tos[][2] = {
-        {"h-rt-requests", "tally.requests"}, {"h-rt-results", "tally.results"},
-        {"h-rt-audit", "tally.audit"},       {"h-rt-dlq", "tally.dlq"},
-        {"h-rt-pattern", "other.replies"},   {"h-rt-invalid", "no such topic"},
-    };
-    for (size_t i = 0; i < sizeof(reply_tos) / sizeof(reply_tos[0]); i++) {
-        char extra[96];
-        snprintf(extra, sizeof(extra), "\"reply_to\":\"%s\",", reply_tos[i][1]);
-        hostile(s, reply_tos[i][0], "balance.get", "{}", extra, "invalid_request", "reply_to");
-    }
-
-    static const char *const numbers[][4] = {
-        {"h-2p63", "payment.record",
-         "{\"external_id\":\"n1\",\"amount\":9223372036854775808,\"currency\":\"usd\"}", "amount"},
-        {"h-1e400", "payment.record",
-         "{\"external_id\":\"n2\",\"amount\":1e400,\"currency\":\"usd\"}", "amount"},
-        {"h-neg1e400", "payout.create", "{\"amount\":-1e400,\"currency\":\"usd\"}", "amount"},
-        {"h-2p53", "payment.record",
-         "{\"external_id\":\"n3\",\"amount\":9007199254740993,\"currency\":\"usd\"}", "amount"},
-        {"h-dup", "payment.record",
-         "{\"external_id\":\"n4\",\"amount\":5,\"amount\":6,\"currency\":\"usd\"}", "amount"},
-        {"h-nul", "payment.record",
-         "{\"external_id\":\"n5\",\"amount\":5,\"currency\":\"usd\",\"description\":\"a\\u0000b\"}",
-         "description"},
-        {"h-share", "share.allocate",
-         "{\"payment_id\":\"pay_x\",\"shares\":[{\"party\":\"a\",\"basis_points\":1e999}]}",
-         "shares[0].basis_points"},
-    };
-    for (size_t i = 0; i < sizeof(numbers) / sizeof(numbers[0]); i++)
-        hostile(s, numbers[i][0], numbers[i][1], numbers[i][2], "", "invalid_request",
-                numbers[i][3]);
-    hostile_dead_letters(s);
-
-    /* The burst: balance reads, every tenth a payment that does not exist. */
-    for (int i = 0; i < BURST; i++) {
-        char id[32];
-        snprintf(id, sizeof(id), "h-burst-%d", i);
-        if (i % 10 == 0)
-            hostile(s, id, "payment.get", "{\"payment_id\":\"pay_none\"}", "", "not_found", NULL);
-        else
-            hostile(s, id, "balance.get", "{}", "", "ok", NULL);
-    }
+    const char *slow = "{\"id\":\"h-slow\",\"account_id\":\"" HOSTILE "\",\"type\":"
+                       "\"payment.record\",\"payload\":{\"external_id\":\"h-slow\","
+                       "\"amount\":500,\"currency\":\"eur\"}}";
+    th_produce(s->hp, REQ_TOPIC, -1, HOSTILE, slow, strlen(slow));
     th_producer_flush(s->hp);
+    add_req(s, "h-slow", HOSTILE_REQ, STEP_OTHER, "ok", NULL);
 }
 
 /* ---- results ------------------------------------------------------------------- */
@@ -465,12 +382,12 @@ static void sample_worker(hstack_t *s)
         s->rss_peak_kb = rss;
 }
 
-/* The outside lock: held until stuck-1 is answered (internal, its retries
- * spent), then until stuck-2's first attempt failed on it (a retry more),
- * then released, so stuck-2 is answered ok on a later attempt. */
+/* The outside lock: held until h-locked-0 is answered (internal, its retries
+ * spent), then until h-locked-1's first attempt failed on it (a retry more),
+ * then released, so h-locked-1 is answered ok on a later attempt. */
 static void step_lock(hstack_t *s)
 {
-    req_t *stuck1 = find_req(s, "h-stuck-1");
+    req_t *stuck1 = find_req(s, "h-locked-0");
     if (s->lock_state == 0 && stuck1->answers > 0) {
         s->retries_mark = metric(s, "tally_retries_total");
         s->lock_state = 1;
@@ -658,7 +575,7 @@ static void expect_dlq(hstack_t *s)
                                   m->value);
             } else {
                 hostile++;
-                stuck |= strstr(m->value, "\"h-stuck-1\"") && code && !strcmp(code, "internal");
+                stuck |= strstr(m->value, "\"h-locked-0\"") && code && !strcmp(code, "internal");
                 oversize |= m->value_len > MIB && strstr(m->value, "\"h-oversize\"") != NULL;
                 junk |= strstr(m->value, "\"h-junk\"") != NULL;
             }
