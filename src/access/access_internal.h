@@ -205,7 +205,8 @@ void access_error_clear(access_error_t *err);
  * false when it had to be truncated. */
 bool access_get_text(const PGresult *r, int row, int col, char *buf, size_t size);
 
-/* A malloc'd copy of the text, or NULL for SQL NULL (or out of memory). */
+/* A malloc'd copy of the text (common/mem.h: never NULL for a value), or
+ * NULL for SQL NULL. */
 char *access_get_dup(const PGresult *r, int row, int col);
 
 /* An int8/int4/bigint column (0 for NULL). */

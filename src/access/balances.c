@@ -4,6 +4,7 @@
 
 #include "access/settings.h"
 #include "access_internal.h"
+#include "common/mem.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -35,12 +36,11 @@ access_status_t access_balances_get(access_tx_t *tx, const char *currency, acces
     if (r == NULL)
         return err->status;
     int count = PQntuples(r);
-    access_balance_t *out = count > 0 ? calloc((size_t)count, sizeof(*out)) : NULL;
-    if (out == NULL) {
+    if (count == 0) {
         PQclear(r);
-        return access_fail(err, ACCESS_FAILED, NULL, "balances: %s",
-                           count > 0 ? "out of memory" : "no row from balances_get");
+        return access_fail(err, ACCESS_FAILED, NULL, "balances: no row from balances_get");
     }
+    access_balance_t *out = mem_calloc((size_t)count, sizeof(*out));
     for (int i = 0; i < count; i++) {
         access_get_text(r, i, 0, out[i].currency, sizeof(out[i].currency));
         out[i].available = access_get_i64(r, i, 1);

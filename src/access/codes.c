@@ -148,28 +148,20 @@ static const access_stmt_t REVOKE = {
     .nargs = 1,
 };
 
-static const char *const state_names[] = {
-    [ACCESS_CODE_ACTIVE] = "active",
-    [ACCESS_CODE_REVOKED] = "revoked",
-    [ACCESS_CODE_EXPIRED] = "expired",
-    [ACCESS_CODE_EXHAUSTED] = "exhausted",
-};
-#define STATE_COUNT (sizeof(state_names) / sizeof(state_names[0]))
+static const char *const state_names[] = {ACCESS_CODE_STATE_LIST(ENUMSTR_NAME)};
 
 const char *access_code_state_str(access_code_state_t s)
 {
-    return (unsigned)s < STATE_COUNT ? state_names[s] : "?";
+    return enumstr_name(state_names, ENUMSTR_COUNT(state_names), (int)s, "?");
 }
 
 static bool state_parse(const char *s, access_code_state_t *out)
 {
-    for (size_t i = 0; i < STATE_COUNT; i++) {
-        if (strcmp(s, state_names[i]) == 0) {
-            *out = (access_code_state_t)i;
-            return true;
-        }
-    }
-    return false;
+    int v;
+    if (!enumstr_parse(state_names, ENUMSTR_COUNT(state_names), s, &v))
+        return false;
+    *out = (access_code_state_t)v;
+    return true;
 }
 
 static access_status_t not_found(access_error_t *err)

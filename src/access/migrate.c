@@ -5,6 +5,7 @@
 
 #include "common/clock.h"
 #include "common/log.h"
+#include "common/mem.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -85,16 +86,10 @@ static char *read_file(const char *path, char *why, size_t whylen)
         return NULL;
     }
     size_t cap = 8192, len = 0;
-    char *buf = malloc(cap);
-    while (buf != NULL) {
+    char *buf = mem_alloc(cap);
+    for (;;) {
         if (len + 1 >= cap) {
-            char *grown = realloc(buf, cap * 2);
-            if (grown == NULL) {
-                free(buf);
-                buf = NULL;
-                break;
-            }
-            buf = grown;
+            buf = mem_realloc(buf, cap * 2);
             cap *= 2;
         }
         size_t n = fread(buf + len, 1, cap - len - 1, f);
@@ -104,8 +99,8 @@ static char *read_file(const char *path, char *why, size_t whylen)
     }
     bool ioerr = ferror(f) != 0;
     fclose(f);
-    if (buf == NULL || ioerr) {
-        snprintf(why, whylen, "%s", buf == NULL ? "out of memory" : "read error");
+    if (ioerr) {
+        snprintf(why, whylen, "read error");
         free(buf);
         return NULL;
     }
@@ -138,25 +133,17 @@ static int load_files(migrator_t *m)
             continue;
         if (m->nfiles == cap) {
             cap = cap ? cap * 2 : 16;
-            mfile_t *grown = realloc(m->files, cap * sizeof(*grown));
-            if (grown == NULL) {
-                rc = fail(m, "out of memory");
-                break;
-            }
-            m->files = grown;
+            m->files = mem_realloc(m->files, cap * sizeof(*m->files));
         }
         mfile_t *f = &m->files[m->nfiles];
         memset(f, 0, sizeof(*f));
         char why[128];
-        f->name = strdup(e->d_name);
         f->sql = read_file(path, why, sizeof(why));
-        if (f->name == NULL || f->sql == NULL) {
-            free(f->name);
-            free(f->sql);
-            rc = fail(m, "cannot read migration %s: %s", e->d_name,
-                      f->name == NULL ? "out of memory" : why);
+        if (f->sql == NULL) {
+            rc = fail(m, "cannot read migration %s: %s", e->d_name, why);
             break;
         }
+        f->name = mem_strdup(e->d_name);
         m->nfiles++;
     }
     closedir(d);
@@ -233,11 +220,7 @@ static int load_applied(migrator_t *m)
         return rc;
     }
     int n = PQntuples(r);
-    m->applied = calloc(n > 0 ? (size_t)n : 1, sizeof(*m->applied));
-    if (m->applied == NULL) {
-        PQclear(r);
-        return fail(m, "out of memory");
-    }
+    m->applied = mem_calloc(n > 0 ? (size_t)n : 1, sizeof(*m->applied));
     for (int i = 0; i < n; i++) {
         applied_row_t *a = &m->applied[i];
         snprintf(a->name, sizeof(a->name), "%s", PQgetvalue(r, i, 0));

@@ -86,10 +86,6 @@ access_status_t access_outcome_claim(access_tx_t *tx, const char *request_id, co
             *kind = ACCESS_OUTCOME_NEW;
         } else {
             *response = access_get_dup(r, 0, 1);
-            if (*response == NULL) {
-                PQclear(r);
-                return access_fail(err, ACCESS_FAILED, NULL, "outcome: out of memory");
-            }
             *kind = ACCESS_OUTCOME_STORED;
         }
         PQclear(r);

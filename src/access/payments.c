@@ -112,27 +112,20 @@ static const access_stmt_t LIST = {
     .nargs = 3,
 };
 
-static const char *const status_names[] = {
-    [ACCESS_PAYMENT_PENDING] = "pending",
-    [ACCESS_PAYMENT_SUCCEEDED] = "succeeded",
-    [ACCESS_PAYMENT_FAILED] = "failed",
-    [ACCESS_PAYMENT_REFUNDED] = "refunded",
-};
+static const char *const status_names[] = {ACCESS_PAYMENT_STATUS_LIST(ENUMSTR_NAME)};
 
 const char *access_payment_status_str(access_payment_status_t s)
 {
-    return (unsigned)s < sizeof(status_names) / sizeof(status_names[0]) ? status_names[s] : "?";
+    return enumstr_name(status_names, ENUMSTR_COUNT(status_names), (int)s, "?");
 }
 
 bool access_payment_status_parse(const char *s, access_payment_status_t *out)
 {
-    for (size_t i = 0; s != NULL && i < sizeof(status_names) / sizeof(status_names[0]); i++) {
-        if (strcmp(s, status_names[i]) == 0) {
-            *out = (access_payment_status_t)i;
-            return true;
-        }
-    }
-    return false;
+    int v;
+    if (!enumstr_parse(status_names, ENUMSTR_COUNT(status_names), s, &v))
+        return false;
+    *out = (access_payment_status_t)v;
+    return true;
 }
 
 void access_payment_clear(access_payment_t *p)
@@ -159,10 +152,9 @@ static access_status_t read_payment(const PGresult *r, int row, int c, access_pa
     out->updated_at_ms = access_get_i64(r, row, c + 10);
     if (!access_payment_status_parse(status, &out->status))
         return access_fail(err, ACCESS_FAILED, NULL, "payments: unknown status in the row");
-    bool has_description = !access_get_null(r, row, c + 7);
-    out->description = has_description ? access_get_dup(r, row, c + 7) : NULL;
+    out->description = access_get_dup(r, row, c + 7);
     out->metadata = json_loads(PQgetvalue(r, row, c + 8), 0, NULL);
-    if ((has_description && out->description == NULL) || !json_is_object(out->metadata)) {
+    if (!json_is_object(out->metadata)) {
         access_payment_clear(out);
         return access_fail(err, ACCESS_FAILED, NULL, "payments: cannot read the row");
     }

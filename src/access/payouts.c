@@ -109,28 +109,20 @@ static const access_stmt_t LIST = {
     .nargs = 3,
 };
 
-static const char *const status_names[] = {
-    [ACCESS_PAYOUT_PENDING] = "pending",
-    [ACCESS_PAYOUT_PAID] = "paid",
-    [ACCESS_PAYOUT_FAILED] = "failed",
-};
-
-#define STATUS_COUNT (sizeof(status_names) / sizeof(status_names[0]))
+static const char *const status_names[] = {ACCESS_PAYOUT_STATUS_LIST(ENUMSTR_NAME)};
 
 const char *access_payout_status_str(access_payout_status_t s)
 {
-    return (unsigned)s < STATUS_COUNT ? status_names[s] : "?";
+    return enumstr_name(status_names, ENUMSTR_COUNT(status_names), (int)s, "?");
 }
 
 bool access_payout_status_parse(const char *s, access_payout_status_t *out)
 {
-    for (size_t i = 0; s != NULL && i < STATUS_COUNT; i++) {
-        if (strcmp(s, status_names[i]) == 0) {
-            *out = (access_payout_status_t)i;
-            return true;
-        }
-    }
-    return false;
+    int v;
+    if (!enumstr_parse(status_names, ENUMSTR_COUNT(status_names), s, &v))
+        return false;
+    *out = (access_payout_status_t)v;
+    return true;
 }
 
 void access_payout_clear(access_payout_t *p)
@@ -154,11 +146,7 @@ static access_status_t read_payout(const PGresult *r, int row, int c, access_pay
     out->updated_at_ms = access_get_i64(r, row, c + 7);
     if (!access_payout_status_parse(status, &out->status))
         return access_fail(err, ACCESS_FAILED, NULL, "payouts: unknown status in the row");
-    if (!access_get_null(r, row, c + 5)) {
-        out->description = access_get_dup(r, row, c + 5);
-        if (out->description == NULL)
-            return access_fail(err, ACCESS_FAILED, NULL, "payouts: out of memory");
-    }
+    out->description = access_get_dup(r, row, c + 5);
     return ACCESS_OK;
 }
 

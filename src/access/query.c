@@ -2,6 +2,7 @@
  * and error helpers (access_internal.h). */
 #include "access_internal.h"
 
+#include "common/mem.h"
 #include "pool/pooler.h"
 
 #include <inttypes.h>
@@ -448,9 +449,7 @@ static char **copy_args(const char *const *args, int n)
     size_t size = (size_t)n * sizeof(char *);
     for (int i = 0; i < n; i++)
         size += args[i] != NULL ? strlen(args[i]) + 1 : 0;
-    char **out = malloc(size > 0 ? size : 1);
-    if (out == NULL)
-        return NULL;
+    char **out = mem_alloc(size);
     char *p = (char *)(out + n);
     for (int i = 0; i < n; i++) {
         if (args[i] == NULL) {
@@ -478,8 +477,6 @@ access_status_t access_exec_write(access_tx_t *tx, const access_stmt_t *st, cons
     if (!s->pipelined || s->nqueue + 4 >= ACCESS_MAX_QUEUE)
         return pipe_run(s, &c, 1, err);
     c.item.args = copy_args(args, st->nargs);
-    if (c.item.args == NULL)
-        return access_fail(err, ACCESS_FAILED, NULL, "%s: out of memory", st->name);
     s->queue[s->nqueue++] = c.item;
     return ACCESS_OK;
 }
@@ -509,7 +506,7 @@ char *access_get_dup(const PGresult *r, int row, int col)
 {
     if (PQgetisnull(r, row, col))
         return NULL;
-    return strdup(PQgetvalue(r, row, col));
+    return mem_strdup(PQgetvalue(r, row, col));
 }
 
 int64_t access_get_i64(const PGresult *r, int row, int col)

@@ -3,6 +3,7 @@
 
 #include "access_internal.h"
 #include "common/log.h"
+#include "common/mem.h"
 
 #include <stdarg.h>
 #include <stdio.h>
@@ -59,10 +60,8 @@ int access_schedule_due(const char *conninfo, const char *schedule, const char *
         goto out;
     }
     int count = PQntuples(r);
-    if (count > 0 && (*rows = calloc((size_t)count, sizeof(**rows))) == NULL) {
-        rc = fail(err, errlen, "out of memory for %d due payouts", count);
-        goto out;
-    }
+    if (count > 0)
+        *rows = mem_calloc((size_t)count, sizeof(**rows));
     for (int i = 0; i < count; i++) {
         access_due_payout_t *d = &(*rows)[i];
         access_get_text(r, i, 0, d->account_id, sizeof(d->account_id));

@@ -35,6 +35,7 @@
  * SAVEPOINT therefore restores the value from before it (the previous
  * tenant's, or none), and access_tx_rollback sets it again. */
 #include "access_internal.h"
+#include "common/mem.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -79,9 +80,7 @@ static access_status_t begin(struct pool_conn *conn, bool pipelined, access_sess
     if (PQtransactionStatus(pg) != PQTRANS_IDLE)
         return access_fail(err, ACCESS_FAILED, NULL,
                            "session: the connection is inside a transaction");
-    access_session_t *s = calloc(1, sizeof(*s));
-    if (s == NULL)
-        return access_fail(err, ACCESS_FAILED, NULL, "session: out of memory");
+    access_session_t *s = mem_calloc(1, sizeof(*s));
     s->conn = conn;
     s->pg = pg;
     s->tx.session = s;

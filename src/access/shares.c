@@ -91,9 +91,11 @@ static const access_stmt_t LIST = {
     .nargs = 4,
 };
 
+static const char *const kind_names[] = {ACCESS_SHARE_KIND_LIST(ENUMSTR_NAME)};
+
 const char *access_share_kind_str(access_share_kind_t k)
 {
-    return k == ACCESS_SHARE_REVERSAL ? "reversal" : "allocation";
+    return enumstr_name(kind_names, ENUMSTR_COUNT(kind_names), (int)k, "allocation");
 }
 
 static void read_share(const PGresult *r, int row, int c, access_share_row_t *out)
@@ -103,7 +105,9 @@ static void read_share(const PGresult *r, int row, int c, access_share_row_t *ou
     access_get_text(r, row, c + 1, out->payment_id, sizeof(out->payment_id));
     char kind[16];
     access_get_text(r, row, c + 2, kind, sizeof(kind));
-    out->kind = strcmp(kind, "reversal") == 0 ? ACCESS_SHARE_REVERSAL : ACCESS_SHARE_ALLOCATION;
+    int k = ACCESS_SHARE_ALLOCATION;
+    enumstr_parse(kind_names, ENUMSTR_COUNT(kind_names), kind, &k);
+    out->kind = (access_share_kind_t)k;
     access_get_text(r, row, c + 3, out->refund_id, sizeof(out->refund_id));
     out->position = (int)access_get_i64(r, row, c + 4);
     access_get_text(r, row, c + 5, out->party, sizeof(out->party));

@@ -1,24 +1,8 @@
 #include "access/status.h"
 
+static const char *const names[] = {ACCESS_STATUS_LIST(ENUMSTR_NAME)};
+
 const char *access_status_str(access_status_t s)
 {
-    switch (s) {
-    case ACCESS_OK:
-        return "ok";
-    case ACCESS_NOT_FOUND:
-        return "not_found";
-    case ACCESS_CONFLICT:
-        return "conflict";
-    case ACCESS_INSUFFICIENT_FUNDS:
-        return "insufficient_funds";
-    case ACCESS_INVALID:
-        return "invalid";
-    case ACCESS_RETRY:
-        return "retry";
-    case ACCESS_UNAVAILABLE:
-        return "unavailable";
-    case ACCESS_FAILED:
-        return "failed";
-    }
-    return "failed";
+    return enumstr_name(names, ENUMSTR_COUNT(names), (int)s, "failed");
 }

@@ -1,45 +1,30 @@
 #include "common/errcode.h"
 
-#include <string.h>
+#include "common/enumstr.h"
 
-static const struct {
-    const char *name;
-    bool stored;
-} codes[] = {
-    [TALLY_ERR_NONE] = {"none", true},
-    [TALLY_ERR_INVALID_REQUEST] = {"invalid_request", false},
-    [TALLY_ERR_UNSUPPORTED_VERSION] = {"unsupported_version", false},
-    [TALLY_ERR_UNKNOWN_TYPE] = {"unknown_type", false},
-    [TALLY_ERR_IDEMPOTENCY_CONFLICT] = {"idempotency_conflict", false},
-    [TALLY_ERR_NOT_FOUND] = {"not_found", true},
-    [TALLY_ERR_CONFLICT] = {"conflict", true},
-    [TALLY_ERR_INSUFFICIENT_FUNDS] = {"insufficient_funds", true},
-    [TALLY_ERR_INTERNAL] = {"internal", false},
-};
+#define NAME(constant, string, stored) [constant] = string,
+static const char *const names[] = {TALLY_ERRCODE_LIST(NAME)};
+#undef NAME
 
-#define NCODES (sizeof(codes) / sizeof(codes[0]))
+#define STORED(constant, string, stored) [constant] = stored,
+static const bool stored_for_replay[] = {TALLY_ERRCODE_LIST(STORED)};
+#undef STORED
 
 const char *tally_errcode_str(tally_errcode_t code)
 {
-    if ((unsigned)code >= NCODES)
-        return "internal";
-    return codes[code].name;
+    return enumstr_name(names, ENUMSTR_COUNT(names), (int)code, "internal");
 }
 
 bool tally_errcode_parse(const char *s, tally_errcode_t *out)
 {
-    for (unsigned i = 1; i < NCODES; i++) {
-        if (strcmp(s, codes[i].name) == 0) {
-            *out = (tally_errcode_t)i;
-            return true;
-        }
-    }
-    return false;
+    int v;
+    if (!enumstr_parse(names, ENUMSTR_COUNT(names), s, &v) || v == TALLY_ERR_NONE)
+        return false;
+    *out = (tally_errcode_t)v;
+    return true;
 }
 
 bool tally_errcode_is_stored(tally_errcode_t code)
 {
-    if ((unsigned)code >= NCODES)
-        return false;
-    return codes[code].stored;
+    return (unsigned)code < ENUMSTR_COUNT(stored_for_replay) && stored_for_replay[code];
 }

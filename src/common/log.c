@@ -1,9 +1,11 @@
 #include "common/log.h"
 
 #include "common/clock.h"
+#include "common/utf8.h"
 
 #include <ctype.h>
 #include <stdarg.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <string.h>
 #include <strings.h>
@@ -15,7 +17,7 @@
 static log_level_t threshold = LOG_INFO;
 static bool text_format;
 
-static const char *const level_names[] = {"debug", "info", "warn", "error"};
+static const char *const level_names[] = {LOG_LEVEL_LIST(ENUMSTR_NAME)};
 
 void log_setup(log_level_t level, bool text)
 {
@@ -25,7 +27,7 @@ void log_setup(log_level_t level, bool text)
 
 bool log_level_parse(const char *s, log_level_t *out)
 {
-    for (int i = 0; i < 4; i++) {
+    for (size_t i = 0; i < ENUMSTR_COUNT(level_names); i++) {
         if (strcasecmp(s, level_names[i]) == 0) {
             *out = (log_level_t)i;
             return true;
@@ -93,34 +95,6 @@ void log_redact(const char *in, char *out, size_t size)
     out[o] = '\0';
 }
 
-/* Length of the valid UTF-8 sequence starting at p (p[0] >= 0x80), or 0. */
-static size_t utf8_seq_len(const unsigned char *p)
-{
-    size_t n;
-    unsigned min;
-    if (p[0] >= 0xC2 && p[0] <= 0xDF) {
-        n = 2;
-        min = 0x80;
-    } else if (p[0] >= 0xE0 && p[0] <= 0xEF) {
-        n = 3;
-        min = 0x800;
-    } else if (p[0] >= 0xF0 && p[0] <= 0xF4) {
-        n = 4;
-        min = 0x10000;
-    } else {
-        return 0;
-    }
-    unsigned cp = p[0] & (0x7F >> n);
-    for (size_t i = 1; i < n; i++) {
-        if ((p[i] & 0xC0) != 0x80)
-            return 0;
-        cp = (cp << 6) | (p[i] & 0x3F);
-    }
-    if (cp < min || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF))
-        return 0;
-    return n;
-}
-
 /* Appends s to buf as a JSON string body (without quotes). */
 static size_t put_json_string(char *buf, size_t o, size_t cap, const char *s)
 {
@@ -154,7 +128,7 @@ static size_t put_json_string(char *buf, size_t o, size_t cap, const char *s)
             } else {
                 /* Whole UTF-8 sequences only, so a line is always valid JSON
                  * even when the input is not UTF-8 or the line is cut short. */
-                size_t n = utf8_seq_len(p);
+                size_t n = utf8_seq_len(p, SIZE_MAX);
                 if (n == 0) {
                     memcpy(buf + o, "\\ufffd", 6);
                     o += 6;

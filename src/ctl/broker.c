@@ -3,10 +3,11 @@
  * with a line-based control protocol on stdin for fault injection. */
 #include "ctl.h"
 
+#include "common/topic.h"
+
 #include <librdkafka/rdkafka.h>
 #include <librdkafka/rdkafka_mock.h>
 
-#include <ctype.h>
 #include <errno.h>
 #include <poll.h>
 #include <signal.h>
@@ -21,14 +22,13 @@
 #define MAX_BROKERS     32
 #define MAX_PARTITIONS  256
 #define MAX_TOPICS      64
-#define MAX_TOPIC_NAME  249
 #define MAX_LINE        4096
 #define MAX_ERRORS      64
 #define MAX_RTT_MS      600000
 #define AUTO_PARTITIONS 4 /* the mock cluster's default for auto-created topics */
 
 typedef struct topic_spec {
-    char name[MAX_TOPIC_NAME + 1];
+    char name[TOPIC_NAME_MAX + 1];
     int partitions;
 } topic_spec_t;
 
@@ -96,23 +96,11 @@ static void usage(FILE *out)
 
 /* ---- options ----------------------------------------------------------- */
 
-static bool valid_topic_name(const char *s)
-{
-    size_t n = strlen(s);
-    if (n == 0 || n > MAX_TOPIC_NAME || strcmp(s, ".") == 0 || strcmp(s, "..") == 0)
-        return false;
-    for (size_t i = 0; i < n; i++)
-        if (!isalnum((unsigned char)s[i]) && s[i] != '.' && s[i] != '_' && s[i] != '-')
-            return false;
-    return true;
-}
-
 /* Adds or, for a name already listed, re-sizes a topic. */
 static int add_topic(broker_opts_t *o, const char *name, int partitions)
 {
-    if (!valid_topic_name(name))
-        return ctl_usage_error(CMD, "invalid topic name '%s' (1-%d of [A-Za-z0-9._-])", name,
-                               MAX_TOPIC_NAME);
+    if (!topic_name_valid(name, strlen(name)))
+        return ctl_usage_error(CMD, "invalid topic name '%s' (" TOPIC_NAME_RULE ")", name);
     for (int i = 0; i < o->ntopics; i++) {
         if (strcmp(o->topics[i].name, name) == 0) {
             o->topics[i].partitions = partitions;
@@ -136,7 +124,7 @@ static const char *env_or(const char *name, const char *dflt)
 /* Parses "NAME[:PARTITIONS]" from --topic. */
 static int parse_topic_arg(broker_opts_t *o, const char *arg, int dflt_partitions)
 {
-    char name[MAX_TOPIC_NAME + 2];
+    char name[TOPIC_NAME_MAX + 2];
     const char *colon = strrchr(arg, ':');
     size_t len = colon != NULL ? (size_t)(colon - arg) : strlen(arg);
     if (len >= sizeof(name))
@@ -321,7 +309,7 @@ static void cmd_topic(broker_t *b, char **argv, int argc, char *reply, size_t si
     long parts;
     if (argc != 3)
         return REPLY("error: usage: topic NAME PARTITIONS");
-    if (!valid_topic_name(argv[1]))
+    if (!topic_name_valid(argv[1], strlen(argv[1])))
         return REPLY("error: invalid topic name '%s'", argv[1]);
     if (!ctl_parse_long(argv[2], 1, MAX_PARTITIONS, &parts))
         return REPLY("error: bad partition count '%s' (1-%d)", argv[2], MAX_PARTITIONS);

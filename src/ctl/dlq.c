@@ -1,5 +1,6 @@
 #include "ctl.h"
 
+#include "common/mem.h"
 #include "kafka_client.h"
 
 #include <ctype.h>
@@ -344,40 +345,31 @@ static int run(dlq_opts_t *o, kc_opts_t *ko)
         char *sp = kc_header(m, "tally-source-partition");
         char *so = kc_header(m, "tally-source-offset");
         if (selected(o, m, code, sp, so)) {
-            letter_t *grown = realloc(ls.v, (ls.n + 1) * sizeof(*ls.v));
-            if (grown == NULL) {
-                fprintf(stderr, "tallyctl dlq: out of memory\n");
-                rc = CTL_FAILED;
-            } else {
-                ls.v = grown;
-                letter_t *l = &ls.v[ls.n++];
-                *l = (letter_t){.info = describe(m, o->topic, code, msg, st, sp, so)};
-                if (!o->redrive && !o->json)
-                    print_letter(stdout, m, l->info);
-                bool refused = o->redrive && refuse_cut(m, l);
-                if (producer != NULL && !refused) {
-                    char from[300];
-                    snprintf(from, sizeof(from), "%s/%d/%lld", o->topic, (int)m->partition,
-                             (long long)m->offset);
-                    rd_kafka_resp_err_t e;
-                    do { /* waits while the local queue is full */
-                        e = rd_kafka_producev(producer, RD_KAFKA_V_TOPIC(o->to),
-                                              RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
-                                              RD_KAFKA_V_KEY(m->key, m->key_len),
-                                              RD_KAFKA_V_VALUE(m->payload, m->len),
-                                              RD_KAFKA_V_HEADER("tally-redriven-from", from, -1),
-                                              RD_KAFKA_V_OPAQUE((void *)(uintptr_t)(ls.n - 1)),
-                                              RD_KAFKA_V_END);
-                        if (e == RD_KAFKA_RESP_ERR__QUEUE_FULL)
-                            rd_kafka_poll(producer, 100);
-                    } while (e == RD_KAFKA_RESP_ERR__QUEUE_FULL);
-                    if (e != RD_KAFKA_RESP_ERR_NO_ERROR) {
-                        l->failed = true;
-                        json_object_set_new(l->info, "redrive_error",
-                                            json_string(rd_kafka_err2str(e)));
-                    }
-                    rd_kafka_poll(producer, 0);
+            ls.v = mem_realloc(ls.v, (ls.n + 1) * sizeof(*ls.v));
+            letter_t *l = &ls.v[ls.n++];
+            *l = (letter_t){.info = describe(m, o->topic, code, msg, st, sp, so)};
+            if (!o->redrive && !o->json)
+                print_letter(stdout, m, l->info);
+            bool refused = o->redrive && refuse_cut(m, l);
+            if (producer != NULL && !refused) {
+                char from[300];
+                snprintf(from, sizeof(from), "%s/%d/%lld", o->topic, (int)m->partition,
+                         (long long)m->offset);
+                rd_kafka_resp_err_t e;
+                do { /* waits while the local queue is full */
+                    e = rd_kafka_producev(
+                        producer, RD_KAFKA_V_TOPIC(o->to), RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
+                        RD_KAFKA_V_KEY(m->key, m->key_len), RD_KAFKA_V_VALUE(m->payload, m->len),
+                        RD_KAFKA_V_HEADER("tally-redriven-from", from, -1),
+                        RD_KAFKA_V_OPAQUE((void *)(uintptr_t)(ls.n - 1)), RD_KAFKA_V_END);
+                    if (e == RD_KAFKA_RESP_ERR__QUEUE_FULL)
+                        rd_kafka_poll(producer, 100);
+                } while (e == RD_KAFKA_RESP_ERR__QUEUE_FULL);
+                if (e != RD_KAFKA_RESP_ERR_NO_ERROR) {
+                    l->failed = true;
+                    json_object_set_new(l->info, "redrive_error", json_string(rd_kafka_err2str(e)));
                 }
+                rd_kafka_poll(producer, 0);
             }
         }
         free(code);

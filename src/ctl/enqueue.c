@@ -1,7 +1,10 @@
 #include "ctl.h"
 
 #include "common/ids.h"
-#include "envelope.h"
+#include "common/mem.h"
+#include "common/topic.h"
+#include "common/utf8.h"
+#include "envelope/envelope.h"
 #include "kafka_client.h"
 #include "results.h"
 
@@ -78,14 +81,12 @@ static char **strset_slot(const strset_t *set, const char *s)
     return &set->slots[i];
 }
 
-/* Adds a copy of s; returns 1 when added, 0 when present, -1 out of memory. */
-static int strset_add(strset_t *set, const char *s)
+/* Adds a copy of s; returns whether it was not there yet. */
+static bool strset_add(strset_t *set, const char *s)
 {
     if ((set->n + 1) * 2 > set->cap) {
-        strset_t bigger = {calloc(set->cap ? set->cap * 2 : 64, sizeof(char *)),
+        strset_t bigger = {mem_calloc(set->cap ? set->cap * 2 : 64, sizeof(char *)),
                            set->cap ? set->cap * 2 : 64, set->n};
-        if (bigger.slots == NULL)
-            return -1;
         for (size_t i = 0; i < set->cap; i++) {
             if (set->slots[i] != NULL)
                 *strset_slot(&bigger, set->slots[i]) = set->slots[i];
@@ -95,12 +96,10 @@ static int strset_add(strset_t *set, const char *s)
     }
     char **slot = strset_slot(set, s);
     if (*slot != NULL)
-        return 0;
-    *slot = strdup(s);
-    if (*slot == NULL)
-        return -1;
+        return false;
+    *slot = mem_strdup(s);
     set->n++;
-    return 1;
+    return true;
 }
 
 static bool strset_has(const strset_t *set, const char *s)
@@ -120,11 +119,11 @@ static void strset_free(strset_t *set)
 
 typedef struct enqueue {
     const char *topic;
-    const char *wait_topic; /* NULL without --wait */
+    envelope_policy_t policy; /* reply_to: never Tally's own topics, as the worker says */
+    const char *wait_topic;   /* NULL without --wait */
     bool json, quiet, tty;
     long sent, acked, failed, invalid;
-    strset_t awaited; /* acknowledged requests whose result --wait expects */
-    bool oom;
+    strset_t awaited;       /* acknowledged requests whose result --wait expects */
     int32_t last_partition; /* of the last acknowledged message */
     int64_t last_offset;
     int64_t last_progress_ms;
@@ -153,8 +152,8 @@ static void on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaqu
         q->acked++;
         q->last_partition = m->partition;
         q->last_offset = m->offset;
-        if (s->awaited && strset_add(&q->awaited, s->wait_key) < 0)
-            q->oom = true;
+        if (s->awaited)
+            strset_add(&q->awaited, s->wait_key);
     }
     free(s);
 }
@@ -175,181 +174,112 @@ static void progress(enqueue_t *q, bool final)
     }
 }
 
-/* ---- envelope checks ----------------------------------------------------- */
+/* ---- judging a request: the worker's own decoder ------------------------------ */
 
-static bool valid_account(const char *s)
+/* Judges an envelope as the worker will (envelope_decode under policy). It
+ * is refused when the worker would dead-letter it or answer an error about
+ * the envelope (a bad id, account_id, v, type, payload, reply_to or
+ * correlation_id); it is sent when the worker would run it, or answer a
+ * problem inside the payload (a duplicate key, a number out of range or a
+ * \u0000 there: the worker names the field, as it does for any payload
+ * field the job type refuses). On false, why holds the worker's reason;
+ * either way *env is filled for envelope_clear. */
+static bool judge(const envelope_policy_t *policy, const char *text, size_t len, envelope_t *env,
+                  char *why, size_t whylen)
 {
-    size_t n = strlen(s);
-    if (n < 1 || n > 64)
-        return false;
-    for (size_t i = 0; i < n; i++) {
-        char c = s[i];
-        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-              c == '_' || c == '-'))
-            return false;
-    }
-    return true;
-}
-
-static bool valid_id(const char *s)
-{
-    size_t n = strlen(s);
-    if (n < 1 || n > 128)
-        return false;
-    for (size_t i = 0; i < n; i++) {
-        if ((unsigned char)s[i] < 0x20 || (unsigned char)s[i] > 0x7e)
-            return false;
-    }
-    return true;
-}
-
-static bool valid_topic(const char *s)
-{
-    size_t n = strlen(s);
-    if (n < 1 || n > 249 || strcmp(s, ".") == 0 || strcmp(s, "..") == 0)
-        return false;
-    for (size_t i = 0; i < n; i++) {
-        char c = s[i];
-        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-              c == '_' || c == '-' || c == '.'))
-            return false;
-    }
-    return true;
-}
-
-/* Checks the envelope's shape (CONTRACT.md §2); the job type and the payload's
- * fields are the worker's to judge. Returns the parsed object, or NULL with
- * the reason in why. */
-
-/* Characters (code points) of a valid UTF-8 string, as the contract counts. */
-static size_t utf8_chars(const char *s)
-{
-    size_t n = 0;
-    for (; *s != '\0'; s++)
-        n += ((unsigned char)*s & 0xC0) != 0x80;
-    return n;
-}
-
-static json_t *check_envelope(const char *line, size_t len, char *why, size_t whylen)
-{
-    if (len > MAX_VALUE) {
-        snprintf(why, whylen, "larger than 1 MiB");
-        return NULL;
-    }
-    size_t bad = 0;
-    if (!envelope_utf8_valid((const unsigned char *)line, len, &bad)) {
-        snprintf(why, whylen, "not JSON: invalid UTF-8 (byte %zu)", bad);
-        return NULL;
-    }
-    /* Read as the worker reads it: a duplicate key, a number out of range or
-     * a \u0000 inside the payload is the worker's to answer (invalid_request
-     * naming it), so the line is sent; in an envelope field it is refused. */
-    envelope_text_t t;
-    if (!envelope_parse(line, len, &t, why, whylen))
-        return NULL;
-    json_t *o = t.root;
-    if (t.scan.problem != JSCAN_NONE &&
-        (t.scan.member != ENVELOPE_M_PAYLOAD || strcmp(t.scan.path, "payload") == 0)) {
-        char field[JSCAN_PATH_MAX];
-        envelope_problem_field(&t, field, sizeof(field));
-        snprintf(why, whylen, "%s: %s", field[0] != '\0' ? field : "(top level)",
-                 jscan_problem_str(t.scan.problem));
-        json_decref(o);
-        return NULL;
-    }
-    const char *s;
-    const json_t *v;
-    if (!json_is_object(o))
-        snprintf(why, whylen, "not a JSON object");
-    else if ((v = json_object_get(o, "v")) != NULL && !json_is_null(v) &&
-             !(json_is_integer(v) && json_integer_value(v) == 1))
-        snprintf(why, whylen, "v: only version 1 exists");
-    else if ((s = json_string_value(json_object_get(o, "id"))) == NULL || !valid_id(s))
-        snprintf(why, whylen, "id: required, 1-128 printable ASCII characters");
-    else if ((s = json_string_value(json_object_get(o, "account_id"))) == NULL || !valid_account(s))
-        snprintf(why, whylen, "account_id: required, 1-64 characters of [A-Za-z0-9_-]");
-    else if ((s = json_string_value(json_object_get(o, "type"))) == NULL || *s == '\0')
-        snprintf(why, whylen, "type: required, a job type name");
-    else if (!json_is_object(json_object_get(o, "payload")))
-        snprintf(why, whylen, "payload: required, a JSON object");
-    else if ((v = json_object_get(o, "reply_to")) != NULL && !json_is_null(v) &&
-             (!json_is_string(v) || !valid_topic(json_string_value(v))))
-        snprintf(why, whylen, "reply_to: not a topic name");
-    else if ((v = json_object_get(o, "correlation_id")) != NULL && !json_is_null(v) &&
-             (!json_is_string(v) || utf8_chars(json_string_value(v)) > 128))
-        snprintf(why, whylen, "correlation_id: a string of at most 128 characters");
+    envelope_kind_t kind = envelope_decode(policy, NULL, 0, text, len, env);
+    if (kind == ENVELOPE_ANSWER && (env->error == TALLY_ERR_NONE || env->error_in_payload))
+        return true;
+    /* "v: only envelope version 1 is supported"; a reason that names its
+     * field first ("type is not a known job type") stands as it is. */
+    size_t n = strlen(env->error_field);
+    if (n > 0 && strncmp(env->error_message, env->error_field, n) != 0)
+        snprintf(why, whylen, "%s: %s", env->error_field, env->error_message);
     else
-        return o;
-    json_decref(o);
-    return NULL;
+        snprintf(why, whylen, "%s", env->error_message);
+    return false;
 }
 
 /* ---- sending ------------------------------------------------------------ */
 
 /* Produces one message, waiting while the local queue is full. */
-static int produce(rd_kafka_t *rk, enqueue_t *q, const char *key, const char *value, size_t len,
-                   long line, const char *wait_key)
+static void produce(rd_kafka_t *rk, enqueue_t *q, const char *key, const char *value, size_t len,
+                    long line, const char *wait_key)
 {
     size_t wl = wait_key != NULL ? strlen(wait_key) : 0;
-    sent_t *s = malloc(sizeof(*s) + wl + 1);
-    if (s == NULL)
-        return -1;
+    sent_t *s = mem_alloc(sizeof(*s) + wl + 1);
     s->line = line;
     s->awaited = wait_key != NULL;
     memcpy(s->wait_key, wait_key != NULL ? wait_key : "", wl + 1);
     rd_kafka_resp_err_t e = kc_produce(rk, q->topic, key, value, len, s);
     if (e == RD_KAFKA_RESP_ERR_NO_ERROR) {
         q->sent++;
-        return 0;
+        return;
     }
     q->failed++;
     fprintf(stderr, "tallyctl enqueue: line %ld: not sent: %s\n", line, rd_kafka_err2str(e));
     free(s);
-    return 0;
 }
 
-/* The key a result is awaited under, or NULL when its reply goes elsewhere. */
-static char *wait_key_of(const enqueue_t *q, const json_t *env)
+/* "account_id\x1fid": the key a result is awaited under. */
+static char *wait_key(const char *account, const char *id)
 {
-    if (q->wait_topic == NULL)
-        return NULL;
-    const char *reply = json_string_value(json_object_get(env, "reply_to"));
-    const char *to = reply != NULL ? reply : kc_topic_default("result");
-    if (strcmp(to, q->wait_topic) != 0)
-        return NULL;
-    char *k = NULL;
-    if (asprintf(&k, "%s\x1f%s", json_string_value(json_object_get(env, "account_id")),
-                 json_string_value(json_object_get(env, "id"))) < 0)
-        return NULL;
+    size_t n = strlen(account) + strlen(id) + 2;
+    char *k = mem_alloc(n);
+    snprintf(k, n, "%s\x1f%s", account, id);
     return k;
 }
 
-/* Sends every line of in; returns -1 when sending must stop (out of memory). */
-static int send_lines(rd_kafka_t *rk, enqueue_t *q, FILE *in, bool raw, bool dry_run)
+/* The key a result is awaited under, or NULL when its reply goes elsewhere
+ * (where the worker sends it: reply_to, or the results topic). */
+static char *wait_key_of(const enqueue_t *q, const envelope_t *env)
+{
+    if (q->wait_topic == NULL)
+        return NULL;
+    const char *to = env->reply_to[0] != '\0' ? env->reply_to : kc_topic_default("result");
+    if (strcmp(to, q->wait_topic) != 0)
+        return NULL;
+    return wait_key(env->account.id, env->id);
+}
+
+/* --raw: the account_id a line is keyed by, when it has a readable one. */
+static const char *raw_key(const char *line, size_t len, char *key, size_t size)
+{
+    json_t *o = json_loadb(line, len, 0, NULL);
+    const char *acct = json_string_value(json_object_get(o, "account_id"));
+    if (acct != NULL)
+        snprintf(key, size, "%s", acct);
+    json_decref(o);
+    return acct != NULL ? key : NULL;
+}
+
+/* Sends every line of in. */
+static void send_lines(rd_kafka_t *rk, enqueue_t *q, FILE *in, bool raw, bool dry_run)
 {
     char *line = NULL;
     size_t cap = 0;
     ssize_t len;
     long no = 0;
     bool warned_elsewhere = false;
-    int rc = 0;
-    while (rc == 0 && !kc_interrupted() && (len = getline(&line, &cap, in)) >= 0) {
+    while (!kc_interrupted() && (len = getline(&line, &cap, in)) >= 0) {
         no++;
         while (len > 0 && (line[len - 1] == '\n' || line[len - 1] == '\r'))
             line[--len] = '\0';
         if (strspn(line, " \t") == (size_t)len)
             continue;
         char why[256];
-        json_t *env = raw ? json_loadb(line, (size_t)len, 0, NULL)
-                          : check_envelope(line, (size_t)len, why, sizeof(why));
-        if (env == NULL && !raw) {
+        envelope_t env = {0};
+        if (!raw && !judge(&q->policy, line, (size_t)len, &env, why, sizeof(why))) {
             q->invalid++;
             fprintf(stderr, "tallyctl enqueue: line %ld: %s\n", no, why);
+            envelope_clear(&env);
             continue;
         }
         if (!dry_run) {
-            const char *key = json_string_value(json_object_get(env, "account_id"));
-            char *wk = raw ? NULL : wait_key_of(q, env);
+            char keybuf[ACCESS_ACCOUNT_ID_MAX * 4 + 1];
+            const char *key =
+                raw ? raw_key(line, (size_t)len, keybuf, sizeof(keybuf)) : env.account.id;
+            char *wk = raw ? NULL : wait_key_of(q, &env);
             if (q->wait_topic != NULL && wk == NULL && !raw && !warned_elsewhere) {
                 fprintf(stderr,
                         "tallyctl enqueue: line %ld: its reply goes elsewhere than %s; "
@@ -357,17 +287,15 @@ static int send_lines(rd_kafka_t *rk, enqueue_t *q, FILE *in, bool raw, bool dry
                         no, q->wait_topic);
                 warned_elsewhere = true;
             }
-            if (produce(rk, q, key, line, (size_t)len, no, wk) != 0)
-                rc = -1;
+            produce(rk, q, key, line, (size_t)len, no, wk);
             free(wk);
             progress(q, false);
         } else {
             q->sent++; /* counted as "would send" */
         }
-        json_decref(env);
+        envelope_clear(&env);
     }
     free(line);
-    return rc;
 }
 
 /* ---- waiting ------------------------------------------------------------ */
@@ -396,9 +324,8 @@ static long wait_results(kc_reader_t *r, enqueue_t *q, int64_t timeout_ms, long 
         json_t *res = json_loadb(m->payload, m->len, 0, NULL);
         const char *acct = json_string_value(json_object_get(res, "account_id"));
         const char *id = json_string_value(json_object_get(res, "id"));
-        char *k = NULL;
-        if (acct != NULL && id != NULL && asprintf(&k, "%s\x1f%s", acct, id) >= 0 &&
-            strset_has(&q->awaited, k) && strset_add(&seen, k) == 1) {
+        char *k = acct != NULL && id != NULL ? wait_key(acct, id) : NULL;
+        if (k != NULL && strset_has(&q->awaited, k) && strset_add(&seen, k)) {
             results_print(stdout, res, q->json);
             fflush(stdout);
             const char *status = json_string_value(json_object_get(res, "status"));
@@ -422,9 +349,12 @@ typedef struct flags {
     int64_t timeout_ms;
 } flags_t;
 
-/* The envelope built from --account/--type/…; NULL with a usage message. */
-static char *build_envelope(const flags_t *f, char *id_out, size_t idlen, char *why, size_t whylen)
+/* The envelope built from --account/--type/…, judged into *one (cleared by
+ * the caller); NULL with a usage message. */
+static char *build_envelope(const flags_t *f, const envelope_policy_t *policy, envelope_t *one,
+                            char *why, size_t whylen)
 {
+    char id[ENVELOPE_ID_MAX * 4 + 1];
     json_error_t je;
     json_t *payload = json_loads(f->payload != NULL ? f->payload : "{}", 0, &je);
     if (!json_is_object(payload)) {
@@ -434,11 +364,11 @@ static char *build_envelope(const flags_t *f, char *id_out, size_t idlen, char *
         return NULL;
     }
     if (f->id != NULL)
-        snprintf(id_out, idlen, "%s", f->id);
+        snprintf(id, sizeof(id), "%s", f->id);
     else
-        ids_new("req", id_out, idlen);
-    json_t *env = json_pack("{s:i, s:s, s:s, s:s, s:o}", "v", 1, "id", id_out, "account_id",
-                            f->account, "type", f->type, "payload", payload);
+        ids_new("req", id, sizeof(id));
+    json_t *env = json_pack("{s:i, s:s, s:s, s:s, s:o}", "v", 1, "id", id, "account_id", f->account,
+                            "type", f->type, "payload", payload);
     if (env == NULL) {
         snprintf(why, whylen, "--account, --type and --id must be UTF-8");
         return NULL;
@@ -449,12 +379,10 @@ static char *build_envelope(const flags_t *f, char *id_out, size_t idlen, char *
         json_object_set_new(env, "correlation_id", json_string(f->corr));
     char *s = json_dumps(env, JSON_COMPACT);
     json_decref(env);
-    json_t *ok = check_envelope(s, strlen(s), why, whylen);
-    if (ok == NULL) {
+    if (!judge(policy, s, strlen(s), one, why, whylen)) {
         free(s);
         return NULL;
     }
-    json_decref(ok);
     return s;
 }
 
@@ -573,17 +501,18 @@ static int parse_flags(int argc, char **argv, flags_t *f, enqueue_t *q, kc_opts_
     return 0;
 }
 
-static void print_summary(const enqueue_t *q, const char *one_id, const json_t *one, bool dry_run,
-                          FILE *out, bool json)
+/* one: the request built from flags, or NULL. */
+static void print_summary(const enqueue_t *q, const envelope_t *one, bool dry_run, FILE *out,
+                          bool json)
 {
     if (json) {
         json_t *o =
             json_pack("{s:s, s:I, s:I, s:I, s:I, s:b}", "topic", q->topic, "sent",
                       (json_int_t)q->sent, "acknowledged", (json_int_t)q->acked, "failed",
                       (json_int_t)q->failed, "invalid", (json_int_t)q->invalid, "dry_run", dry_run);
-        if (one_id != NULL && q->acked == 1) {
-            json_object_set_new(o, "id", json_string(one_id));
-            json_object_set(o, "account_id", json_object_get(one, "account_id"));
+        if (one != NULL && q->acked == 1) {
+            json_object_set_new(o, "id", json_string(one->id));
+            json_object_set_new(o, "account_id", json_string(one->account.id));
             json_object_set_new(o, "partition", json_integer(q->last_partition));
             json_object_set_new(o, "offset", json_integer(q->last_offset));
         }
@@ -591,10 +520,9 @@ static void print_summary(const enqueue_t *q, const char *one_id, const json_t *
         json_decref(o);
     } else if (dry_run) {
         fprintf(out, "%ld valid, %ld invalid; nothing sent (--dry-run)\n", q->sent, q->invalid);
-    } else if (one_id != NULL && q->acked == 1) {
-        fprintf(out, "enqueued %s for %s (%s) on %s [%d] at offset %lld\n", one_id,
-                json_string_value(json_object_get(one, "account_id")),
-                json_string_value(json_object_get(one, "type")), q->topic, (int)q->last_partition,
+    } else if (one != NULL && q->acked == 1) {
+        fprintf(out, "enqueued %s for %s (%s) on %s [%d] at offset %lld\n", one->id,
+                one->account.id, one->type, q->topic, (int)q->last_partition,
                 (long long)q->last_offset);
     } else {
         fprintf(out, "enqueued %ld of %ld requests on %s: %ld acknowledged, %ld failed", q->acked,
@@ -613,23 +541,24 @@ int ctl_enqueue(int argc, char **argv)
     rd_kafka_t *rk = NULL;
     kc_reader_t reader = {0};
     FILE *in = NULL;
-    char *one = NULL;
-    json_t *one_json = NULL;
-    char one_id[IDS_MAX + 129];
+    char *one = NULL;         /* the request built from flags, as sent */
+    envelope_t one_env = {0}; /* … as the worker reads it */
     char err[512];
     int rc = parse_flags(argc, argv, &f, &q, &ko);
     if (rc != 0) {
         rc = rc < 0 ? CTL_OK : rc;
         goto out;
     }
+    /* The worker's names, as far as tallyctl knows them (its environment). */
+    q.policy = (envelope_policy_t){
+        .own_topics = {q.topic, kc_topic_default("audit"), kc_topic_default("dlq")}};
     rc = CTL_FAILED;
     if (f.account != NULL) {
-        one = build_envelope(&f, one_id, sizeof(one_id), err, sizeof(err));
+        one = build_envelope(&f, &q.policy, &one_env, err, sizeof(err));
         if (one == NULL) {
             rc = ctl_usage_error("enqueue", "%s", err);
             goto out;
         }
-        one_json = json_loads(one, 0, NULL);
         q.quiet = true;
     } else if (f.file != NULL && strcmp(f.file, "-") != 0) {
         in = fopen(f.file, "r");
@@ -666,16 +595,13 @@ int ctl_enqueue(int argc, char **argv)
         goto out;
     }
     kc_install_sigint();
-    int send_rc;
     if (one != NULL) {
-        char *wk = wait_key_of(&q, one_json);
-        send_rc = produce(rk, &q, f.account, one, strlen(one), 0, wk);
+        char *wk = wait_key_of(&q, &one_env);
+        produce(rk, &q, one_env.account.id, one, strlen(one), 0, wk);
         free(wk);
     } else {
-        send_rc = send_lines(rk, &q, in != NULL ? in : stdin, f.raw, f.dry_run);
+        send_lines(rk, &q, in != NULL ? in : stdin, f.raw, f.dry_run);
     }
-    if (send_rc != 0)
-        fprintf(stderr, "tallyctl enqueue: out of memory; stopped reading\n");
     if (rk != NULL) {
         /* Every message ends acknowledged or failed within message.timeout.ms. */
         while (rd_kafka_outq_len(rk) > 0) {
@@ -685,8 +611,8 @@ int ctl_enqueue(int argc, char **argv)
         if (q.tty && one == NULL && q.sent > 0)
             progress(&q, true);
     }
-    bool all_sent = send_rc == 0 && q.failed == 0 && q.invalid == 0 && !q.oom && !kc_interrupted();
-    print_summary(&q, one != NULL ? one_id : NULL, one_json, f.dry_run, f.wait ? stderr : stdout,
+    bool all_sent = q.failed == 0 && q.invalid == 0 && !kc_interrupted();
+    print_summary(&q, one != NULL ? &one_env : NULL, f.dry_run, f.wait ? stderr : stdout,
                   f.wait ? false : q.json);
     rc = all_sent ? CTL_OK : CTL_FAILED;
 
@@ -706,7 +632,7 @@ out:
     if (in != NULL)
         fclose(in);
     strset_free(&q.awaited);
-    json_decref(one_json);
+    envelope_clear(&one_env);
     free(one);
     kc_opts_free(&ko);
     return rc;

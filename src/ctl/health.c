@@ -1,5 +1,6 @@
 #include "ctl.h"
 
+#include "common/mem.h"
 #include "kafka_client.h"
 
 #include <errno.h>
@@ -123,13 +124,9 @@ static int http_get(const char *addr, const char *path, int64_t timeout_ms, char
                      "Accept: */*\r\nConnection: close\r\n\r\n",
                      path, strchr(host, ':') ? "[" : "", host, strchr(host, ':') ? "]" : "", port,
                      TALLY_VERSION);
-    char *buf = malloc(MAX_RESPONSE + 1);
+    char *buf = mem_alloc(MAX_RESPONSE + 1);
     size_t len = 0;
     int status = -1;
-    if (buf == NULL) {
-        snprintf(err, errlen, "out of memory");
-        goto out;
-    }
     if (send(fd, req, (size_t)n, MSG_NOSIGNAL) != n) { /* small: fits the socket buffer */
         snprintf(err, errlen, "cannot send: %s", strerror(errno));
         goto out;
@@ -159,7 +156,7 @@ static int http_get(const char *addr, const char *path, int64_t timeout_ms, char
         goto out;
     }
     const char *b = strstr(buf, "\r\n\r\n");
-    *body = strdup(b != NULL ? b + 4 : "");
+    *body = mem_strdup(b != NULL ? b + 4 : "");
 out:
     free(buf);
     close(fd);

@@ -1,8 +1,9 @@
 #include "kafka_client.h"
 
 #include "common/clock.h"
+#include "common/kafka_env.h"
+#include "common/mem.h"
 
-#include <ctype.h>
 #include <errno.h>
 #include <signal.h>
 #include <stdlib.h>
@@ -19,12 +20,7 @@ int kc_opts_add_prop(kc_opts_t *o, const char *kv, char *err, size_t errlen)
         snprintf(err, errlen, "-X expects key=value, got \"%.64s\"", kv);
         return -1;
     }
-    const char **p = realloc(o->props, (o->n_props + 1) * sizeof(*p));
-    if (p == NULL) {
-        snprintf(err, errlen, "out of memory");
-        return -1;
-    }
-    o->props = p;
+    o->props = mem_realloc(o->props, (o->n_props + 1) * sizeof(*o->props));
     o->props[o->n_props++] = kv;
     return 0;
 }
@@ -115,24 +111,15 @@ static rd_kafka_conf_t *base_conf(const kc_opts_t *o, char *err, size_t errlen)
     rd_kafka_conf_t *conf = rd_kafka_conf_new();
     char kerr[512];
     for (char **e = environ; *e != NULL; e++) {
-        if (strncmp(*e, "KAFKA_", 6) != 0)
+        char key[KAFKA_ENV_PROPERTY_MAX];
+        const char *value;
+        size_t name_len;
+        if (!kafka_env_property(*e, key, sizeof(key), &value, &name_len))
             continue;
-        const char *eq = strchr(*e, '=');
-        if (eq == NULL || eq == *e + 6)
-            continue;
-        char key[128];
-        size_t n = (size_t)(eq - (*e + 6));
-        if (n >= sizeof(key))
-            continue;
-        for (size_t i = 0; i < n; i++) {
-            char ch = (*e)[6 + i];
-            key[i] = ch == '_' ? '.' : (char)tolower((unsigned char)ch);
-        }
-        key[n] = '\0';
-        if (rd_kafka_conf_set(conf, key, eq + 1, kerr, sizeof(kerr)) != RD_KAFKA_CONF_OK &&
+        if (rd_kafka_conf_set(conf, key, value, kerr, sizeof(kerr)) != RD_KAFKA_CONF_OK &&
             o->verbose)
             fprintf(stderr, "tallyctl: ignoring %.*s: not a usable librdkafka property\n",
-                    (int)(eq - *e), *e);
+                    (int)name_len, *e);
     }
     if (o->brokers != NULL &&
         set_prop(conf, "bootstrap.servers", o->brokers, "--brokers", err, errlen) != 0)
@@ -186,14 +173,8 @@ static void set_default(rd_kafka_conf_t *conf, const kc_opts_t *o, const char *k
         if (strncmp(o->props[i], key, n) == 0 && o->props[i][n] == '=')
             return;
     }
-    char env[128] = "KAFKA_";
-    size_t n = strlen(key);
-    if (n + 7 > sizeof(env))
-        return;
-    for (size_t i = 0; i < n; i++)
-        env[6 + i] = key[i] == '.' ? '_' : (char)toupper((unsigned char)key[i]);
-    env[6 + n] = '\0';
-    if (getenv(env) != NULL)
+    char env[KAFKA_ENV_PROPERTY_MAX + sizeof(KAFKA_ENV_PREFIX)];
+    if (!kafka_env_name(key, env, sizeof(env)) || getenv(env) != NULL)
         return;
     char kerr[256];
     rd_kafka_conf_set(conf, key, value, kerr, sizeof(kerr));
@@ -265,12 +246,7 @@ static int add_partitions(kc_reader_t *r, const char *topic, char *err, size_t e
         goto out;
     }
     int cnt = md->topics[0].partition_cnt;
-    kc_part_t *p = realloc(r->parts, (r->n_parts + (size_t)cnt) * sizeof(*p));
-    if (p == NULL) {
-        snprintf(err, errlen, "out of memory");
-        goto out;
-    }
-    r->parts = p;
+    r->parts = mem_realloc(r->parts, (r->n_parts + (size_t)cnt) * sizeof(*r->parts));
     for (int i = 0; i < cnt; i++) {
         kc_part_t *kp = &r->parts[r->n_parts];
         kp->topic = topic;
@@ -313,17 +289,9 @@ int kc_reader_open(kc_reader_t *r, const kc_opts_t *o, const char *const *topics
     }
     r->rk = rk;
     rd_kafka_poll_set_consumer(rk);
-    r->topics = calloc(n, sizeof(char *));
-    if (r->topics == NULL) {
-        snprintf(err, errlen, "out of memory");
-        goto fail;
-    }
+    r->topics = mem_calloc(n, sizeof(char *));
     for (size_t i = 0; i < n; i++) {
-        r->topics[i] = strdup(topics[i]);
-        if (r->topics[i] == NULL) {
-            snprintf(err, errlen, "out of memory");
-            goto fail;
-        }
+        r->topics[i] = mem_strdup(topics[i]);
         r->n_topics++;
         if (add_partitions(r, r->topics[i], err, errlen) != 0)
             goto fail;
@@ -424,7 +392,7 @@ char *kc_header(const rd_kafka_message_t *m, const char *name)
     if (rd_kafka_message_headers(m, &hdrs) != RD_KAFKA_RESP_ERR_NO_ERROR ||
         rd_kafka_header_get_last(hdrs, name, &v, &n) != RD_KAFKA_RESP_ERR_NO_ERROR || v == NULL)
         return NULL;
-    return strndup(v, n);
+    return mem_strndup(v, n);
 }
 
 json_t *kc_headers_json(const rd_kafka_message_t *m)
@@ -447,9 +415,7 @@ json_t *kc_headers_json(const rd_kafka_message_t *m)
 static char *base64(const unsigned char *p, size_t n)
 {
     static const char tbl[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    char *out = malloc((n + 2) / 3 * 4 + 1);
-    if (out == NULL)
-        return NULL;
+    char *out = mem_alloc((n + 2) / 3 * 4 + 1);
     size_t o = 0;
     for (size_t i = 0; i < n; i += 3) {
         uint32_t v = (uint32_t)p[i] << 16;
@@ -474,7 +440,7 @@ json_t *kc_bytes_json(const void *p, size_t len)
     if (s != NULL)
         return s;
     char *b = base64(p, len);
-    json_t *o = json_pack("{s:s}", "base64", b != NULL ? b : "");
+    json_t *o = json_pack("{s:s}", "base64", b);
     free(b);
     return o;
 }

@@ -2,6 +2,8 @@
  * module (ctl.h). This file only dispatches. */
 #include "ctl.h"
 
+#include "common/mem.h"
+
 #include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -63,6 +65,8 @@ int ctl_usage_error(const char *cmd, const char *fmt, ...)
 
 int main(int argc, char **argv)
 {
+    /* The one out-of-memory policy (common/mem.h), jansson's allocations too. */
+    mem_use_for_jansson();
     if (argc < 2) {
         usage(stderr);
         return CTL_USAGE;

@@ -6,6 +6,8 @@
 #include "ctl.h"
 
 #include "access/schedule.h"
+#include "common/enumstr.h"
+#include "common/mem.h"
 #include "handlers/currency.h"
 #include "kafka_client.h"
 
@@ -43,14 +45,17 @@ static const char usage[] =
     "or the worker's role). Exit status: 0 when every due payout was acknowledged by\n"
     "the broker (or --dry-run), 1 otherwise, 2 on a usage error.\n";
 
-/* What happened to one due payout. */
-typedef enum outcome {
-    OUT_PENDING,    /* sent, not acknowledged yet */
-    OUT_ENQUEUED,   /* acknowledged by the broker */
-    OUT_FAILED,     /* not sent or not acknowledged */
-    OUT_WOULD_SEND, /* --dry-run */
-    OUT_SKIPPED,    /* reason says why */
-} outcome_t;
+/* What happened to one due payout, and the status printed for it. */
+// clang-format off
+#define OUTCOME_LIST(X)                                                                            \
+    X(OUT_PENDING, "failed")    /* sent, not acknowledged (printed only if it never is) */         \
+    X(OUT_ENQUEUED, "enqueued") /* acknowledged by the broker */                                   \
+    X(OUT_FAILED, "failed")     /* not sent or not acknowledged */                                 \
+    X(OUT_WOULD_SEND, "due")    /* --dry-run */                                                    \
+    X(OUT_SKIPPED, "skipped")   /* reason says why */
+// clang-format on
+
+typedef enum outcome { OUTCOME_LIST(ENUMSTR_CONST) } outcome_t;
 
 typedef struct item {
     access_due_payout_t due;
@@ -139,18 +144,11 @@ static void send_all(rd_kafka_t *rk, const char *topic, item_t *items, size_t n)
         rd_kafka_flush(rk, 500);
 }
 
+static const char *const outcome_names[] = {OUTCOME_LIST(ENUMSTR_NAME)};
+
 static const char *outcome_str(outcome_t o)
 {
-    switch (o) {
-    case OUT_ENQUEUED:
-        return "enqueued";
-    case OUT_WOULD_SEND:
-        return "due";
-    case OUT_SKIPPED:
-        return "skipped";
-    default:
-        return "failed";
-    }
+    return enumstr_name(outcome_names, ENUMSTR_COUNT(outcome_names), (int)o, "failed");
 }
 
 static void print_item(const item_t *it, bool json)
@@ -272,11 +270,7 @@ static int due(int argc, char **argv)
         fprintf(stderr, "tallyctl payouts: %s\n", err);
         goto out;
     }
-    items = calloc(n > 0 ? n : 1, sizeof(*items));
-    if (items == NULL) {
-        fprintf(stderr, "tallyctl payouts: out of memory\n");
-        goto out;
-    }
+    items = mem_calloc(n > 0 ? n : 1, sizeof(*items));
     size_t due_count = 0;
     for (size_t i = 0; i < n; i++) {
         item_t *it = &items[i];

@@ -101,8 +101,7 @@ static handler_status_t list(access_tx_t *tx, const json_t *p, json_t **result,
                              handler_error_t *err)
 {
     handler_list_t l;
-    if (!handler_list_begin(&l, p, sizeof(access_agent_t)))
-        return handler_oom(err);
+    handler_list_begin(&l, p, sizeof(access_agent_t));
     access_status_t st = access_agents_list(tx, handler_arg_str(p, "role"), &l.page, l.rows, &l.n,
                                             &l.has_more, &l.aerr);
     return handler_list_end(&l, st, agent_item, NULL, result, err);

@@ -1,4 +1,9 @@
 #include "handler_internal.h"
+#include "schema_doc.h"
+#include "schema_json.h"
+
+#include "common/mem.h"
+#include "common/utf8.h"
 
 #include <stdarg.h>
 #include <stdio.h>
@@ -75,7 +80,17 @@ json_t *handler_json_schema(const handler_t *h)
              "%s Integers are JSON integers written without fraction or exponent "
              "(1999, not 1999.0 nor \"1999\"). Unknown fields are rejected.",
              h->summary);
-    return schema_to_json_schema(h->schema, title, doc);
+    return schema_json_generate(h->schema, title, doc);
+}
+
+char *handler_doc_markdown(const handler_t *h)
+{
+    char *table = schema_doc_markdown(h->schema);
+    size_t n = strlen(h->name) + strlen(h->summary) + strlen(table) + 32;
+    char *out = mem_alloc(n);
+    snprintf(out, n, "### `%s`\n\n%s\n\n%s", h->name, h->summary, table);
+    free(table);
+    return out;
 }
 
 handler_status_t handler_execute(const handler_t *h, access_tx_t *tx, const json_t *payload,
@@ -151,13 +166,12 @@ void handler_page(const json_t *payload, access_page_t *page)
     page->starting_after = handler_arg_str(payload, "starting_after");
 }
 
-bool handler_list_begin(handler_list_t *l, const json_t *payload, size_t row_size)
+void handler_list_begin(handler_list_t *l, const json_t *payload, size_t row_size)
 {
     memset(l, 0, sizeof(*l));
     handler_page(payload, &l->page);
     l->row_size = row_size;
-    l->rows = calloc((size_t)l->page.limit, row_size);
-    return l->rows != NULL;
+    l->rows = mem_calloc((size_t)l->page.limit, row_size);
 }
 
 handler_status_t handler_list_end(handler_list_t *l, access_status_t st,
@@ -199,8 +213,8 @@ handler_status_t handler_list_end(handler_list_t *l, access_status_t st,
 static void fill(handler_error_t *err, tally_errcode_t code, const char *field, const char *msg)
 {
     err->code = code;
-    schema_copy_utf8(err->field, sizeof(err->field), field != NULL ? field : "");
-    schema_copy_utf8(err->message, sizeof(err->message), msg != NULL ? msg : "");
+    utf8_copy(err->field, sizeof(err->field), field != NULL ? field : "");
+    utf8_copy(err->message, sizeof(err->message), msg != NULL ? msg : "");
 }
 
 handler_status_t handler_access_error(const access_error_t *aerr, handler_error_t *err)

@@ -28,10 +28,12 @@
  *       return *result != NULL ? HANDLER_OK : handler_oom(err);
  *   }
  *
- *   3. docs/schemas/<type>.json is generated from the schema (see
- *      tests/schemas/): regenerate with `cmake --build build --target
+ *   3. docs/schemas/<type>.json and the type's table in docs/JOB_TYPES.md
+ *      are generated from the schema (see tests/schemas/): place the type
+ *      in docs/JOB_TYPES.md.in as a line {{type <type>}} with its rules in
+ *      prose, regenerate with `cmake --build build --target
  *      tally-schemas-update`, and add docs/schemas/examples/<type>.valid.json
- *      and .invalid.json; the schemas ctest fails until both exist.
+ *      and .invalid.json; the schemas ctests fail until all of it is there.
  *
  * Rules of the house: no SQL, libpq, pool or Kafka here; money is int64_t;
  * business outcomes are HANDLER_REJECTED with a contract code; infrastructure
@@ -126,8 +128,7 @@ void handler_page(const json_t *payload, access_page_t *page);
 /* A list type's execute, in three steps:
  *
  *   handler_list_t l;
- *   if (!handler_list_begin(&l, p, sizeof(access_route_t)))
- *       return handler_oom(err);
+ *   handler_list_begin(&l, p, sizeof(access_route_t));
  *   access_status_t st = access_routes_list(tx, &l.page, l.rows, &l.n, &l.has_more, &l.aerr);
  *   return handler_list_end(&l, st, route_item, NULL, result, err);
  *
@@ -142,8 +143,8 @@ typedef struct handler_list {
     access_error_t aerr;
 } handler_list_t;
 
-/* Reads the page and allocates its rows. Returns false when out of memory. */
-bool handler_list_begin(handler_list_t *l, const json_t *payload, size_t row_size);
+/* Reads the page and allocates its rows (common/mem.h: never fails). */
+void handler_list_begin(handler_list_t *l, const json_t *payload, size_t row_size);
 
 /* Answers {"data": [item(row)…], "has_more"} when st is ACCESS_OK, otherwise
  * l->aerr as handler_access_error does. Items stop before the page's JSON

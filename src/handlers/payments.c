@@ -4,13 +4,15 @@
 #include "access/payments.h"
 #include "access/shares.h"
 #include "alloc.h"
+#include "common/mem.h"
 
 #include <stdlib.h>
 
 /* ---- Payload schemas ---------------------------------------------------- */
 
+/* A payment is recorded or moved to any status but refunded (a refund's). */
 static const char *const record_statuses[] = {"pending", "succeeded", "failed", NULL};
-static const char *const any_status[] = {"pending", "succeeded", "failed", "refunded", NULL};
+static const char *const any_status[] = {ACCESS_PAYMENT_STATUS_LIST(ENUMSTR_STRING) NULL};
 
 static const schema_field_t record_fields[] = {
     {.name = "external_id",
@@ -135,9 +137,7 @@ static handler_status_t reverse_allocation(access_tx_t *tx, const access_payment
 {
     handler_status_t st = HANDLER_OK;
     access_error_t aerr;
-    access_share_total_t *shares = calloc(ACCESS_SHARES_MAX, sizeof(*shares));
-    if (shares == NULL)
-        return handler_oom(err);
+    access_share_total_t *shares = mem_calloc(ACCESS_SHARES_MAX, sizeof(*shares));
     size_t n = 0;
     if (access_shares_totals(tx, refund->payment_id, shares, &n, &aerr) != ACCESS_OK) {
         st = handler_access_error(&aerr, err);
@@ -220,8 +220,7 @@ static handler_status_t list(access_tx_t *tx, const json_t *p, json_t **result,
     access_payment_status_t status;
     bool filter = access_payment_status_parse(handler_arg_str(p, "status"), &status);
     handler_list_t l;
-    if (!handler_list_begin(&l, p, sizeof(access_payment_t)))
-        return handler_oom(err);
+    handler_list_begin(&l, p, sizeof(access_payment_t));
     access_status_t st = access_payments_list(tx, filter ? &status : NULL, &l.page, l.rows, &l.n,
                                               &l.has_more, &l.aerr);
     return handler_list_end(&l, st, payment_item, payment_clear, result, err);

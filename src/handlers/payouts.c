@@ -9,7 +9,7 @@
 /* ---- Payload schemas ---------------------------------------------------- */
 
 static const char *const final_statuses[] = {"paid", "failed", NULL};
-static const char *const any_status[] = {"pending", "paid", "failed", NULL};
+static const char *const any_status[] = {ACCESS_PAYOUT_STATUS_LIST(ENUMSTR_STRING) NULL};
 
 static const schema_field_t balance_fields[] = {
     {.name = "currency",
@@ -163,8 +163,7 @@ static handler_status_t list(access_tx_t *tx, const json_t *p, json_t **result,
     access_payout_status_t status;
     bool filter = access_payout_status_parse(handler_arg_str(p, "status"), &status);
     handler_list_t l;
-    if (!handler_list_begin(&l, p, sizeof(access_payout_t)))
-        return handler_oom(err);
+    handler_list_begin(&l, p, sizeof(access_payout_t));
     access_status_t st = access_payouts_list(tx, filter ? &status : NULL, &l.page, l.rows, &l.n,
                                              &l.has_more, &l.aerr);
     return handler_list_end(&l, st, payout_item, payout_clear, result, err);

@@ -1,5 +1,8 @@
-/* schema — declarative payload schemas, the one validator that reads them, and
- * their translation into JSON Schema (draft 2020-12) for producers.
+/* schema — declarative payload schemas and the one validator that reads them.
+ *
+ * The same tables feed schema_json.h (JSON Schema for producers,
+ * docs/schemas/), schema_doc.h (the payload tables of docs/JOB_TYPES.md) and
+ * schema_lint.h (checks of the tables themselves).
  *
  * A job type's payload is a schema_object_t: a table of schema_field_t ended
  * by an entry with a NULL name, plus an optional check hook for a rule that
@@ -27,23 +30,41 @@
 #include <stddef.h>
 #include <stdint.h>
 
-typedef enum schema_type {
-    SCHEMA_STRING,    /* UTF-8 text without NUL; lengths count characters (code points) */
-    SCHEMA_INTEGER,   /* a JSON integer (1999, not 1999.0 nor "1999") in [min, max] */
-    SCHEMA_BOOLEAN,   /* true or false */
-    SCHEMA_ENUM,      /* one of the strings in .values */
-    SCHEMA_TIMESTAMP, /* RFC 3339 date-time with 'Z' or an offset ("2026-11-22T10:00:00Z") */
-    SCHEMA_CURRENCY,  /* an active ISO 4217 code in lower case (handlers/currency.h) */
-    SCHEMA_ID,        /* an object id: 1–SCHEMA_ID_MAX printable ASCII characters, no space */
-    SCHEMA_MAP,       /* object of string → string (metadata) */
-    SCHEMA_ARRAY,     /* array of objects, each described by .items */
-} schema_type_t;
+/* The field types: constant, the noun the validator's messages use ("must be
+ * an integer"), the JSON Schema type, the word docs/JOB_TYPES.md uses
+ * (common/enumstr.h). */
+// clang-format off
+#define SCHEMA_TYPE_LIST(X)                                                                        \
+    /* UTF-8 text without NUL; lengths count characters (code points) */                           \
+    X(SCHEMA_STRING,    "a string",             "string",  "string")                               \
+    /* a JSON integer (1999, not 1999.0 nor "1999") in [min, max] */                               \
+    X(SCHEMA_INTEGER,   "an integer",           "integer", "integer")                              \
+    /* true or false */                                                                            \
+    X(SCHEMA_BOOLEAN,   "a boolean",            "boolean", "boolean")                              \
+    /* one of the strings in .values */                                                            \
+    X(SCHEMA_ENUM,      "a string",             "string",  "enum")                                 \
+    /* RFC 3339 date-time with 'Z' or an offset ("2026-11-22T10:00:00Z") */                        \
+    X(SCHEMA_TIMESTAMP, "a string",             "string",  "timestamp")                            \
+    /* an active ISO 4217 code in lower case (handlers/currency.h) */                              \
+    X(SCHEMA_CURRENCY,  "a string",             "string",  "currency")                             \
+    /* an object id: 1–SCHEMA_ID_MAX printable ASCII characters, no space */                       \
+    X(SCHEMA_ID,        "a string",             "string",  "id")                                   \
+    /* object of string → string (metadata) */                                                     \
+    X(SCHEMA_MAP,       "an object of strings", "object",  "object of strings")                    \
+    /* array of objects, each described by .items */                                               \
+    X(SCHEMA_ARRAY,     "an array",             "array",   "array of objects")
+// clang-format on
+
+#define SCHEMA_TYPE_CONST_(constant, noun, json_type, doc) constant,
+typedef enum schema_type { SCHEMA_TYPE_LIST(SCHEMA_TYPE_CONST_) } schema_type_t;
+#undef SCHEMA_TYPE_CONST_
 
 /* Bounds the contract leaves open, chosen like Stripe's. */
-#define SCHEMA_ID_MAX           64  /* characters of an id argument */
-#define SCHEMA_METADATA_KEYS    50  /* keys of a metadata map */
-#define SCHEMA_METADATA_KEY_MAX 40  /* characters of a metadata key (at least 1) */
-#define SCHEMA_METADATA_VAL_MAX 500 /* characters of a metadata value (may be empty) */
+#define SCHEMA_ID_MAX           64    /* characters of an id argument */
+#define SCHEMA_ID_CHARSET       "!-~" /* an id's characters: printable ASCII without space */
+#define SCHEMA_METADATA_KEYS    50    /* keys of a metadata map */
+#define SCHEMA_METADATA_KEY_MAX 40    /* characters of a metadata key (at least 1) */
+#define SCHEMA_METADATA_VAL_MAX 500   /* characters of a metadata value (may be empty) */
 
 /* The contract's amount bounds: 1 ≤ amount ≤ 10^15 minor units. */
 #define SCHEMA_AMOUNT_MAX    INT64_C(1000000000000000)
@@ -103,10 +124,20 @@ struct schema_object {
                                      (JSON Schema cannot express it); required with check */
 };
 
+/* Paths are built in buffers of this size; err->field keeps at most 127 bytes. */
+#define SCHEMA_PATH_MAX 256
+
 /* Validates obj (which must be a JSON object) against s. Returns true when
  * valid; otherwise fills err: code TALLY_ERR_INVALID_REQUEST, field = path of
  * the culprit ("payload" when obj is not an object), message in words. */
 bool schema_validate(const schema_object_t *s, const json_t *obj, handler_error_t *err);
+
+/* Validates one value v against field f alone (as found at the top of a
+ * payload; the table's lint checks defaults with it). */
+bool schema_validate_value(const schema_field_t *f, const json_t *v, handler_error_t *err);
+
+/* The field called name in s's table, or NULL. */
+const schema_field_t *schema_field_find(const schema_object_t *s, const char *name);
 
 /* Fills err as an invalid_request on the field at path (prefix, then name;
  * either may be ""), with a printf-style message. Returns false, so a check
@@ -115,23 +146,8 @@ bool schema_validate(const schema_object_t *s, const json_t *obj, handler_error_
 bool schema_fail(handler_error_t *err, const char *prefix, const char *name, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
 
-/* Copies the NUL-terminated src into dst (size > 0 bytes), truncating on a
- * UTF-8 character boundary so that the copy stays valid UTF-8. */
-void schema_copy_utf8(char *dst, size_t size, const char *src);
-
 /* A new object: a shallow copy of payload with the top-level defaults of s
  * set where a field is absent. NULL on allocation failure. */
 json_t *schema_apply_defaults(const schema_object_t *s, const json_t *payload);
-
-/* The JSON Schema (draft 2020-12) of s as a new object, or NULL on allocation
- * failure. title and description go to the top level; check_doc and unique
- * rules are appended to the descriptions they concern. */
-json_t *schema_to_json_schema(const schema_object_t *s, const char *title, const char *description);
-
-/* Checks the declaration itself (bounds given and sane, enums non-empty,
- * defaults valid, names unique, charset well-formed, check_doc present with
- * check). Returns true when sound; otherwise writes the problem to why.
- * Run by the unit tests over every handler's schema. */
-bool schema_lint(const schema_object_t *s, char *why, size_t size);
 
 #endif

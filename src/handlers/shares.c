@@ -138,8 +138,7 @@ static handler_status_t list(access_tx_t *tx, const json_t *p, json_t **result,
                              handler_error_t *err)
 {
     handler_list_t l;
-    if (!handler_list_begin(&l, p, sizeof(access_share_row_t)))
-        return handler_oom(err);
+    handler_list_begin(&l, p, sizeof(access_share_row_t));
     access_status_t st =
         access_shares_list(tx, handler_arg_str(p, "payment_id"), handler_arg_str(p, "party"),
                            &l.page, l.rows, &l.n, &l.has_more, &l.aerr);

@@ -11,6 +11,7 @@
 
 #include "common/clock.h"
 #include "common/log.h"
+#include "common/mem.h"
 
 #include <errno.h>
 #include <poll.h>
@@ -116,13 +117,10 @@ int pool_new(const pool_config_t *cfg, pool_t **out, char *err, size_t errlen)
     }
     PQconninfoFree(opts);
 
-    pool_t *p = calloc(1, sizeof(*p));
-    if (p == NULL) {
-        set_err(err, errlen, "pool: out of memory", NULL);
-        return -1;
-    }
-    p->conninfo = strdup(cfg->conninfo);
-    p->application_name = strdup(cfg->application_name != NULL ? cfg->application_name : "tally");
+    pool_t *p = mem_calloc(1, sizeof(*p));
+    p->conninfo = mem_strdup(cfg->conninfo);
+    p->application_name =
+        mem_strdup(cfg->application_name != NULL ? cfg->application_name : "tally");
     p->unnamed_statements = cfg->unnamed_statements;
     p->max = cfg->max > 0 ? cfg->max : DEFAULT_MAX;
     p->idle_timeout_ms = cfg->idle_timeout_ms > 0 ? cfg->idle_timeout_ms : DEFAULT_IDLE_TIMEOUT_MS;
@@ -142,12 +140,11 @@ int pool_new(const pool_config_t *cfg, pool_t **out, char *err, size_t errlen)
     pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
     int rc = pthread_cond_init(&p->cv, &ca);
     pthread_condattr_destroy(&ca);
-    if (p->conninfo == NULL || p->application_name == NULL || rc != 0 ||
-        pthread_mutex_init(&p->mu, NULL) != 0) {
+    if (rc != 0 || pthread_mutex_init(&p->mu, NULL) != 0) {
         free(p->conninfo);
         free(p->application_name);
         free(p);
-        set_err(err, errlen, "pool: out of memory", NULL);
+        set_err(err, errlen, "pool: cannot make its lock", NULL);
         return -1;
     }
     *out = p;
@@ -319,10 +316,8 @@ int pool_acquire(pool_t *pool, pool_conn_t **out, char *err, size_t errlen)
     pool->nconnecting++;
     pthread_mutex_unlock(&pool->mu);
 
-    pool_conn_t *c = calloc(1, sizeof(*c));
-    PGconn *pg = c != NULL ? connect_with_deadline(pool, &c->goodbye, deadline, err, errlen) : NULL;
-    if (c == NULL)
-        set_err(err, errlen, "pool: out of memory", NULL);
+    pool_conn_t *c = mem_calloc(1, sizeof(*c));
+    PGconn *pg = connect_with_deadline(pool, &c->goodbye, deadline, err, errlen);
 
     pthread_mutex_lock(&pool->mu);
     pool->nconnecting--;
@@ -403,15 +398,10 @@ void pool_conn_set_prepared(pool_conn_t *conn, const char *name)
         return;
     if (conn->nprepared == conn->capprepared) {
         size_t cap = conn->capprepared ? conn->capprepared * 2 : 16;
-        char **grown = realloc(conn->prepared, cap * sizeof(*grown));
-        if (grown == NULL)
-            return; /* forgetting only costs a failed re-prepare later */
-        conn->prepared = grown;
+        conn->prepared = mem_realloc(conn->prepared, cap * sizeof(*conn->prepared));
         conn->capprepared = cap;
     }
-    char *copy = strdup(name);
-    if (copy != NULL)
-        conn->prepared[conn->nprepared++] = copy;
+    conn->prepared[conn->nprepared++] = mem_strdup(name);
 }
 
 void pool_reap_idle(pool_t *pool)

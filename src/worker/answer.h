@@ -14,7 +14,7 @@
 #define TALLY_WORKER_ANSWER_H
 
 #include "common/errcode.h"
-#include "envelope.h"
+#include "envelope/envelope.h"
 
 #include <jansson.h>
 #include <stdbool.h>

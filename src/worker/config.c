@@ -1,7 +1,9 @@
 #include "config.h"
 
-#include "envelope.h"
 #include "version.h"
+
+#include "common/kafka_env.h"
+#include "common/topic.h"
 
 #include <ctype.h>
 #include <errno.h>
@@ -129,10 +131,9 @@ static int apply(const setting_t *s, const char *value, config_t *cfg, char *err
         }
         break;
     case K_TOPIC:
-        if (!envelope_topic_valid(value, strlen(value))) {
-            errf(err, errlen,
-                 "%s: \"%.64s\" is not a Kafka topic name (1-249 chars of [A-Za-z0-9._-])", s->env,
-                 value);
+        if (!topic_name_valid(value, strlen(value))) {
+            errf(err, errlen, "%s: \"%.64s\" is not a Kafka topic name (" TOPIC_NAME_RULE ")",
+                 s->env, value);
             return -1;
         }
         break;
@@ -343,23 +344,15 @@ config_result_t config_load(int argc, char **argv, char **envp, FILE *out, confi
 
     /* KAFKA_<PROPERTY>: KAFKA_SESSION_TIMEOUT_MS=6000 → session.timeout.ms. */
     for (char **e = envp; e != NULL && *e != NULL; e++) {
-        if (strncmp(*e, "KAFKA_", 6) != 0)
+        char key[KAFKA_ENV_PROPERTY_MAX];
+        const char *value;
+        size_t name_len;
+        if (!kafka_env_property(*e, key, sizeof(key), &value, &name_len) ||
+            env_is_setting(*e, name_len))
             continue;
-        const char *eq = strchr(*e, '=');
-        if (eq == NULL || env_is_setting(*e, (size_t)(eq - *e)))
-            continue;
-        char key[256];
-        size_t n = (size_t)(eq - *e) - 6;
-        if (n == 0 || n >= sizeof(key))
-            continue;
-        for (size_t i = 0; i < n; i++) {
-            char ch = (*e)[6 + i];
-            key[i] = ch == '_' ? '.' : (char)tolower((unsigned char)ch);
-        }
-        key[n] = '\0';
         char origin[300];
-        snprintf(origin, sizeof(origin), "%.*s", (int)(eq - *e), *e);
-        if (kafka_add(cfg, key, eq + 1, origin, probe, err, errlen) != 0)
+        snprintf(origin, sizeof(origin), "%.*s", (int)name_len, *e);
+        if (kafka_add(cfg, key, value, origin, probe, err, errlen) != 0)
             goto done;
     }
     for (size_t i = 0; i < nx; i++) {

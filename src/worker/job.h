@@ -8,7 +8,7 @@
 #define TALLY_WORKER_JOB_H
 
 #include "common/errcode.h"
-#include "envelope.h"
+#include "envelope/envelope.h"
 #include "scheduler.h"
 
 #include <stdbool.h>

@@ -1,6 +1,6 @@
 #include "runtime.h"
 
-#include "envelope.h"
+#include "envelope/envelope.h"
 #include "parts.h"
 #include "runtime_internal.h"
 #include "settle.h"

@@ -1,8 +1,19 @@
 # Fails when a source under DIR includes what the handler layer must not see:
-# libpq, the pool, librdkafka, the access layer's private header, or anything
-# reached with "../".   cmake -DDIR=<dir> -P check_boundary.cmake
+# libpq, the pool, librdkafka, the access layer's private header, anything
+# reached with "../", or a tenant-free header of the access layer (every
+# header in ROOT_HEADERS, src/access/include-root/access/, by name).
+#   cmake -DDIR=<dir> -DROOT_HEADERS=<dir> -P check_boundary.cmake
 file(GLOB_RECURSE sources ${DIR}/*.c ${DIR}/*.h)
 set(forbidden "libpq-fe\\.h|libpq/|postgres|pool/|pool\\.h|rdkafka|access_internal\\.h|\\.\\./")
+file(GLOB root_headers RELATIVE ${ROOT_HEADERS} ${ROOT_HEADERS}/*.h)
+list(LENGTH root_headers nroot)
+if(nroot EQUAL 0)
+  message(FATAL_ERROR "no tenant-free headers under ${ROOT_HEADERS}")
+endif()
+foreach(h ${root_headers})
+  string(REPLACE "." "\\." h "${h}")
+  string(APPEND forbidden "|^access/${h}$")
+endforeach()
 set(violations "")
 foreach(f ${sources})
   file(STRINGS ${f} lines)
@@ -25,4 +36,5 @@ endif()
 if(violations)
   message(FATAL_ERROR "layer boundary broken under ${DIR}:\n${violations}")
 endif()
-message(STATUS "${count} files under ${DIR} include nothing below the access layer's public headers")
+message(STATUS "${count} files under ${DIR} include nothing below the access layer's public "
+               "headers and none of its ${nroot} tenant-free ones")

@@ -24,7 +24,8 @@
 #include "access/payments.h"
 #include "answer.h"
 #include "common/clock.h"
-#include "envelope.h"
+#include "common/utf8.h"
+#include "envelope/envelope.h"
 
 #include <jansson.h>
 #include <regex.h>
@@ -803,8 +804,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
     bool utf8 = utf8_ok(value, vlen);
     size_t bad = 0;
-    CHECK(envelope_utf8_valid(value, vlen, &bad) == utf8,
-          "envelope_utf8_valid says %d, Table 3-7 says %d", !utf8, utf8);
+    CHECK(utf8_valid(value, vlen, &bad) == utf8, "utf8_valid says %d, Table 3-7 says %d", !utf8,
+          utf8);
     json_t *root = vlen > 0 ? json_loadb((const char *)value, vlen,
                                          JSON_REJECT_DUPLICATES | JSON_DECODE_ANY, NULL)
                             : NULL;

@@ -1,7 +1,7 @@
 /* jschema — a small JSON Schema (draft 2020-12) checker, the fuzzer's second
  * opinion on payloads.
  *
- * It knows exactly the keywords that schema_to_json_schema and
+ * It knows exactly the keywords that schema_json_generate and
  * docs/schemas/envelope.json use (type, properties, required,
  * additionalProperties, minLength, maxLength, pattern, minimum, maximum, enum,
  * const, anyOf, minItems, maxItems, items, maxProperties, propertyNames) and treats the annotations

@@ -71,7 +71,8 @@ static void test_from_file_with_bad_lines(void **state)
     char text[2048];
     snprintf(text, sizeof(text),
              "%s\n%s\n{\"id\":\"r9\",\"account_id\":\"bad acct\"}\n\n%s\r\n"
-             "not json\n{\"id\":\"r8\",\"account_id\":\"a\",\"type\":\"t\",\"payload\":[]}\n",
+             "not json\n{\"id\":\"r8\",\"account_id\":\"a\",\"type\":\"payment.get\","
+             "\"payload\":[]}\n",
              lines[0], lines[1], lines[2]);
     char *path = write_file("requests.jsonl", text);
     ctl_out_t o;
@@ -230,7 +231,7 @@ static void test_usage_raw_and_dry_run(void **state)
             strcat(corr, "\xc3\xa9");
         char env[600];
         snprintf(env, sizeof(env),
-                 "{\"id\":\"r-utf8\",\"account_id\":\"a\",\"type\":\"t\",\"payload\":{},"
+                 "{\"id\":\"r-utf8\",\"account_id\":\"a\",\"type\":\"payment.get\",\"payload\":{},"
                  "\"correlation_id\":\"%s\"}\n",
                  corr);
         ctl_run(env, NULL,
@@ -242,17 +243,42 @@ static void test_usage_raw_and_dry_run(void **state)
     /* What the worker answers rather than dead-letters is sent: a duplicate
      * key, a number out of range or a \u0000 inside the payload (the worker
      * answers invalid_request naming it); in an envelope field it is not. */
-    ctl_run("{\"id\":\"r\",\"account_id\":\"a\",\"type\":\"t\",\"payload\":{\"amount\":1e400}}\n"
-            "{\"id\":\"r\",\"account_id\":\"a\",\"type\":\"t\",\"payload\":{\"k\":1,\"k\":2}}\n"
-            "{\"id\":\"r\",\"account_id\":\"a\",\"type\":\"t\",\"payload\":{\"d\":\"\\u0000\"}}\n"
+    ctl_run("{\"id\":\"r\",\"account_id\":\"a\",\"type\":\"payment.record\","
+            "\"payload\":{\"amount\":1e400}}\n"
+            "{\"id\":\"r\",\"account_id\":\"a\",\"type\":\"payment.get\","
+            "\"payload\":{\"k\":1,\"k\":2}}\n"
+            "{\"id\":\"r\",\"account_id\":\"a\",\"type\":\"payment.get\","
+            "\"payload\":{\"d\":\"\\u0000\"}}\n"
             "{\"id\":\"r\",\"account_id\":\"a\",\"type\":\"t\",\"type\":\"u\",\"payload\":{}}\n"
             "{\"id\":\"r\",\"id\":\"s\",\"account_id\":\"a\",\"type\":\"t\",\"payload\":{}}\n",
             NULL, (const char *const[]){"enqueue", "--dry-run", "--brokers", f->brokers_flag, NULL},
             &o);
     assert_int_equal(o.code, 1);
     assert_non_null(strstr(o.out, "3 valid, 2 invalid"));
-    assert_non_null(strstr(o.err, "line 4: type: a duplicate key"));
-    assert_non_null(strstr(o.err, "line 5: id: a duplicate key"));
+    /* The reasons are the worker's own (envelope_decode's). */
+    assert_non_null(strstr(o.err, "line 4: type appears twice in its object"));
+    assert_non_null(strstr(o.err, "line 5: id is given more than once"));
+    ctl_out_free(&o);
+    /* Judged by the worker's decoder, so as strict as the worker: a job type
+     * it does not know, v other than 1, and a reply_to naming one of Tally's
+     * own topics are refused, with the worker's reason. */
+    ctl_run("{\"id\":\"r\",\"account_id\":\"a\",\"type\":\"payment.recrod\",\"payload\":{}}\n"
+            "{\"v\":2,\"id\":\"r\",\"account_id\":\"a\",\"type\":\"payment.get\",\"payload\":{}}\n"
+            "{\"id\":\"r\",\"account_id\":\"a\",\"type\":\"payment.get\",\"payload\":{},"
+            "\"reply_to\":\"tally.requests\"}\n"
+            "{\"id\":\"r\",\"account_id\":\"a\",\"type\":\"payment.get\",\"payload\":{},"
+            "\"reply_to\":\"tally.dlq\"}\n"
+            "{\"id\":\"r\",\"account_id\":\"a\",\"type\":\"payment.get\",\"payload\":{},"
+            "\"reply_to\":\"billing.replies\"}\n",
+            NULL, (const char *const[]){"enqueue", "--dry-run", "--brokers", f->brokers_flag, NULL},
+            &o);
+    assert_int_equal(o.code, 1);
+    assert_non_null(strstr(o.out, "1 valid, 4 invalid"));
+    assert_non_null(strstr(o.err, "line 1: type is not a known job type"));
+    assert_non_null(strstr(o.err, "line 2: v: only envelope version 1 is supported"));
+    assert_non_null(strstr(o.err, "line 3: reply_to must not name Tally's own"));
+    assert_non_null(strstr(o.err, "line 4: reply_to must not name Tally's own"));
+    assert_null(strstr(o.err, "line 5"));
     ctl_out_free(&o);
     /* --raw sends even what the worker must dead-letter, byte for byte. */
     ctl_run("not json at all\n", NULL,

@@ -84,23 +84,40 @@ static void test_tallyctl_with_worker(void **state)
         ctl_out_free(&o);
         runs = 2;
     }
-    /* An unknown type is answered unknown_type: exit 1, the code shown. */
+    /* An error answer: exit 1, the code shown. */
     ctl_run(NULL, NULL,
             (const char *const[]){"enqueue", "--wait", "--timeout", "60s", "--brokers", brokers,
-                                  "--account", "acct_ops", "--type", "no.such.type", NULL},
+                                  "--account", "acct_ops", "--type", "payment.get", "--payload",
+                                  "{\"payment_id\":\"pay_missing\"}", NULL},
             &o);
     assert_int_equal(o.code, 1);
-    assert_non_null(strstr(o.out, "unknown_type"));
+    assert_non_null(strstr(o.out, "not_found"));
+    ctl_out_free(&o);
+    /* An unknown type: enqueue refuses it with the worker's own reason (it
+     * judges with the worker's decoder); sent with --raw, the worker answers
+     * unknown_type. */
+    ctl_run(NULL, NULL,
+            (const char *const[]){"enqueue", "--brokers", brokers, "--account", "acct_ops",
+                                  "--type", "no.such.type", NULL},
+            &o);
+    assert_int_equal(o.code, 2);
+    assert_non_null(strstr(o.err, "type is not a known job type"));
+    ctl_out_free(&o);
+    ctl_run("{\"id\":\"req-ops-2\",\"account_id\":\"acct_ops\",\"type\":\"no.such.type\","
+            "\"payload\":{}}\n",
+            NULL, (const char *const[]){"enqueue", "--raw", "--brokers", brokers, NULL}, &o);
+    assert_int_equal(o.code, 0);
     ctl_out_free(&o);
 
     /* results sees every answer. */
     ctl_run(NULL, NULL,
             (const char *const[]){"results", "--from-beginning", "--account", "acct_ops", "--count",
-                                  runs == 2 ? "3" : "2", "--timeout", "30s", "--json", "--brokers",
+                                  runs == 2 ? "4" : "3", "--timeout", "30s", "--json", "--brokers",
                                   brokers, NULL},
             &o);
     assert_int_equal(o.code, 0);
-    assert_int_equal(ctl_lines(o.out), runs + 1);
+    assert_int_equal(ctl_lines(o.out), runs + 2);
+    assert_non_null(strstr(o.out, "unknown_type"));
     ctl_out_free(&o);
 
     /* /metrics counts what happened. */

@@ -1,5 +1,6 @@
 /* Unit tests for src/common: error codes, time format, ids, log redaction,
- * log lines and the out-of-memory policy. */
+ * log lines, the out-of-memory policy, UTF-8, topic names and the KAFKA_*
+ * mapping. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -9,8 +10,11 @@
 #include "common/clock.h"
 #include "common/errcode.h"
 #include "common/ids.h"
+#include "common/kafka_env.h"
 #include "common/log.h"
 #include "common/mem.h"
+#include "common/topic.h"
+#include "common/utf8.h"
 
 #include <jansson.h>
 #include <string.h>
@@ -233,6 +237,104 @@ static void test_mem_fail_logs_and_aborts(void **state)
     json_decref(line);
 }
 
+/* ---- utf8, topic, kafka_env: rules every layer shares --------------------- */
+
+static void test_utf8_validator(void **state)
+{
+    (void)state;
+    size_t bad;
+    assert_true(utf8_valid("h\xC3\xA9llo \xF0\x9F\x98\x80", 11, &bad));
+    assert_false(utf8_valid("\xC0\xAF", 2, &bad)); /* overlong */
+    assert_int_equal(bad, 0);
+    assert_false(utf8_valid("ab\xED\xA0\x80", 5, &bad)); /* surrogate */
+    assert_int_equal(bad, 2);
+    assert_false(utf8_valid("\xF4\x90\x80\x80", 4, &bad)); /* above U+10FFFF */
+    assert_false(utf8_valid("\xE2\x82", 2, &bad));         /* truncated */
+    assert_false(utf8_valid("\xFF", 1, &bad));
+    assert_false(utf8_valid("a\xE2\x82"
+                            "b",
+                            4, &bad)); /* a cut sequence in the middle */
+    assert_int_equal(bad, 1);
+    assert_true(utf8_valid("", 0, NULL));
+    /* utf8_seq_len stops at the first byte that continues nothing (a NUL). */
+    assert_int_equal(utf8_seq_len((const unsigned char *)"\xE2\x82\xAC", SIZE_MAX), 3);
+    assert_int_equal(utf8_seq_len((const unsigned char *)"\xE2\x82", SIZE_MAX), 0);
+    assert_int_equal(utf8_seq_len((const unsigned char *)"\xE2\x82\xAC", 2), 0);
+}
+
+static void test_utf8_chars_and_cut(void **state)
+{
+    (void)state;
+    assert_int_equal(utf8_chars("", 0), 0);
+    assert_int_equal(utf8_chars("abc", 3), 3);
+    assert_int_equal(utf8_chars("a\xC3\xA9\xE2\x82\xAC\xF0\x9F\x98\x80", 10), 4);
+    /* Cut at a boundary only: "aé€" is 1 + 2 + 3 bytes. */
+    assert_int_equal(utf8_cut("a\xC3\xA9\xE2\x82\xAC", 6, 6), 6);
+    assert_int_equal(utf8_cut("a\xC3\xA9\xE2\x82\xAC", 6, 5), 3);
+    assert_int_equal(utf8_cut("a\xC3\xA9\xE2\x82\xAC", 6, 2), 1);
+    assert_int_equal(utf8_cut("a\xC3\xA9\xE2\x82\xAC", 6, 0), 0);
+    char out[4];
+    utf8_copy(out, sizeof(out), "aé€");
+    assert_string_equal(out, "a\xc3\xa9");
+    utf8_copy(out, sizeof(out), "€");
+    assert_string_equal(out, "\xe2\x82\xac");
+    utf8_copy(out, 3, "€");
+    assert_string_equal(out, "");
+}
+
+static void test_topic_names(void **state)
+{
+    (void)state;
+    assert_true(topic_name_valid("billing.replies", 15));
+    assert_true(topic_name_valid("a-b_C.9", 7));
+    assert_false(topic_name_valid("", 0));
+    assert_false(topic_name_valid(".", 1));
+    assert_false(topic_name_valid("..", 2));
+    assert_true(topic_name_valid("...", 3));
+    assert_false(topic_name_valid("a b", 3));
+    assert_false(topic_name_valid("a/b", 3));
+    char long_name[251];
+    memset(long_name, 'x', 250);
+    assert_true(topic_name_valid(long_name, 249));
+    assert_false(topic_name_valid(long_name, 250));
+}
+
+static void test_kafka_env_mapping(void **state)
+{
+    (void)state;
+    char key[KAFKA_ENV_PROPERTY_MAX];
+    const char *value = NULL;
+    size_t name_len = 0;
+    assert_true(
+        kafka_env_property("KAFKA_SESSION_TIMEOUT_MS=6000", key, sizeof(key), &value, &name_len));
+    assert_string_equal(key, "session.timeout.ms");
+    assert_string_equal(value, "6000");
+    assert_int_equal(name_len, strlen("KAFKA_SESSION_TIMEOUT_MS"));
+    assert_true(
+        kafka_env_property("KAFKA_BOOTSTRAP_SERVERS=", key, sizeof(key), &value, &name_len));
+    assert_string_equal(key, "bootstrap.servers");
+    assert_string_equal(value, "");
+    assert_true(kafka_env_property("KAFKA_A=b=c", key, sizeof(key), &value, &name_len));
+    assert_string_equal(key, "a");
+    assert_string_equal(value, "b=c");
+    /* Not a property: another variable, KAFKA_ alone, no '=', one too long. */
+    assert_false(kafka_env_property("TALLY_X=1", key, sizeof(key), &value, &name_len));
+    assert_false(kafka_env_property("KAFKA_=1", key, sizeof(key), &value, &name_len));
+    assert_false(kafka_env_property("KAFKA_LINGER_MS", key, sizeof(key), &value, &name_len));
+    assert_false(kafka_env_property("KAFKA_LINGER_MS=5", key, 9, &value, &name_len));
+    assert_true(kafka_env_property("KAFKA_LINGER_MS=5", key, 10, &value, &name_len));
+    /* And back. */
+    char name[64];
+    assert_true(kafka_env_name("session.timeout.ms", name, sizeof(name)));
+    assert_string_equal(name, "KAFKA_SESSION_TIMEOUT_MS");
+    assert_true(kafka_env_name("linger.ms", name, 16));
+    assert_string_equal(name, "KAFKA_LINGER_MS");
+    assert_false(kafka_env_name("linger.ms", name, 15));
+    assert_true(kafka_env_property("KAFKA_LINGER_MS=5", key, sizeof(key), &value, &name_len));
+    assert_true(kafka_env_name(key, name, sizeof(name)));
+    assert_string_equal(name, "KAFKA_LINGER_MS");
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -245,6 +347,10 @@ int main(void)
         cmocka_unit_test(test_log_line_is_valid_json),
         cmocka_unit_test(test_mem_never_null),
         cmocka_unit_test(test_mem_fail_logs_and_aborts),
+        cmocka_unit_test(test_utf8_validator),
+        cmocka_unit_test(test_utf8_chars_and_cut),
+        cmocka_unit_test(test_topic_names),
+        cmocka_unit_test(test_kafka_env_mapping),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1,4 +1,4 @@
-/* Unit tests for src/worker/jscan: it calls valid exactly what jansson
+/* Unit tests for src/envelope/jscan: it calls valid exactly what jansson
  * takes once duplicates, NULs and out-of-range numbers are allowed for; it
  * finds the first of those with its path; its copy is what jansson takes;
  * it counts and taints the top-level members asked about. */
@@ -8,7 +8,7 @@
 #include <stdint.h>
 #include <cmocka.h>
 
-#include "jscan.h"
+#include "envelope/jscan.h"
 
 #include <jansson.h>
 #include <stdio.h>

@@ -1,5 +1,6 @@
 /* Unit tests for the payload schemas, the shared validator and the handler
- * framework helpers (src/handlers/schema.c, handler.c). */
+ * framework helpers (src/handlers/schema.c, schema_json.c, schema_doc.c,
+ * schema_lint.c, handler.c). */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -7,6 +8,9 @@
 #include <cmocka.h>
 
 #include "../../src/handlers/handler_internal.h"
+#include "../../src/handlers/schema_doc.h"
+#include "../../src/handlers/schema_json.h"
+#include "../../src/handlers/schema_lint.h"
 #include "handlers/currency.h"
 
 #include <stdio.h>
@@ -254,14 +258,6 @@ static void test_paths_truncate_on_characters(void **state)
     s = json_string(err.message);
     assert_non_null(s);
     json_decref(s);
-
-    char out[4];
-    schema_copy_utf8(out, sizeof(out), "aé€");
-    assert_string_equal(out, "a\xc3\xa9");
-    schema_copy_utf8(out, sizeof(out), "€");
-    assert_string_equal(out, "\xe2\x82\xac");
-    schema_copy_utf8(out, 3, "€");
-    assert_string_equal(out, "");
 }
 
 static void test_defaults(void **state)
@@ -281,7 +277,7 @@ static void test_defaults(void **state)
 static void test_json_schema_output(void **state)
 {
     (void)state;
-    json_t *js = schema_to_json_schema(&test_schema, "t", "A test.");
+    json_t *js = schema_json_generate(&test_schema, "t", "A test.");
     assert_non_null(js);
     assert_string_equal(json_string_value(json_object_get(js, "$schema")),
                         "https://json-schema.org/draft/2020-12/schema");
@@ -332,11 +328,80 @@ static const schema_field_t bad_unique[] = {
     {.name = "a", .type = SCHEMA_ARRAY, .max_items = 2, .items = &item_schema, .unique = "nope"},
     {0}};
 
+/* The table docs/JOB_TYPES.md shows for a schema comes from its declaration:
+ * every field, its bounds, default and enum, the items' rows, the check. */
+static void test_doc_markdown(void **state)
+{
+    (void)state;
+    char *md = schema_doc_markdown(&test_schema);
+    assert_non_null(md);
+    static const char *const rows[] = {
+        "| field | required | type | bounds | default | about |\n|---|---|---|---|---|---|\n",
+        "| `name` | yes | string | 2–5 characters |  |  |\n",
+        "| `amount` |  | integer | 1–10^15 |  |  |\n",
+        "| `flag` |  | boolean | `true` or `false` | `true` |  |\n",
+        "| `color` |  | enum | `red` or `green` | `red` |  |\n",
+        "| `when` |  | timestamp | RFC 3339 with `Z` or an offset |  |  |\n",
+        "| `currency` |  | currency | an active ISO 4217 code in lower case |  |  |\n",
+        "| `ref` |  | id | 1–64 printable ASCII characters, no spaces |  |  |\n",
+        "| `code` |  | string | 4–64 characters of `[A-Z0-9-]` |  |  |\n",
+        "| `note` |  | string or `null` | at most 10 characters |  |  |\n",
+        "| `metadata` |  | object of strings | at most 50 keys of 1–40 characters; values at most "
+        "500 characters |  | Your key-value pairs, stored and returned as given. |\n",
+        "| `items` |  | array of objects | 1–3 items; each item's `party` unique |  |  |\n",
+        "| `items[].party` | yes | string | 1–8 characters |  |  |\n",
+        "| `items[].bp` | yes | integer | 1–10000 |  |  |\n",
+        "\nAlso checked: the items' bp sum to 10000.\n",
+    };
+    const char *at = md;
+    for (size_t i = 0; i < sizeof(rows) / sizeof(rows[0]); i++) {
+        const char *row = strstr(at, rows[i]);
+        if (row == NULL)
+            fail_msg("row %zu missing or out of order: %s\nin:\n%s", i, rows[i], md);
+        at = row + strlen(rows[i]);
+    }
+    assert_string_equal(at, ""); /* nothing else */
+    free(md);
+
+    static const schema_field_t none[] = {{0}};
+    static const schema_object_t empty = {.fields = none};
+    md = schema_doc_markdown(&empty);
+    assert_string_equal(md, "No fields: the payload is `{}`.\n");
+    free(md);
+
+    static const schema_field_t bar_fields[] = {
+        {.name = "x", .type = SCHEMA_BOOLEAN, .doc = "a | b"}, {0}};
+    static const schema_object_t bar = {.fields = bar_fields};
+    md = schema_doc_markdown(&bar);
+    assert_non_null(strstr(md, "| a \\| b |")); /* a cell keeps the table whole */
+    free(md);
+
+    char n[32];
+    schema_doc_int(INT64_C(1000000000000000), n, sizeof(n));
+    assert_string_equal(n, "10^15");
+    schema_doc_int(1000000, n, sizeof(n));
+    assert_string_equal(n, "10^6");
+    schema_doc_int(100000, n, sizeof(n));
+    assert_string_equal(n, "100000");
+    schema_doc_int(10000, n, sizeof(n));
+    assert_string_equal(n, "10000");
+    schema_doc_int(2000000, n, sizeof(n));
+    assert_string_equal(n, "2000000");
+    schema_doc_int(0, n, sizeof(n));
+    assert_string_equal(n, "0");
+
+    /* Every job type's section: its heading, summary and table. */
+    char *sec = handler_doc_markdown(handler_find("payment.refund"));
+    assert_non_null(strstr(sec, "### `payment.refund`\n\nRefunds part or all"));
+    assert_non_null(strstr(sec, "| `amount` |  | integer | 1–10^15 |"));
+    free(sec);
+}
+
 static void test_lint(void **state)
 {
     (void)state;
     char why[256];
-    assert_true(schema_lint(&test_schema, why, sizeof(why)));
+    assert_true(schema_lint_check(&test_schema, why, sizeof(why)));
     const schema_object_t broken[] = {
         {.fields = bad_int},
         {.fields = bad_enum},
@@ -348,7 +413,7 @@ static void test_lint(void **state)
     };
     for (size_t i = 0; i < sizeof(broken) / sizeof(broken[0]); i++) {
         why[0] = '\0';
-        if (schema_lint(&broken[i], why, sizeof(why)))
+        if (schema_lint_check(&broken[i], why, sizeof(why)))
             fail_msg("broken declaration %zu passed the lint", i);
         assert_true(why[0] != '\0');
     }
@@ -363,7 +428,7 @@ static void test_registry(void **state)
     for (size_t i = 0; i < handler_count(); i++) {
         const handler_t *h = handler_at(i);
         char why[256];
-        if (!schema_lint(h->schema, why, sizeof(why)))
+        if (!schema_lint_check(h->schema, why, sizeof(why)))
             fail_msg("%s: %s", h->name, why);
         assert_non_null(h->execute);
         assert_non_null(h->summary);
@@ -504,7 +569,8 @@ static void test_list_helpers(void **state)
     (void)state;
     json_t *p = json_pack("{s:i}", "limit", 3);
     handler_list_t l;
-    assert_true(handler_list_begin(&l, p, sizeof(test_row_t)));
+    handler_list_begin(&l, p, sizeof(test_row_t));
+    assert_non_null(l.rows);
     assert_int_equal(l.page.limit, 3);
     assert_null(l.page.starting_after);
     test_row_t *rows = l.rows;
@@ -530,7 +596,8 @@ static void test_list_helpers(void **state)
 
     /* A failed access call: its error is the answer, and nothing is cleared
      * (the access layer leaves no row owning anything). */
-    assert_true(handler_list_begin(&l, p, sizeof(test_row_t)));
+    handler_list_begin(&l, p, sizeof(test_row_t));
+    assert_non_null(l.rows);
     l.aerr = (access_error_t){.status = ACCESS_NOT_FOUND};
     snprintf(l.aerr.field, sizeof(l.aerr.field), "starting_after");
     snprintf(l.aerr.message, sizeof(l.aerr.message), "no payment with this id in the account");
@@ -558,6 +625,7 @@ int main(void)
         cmocka_unit_test(test_paths_truncate_on_characters),
         cmocka_unit_test(test_defaults),
         cmocka_unit_test(test_json_schema_output),
+        cmocka_unit_test(test_doc_markdown),
         cmocka_unit_test(test_lint),
         cmocka_unit_test(test_registry),
         cmocka_unit_test(test_execute_validates_first),

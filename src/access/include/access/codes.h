@@ -9,6 +9,7 @@
 #define TALLY_ACCESS_CODES_H
 
 #include "access/tx.h"
+#include "common/enumstr.h"
 
 #include <stdbool.h>
 #include <stdint.h>
@@ -20,14 +21,17 @@
 
 /* What a code allows now, judged by the database's clock. A code that is
  * several things at once reports the first of revoked, expired, exhausted. */
-typedef enum access_code_state {
-    ACCESS_CODE_ACTIVE,
-    ACCESS_CODE_REVOKED,
-    ACCESS_CODE_EXPIRED,
-    ACCESS_CODE_EXHAUSTED, /* redeemed_count reached max_redemptions */
-} access_code_state_t;
+// clang-format off
+#define ACCESS_CODE_STATE_LIST(X)                                                                  \
+    X(ACCESS_CODE_ACTIVE, "active")                                                                \
+    X(ACCESS_CODE_REVOKED, "revoked")                                                              \
+    X(ACCESS_CODE_EXPIRED, "expired")                                                              \
+    X(ACCESS_CODE_EXHAUSTED, "exhausted") /* redeemed_count reached max_redemptions */
+// clang-format on
 
-/* "active", "revoked", "expired", "exhausted". */
+typedef enum access_code_state { ACCESS_CODE_STATE_LIST(ENUMSTR_CONST) } access_code_state_t;
+
+/* The state's name, as the database computes it; "?" outside the list. */
 const char *access_code_state_str(access_code_state_t s);
 
 typedef struct access_code {

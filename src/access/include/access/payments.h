@@ -9,6 +9,7 @@
 #define TALLY_ACCESS_PAYMENTS_H
 
 #include "access/tx.h"
+#include "common/enumstr.h"
 
 #include <jansson.h>
 #include <stdbool.h>
@@ -17,14 +18,18 @@
 #define ACCESS_PAYMENT_ID_MAX       48   /* buffer for a Tally id ("pay_…") */
 #define ACCESS_PAYMENT_EXTERNAL_MAX 1024 /* 255 characters of UTF-8, NUL-terminated */
 
+/* A payment's statuses as stored and answered (common/enumstr.h). */
+#define ACCESS_PAYMENT_STATUS_LIST(X)                                                              \
+    X(ACCESS_PAYMENT_PENDING, "pending")                                                           \
+    X(ACCESS_PAYMENT_SUCCEEDED, "succeeded")                                                       \
+    X(ACCESS_PAYMENT_FAILED, "failed")                                                             \
+    X(ACCESS_PAYMENT_REFUNDED, "refunded")
+
 typedef enum access_payment_status {
-    ACCESS_PAYMENT_PENDING,
-    ACCESS_PAYMENT_SUCCEEDED,
-    ACCESS_PAYMENT_FAILED,
-    ACCESS_PAYMENT_REFUNDED,
+    ACCESS_PAYMENT_STATUS_LIST(ENUMSTR_CONST)
 } access_payment_status_t;
 
-/* "pending", "succeeded", "failed", "refunded". */
+/* The status's name; "?" for a value outside the list. */
 const char *access_payment_status_str(access_payment_status_t s);
 
 /* Parses one of those strings; false otherwise. */

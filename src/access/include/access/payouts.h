@@ -11,19 +11,24 @@
 
 #include "access/routes.h"
 #include "access/tx.h"
+#include "common/enumstr.h"
 
 #include <stdbool.h>
 #include <stdint.h>
 
 #define ACCESS_PAYOUT_ID_MAX 48 /* buffer for a Tally id ("po_…") */
 
+/* A payout's statuses as stored and answered (common/enumstr.h). */
+#define ACCESS_PAYOUT_STATUS_LIST(X)                                                               \
+    X(ACCESS_PAYOUT_PENDING, "pending")                                                            \
+    X(ACCESS_PAYOUT_PAID, "paid")                                                                  \
+    X(ACCESS_PAYOUT_FAILED, "failed")
+
 typedef enum access_payout_status {
-    ACCESS_PAYOUT_PENDING,
-    ACCESS_PAYOUT_PAID,
-    ACCESS_PAYOUT_FAILED,
+    ACCESS_PAYOUT_STATUS_LIST(ENUMSTR_CONST)
 } access_payout_status_t;
 
-/* "pending", "paid", "failed". */
+/* The status's name; "?" for a value outside the list. */
 const char *access_payout_status_str(access_payout_status_t s);
 
 /* Parses one of those strings; false otherwise. */

@@ -26,6 +26,7 @@
 #define TALLY_ACCESS_SHARES_H
 
 #include "access/tx.h"
+#include "common/enumstr.h"
 
 #include <stdbool.h>
 #include <stddef.h>
@@ -35,12 +36,15 @@
 #define ACCESS_SHARE_PARTY_MAX 257 /* 64 characters of UTF-8, NUL-terminated */
 #define ACCESS_SHARE_ID_MAX    48
 
-typedef enum access_share_kind {
-    ACCESS_SHARE_ALLOCATION, /* share.allocate */
-    ACCESS_SHARE_REVERSAL,   /* a later refund's share, amount ≤ 0 */
-} access_share_kind_t;
+// clang-format off
+#define ACCESS_SHARE_KIND_LIST(X)                                                                  \
+    X(ACCESS_SHARE_ALLOCATION, "allocation") /* share.allocate */                                  \
+    X(ACCESS_SHARE_REVERSAL, "reversal")     /* a later refund's share, amount ≤ 0 */
+// clang-format on
 
-/* "allocation" or "reversal". */
+typedef enum access_share_kind { ACCESS_SHARE_KIND_LIST(ENUMSTR_CONST) } access_share_kind_t;
+
+/* "allocation" or "reversal" ("allocation" outside the list). */
 const char *access_share_kind_str(access_share_kind_t k);
 
 typedef struct access_share_row {

@@ -6,17 +6,24 @@
 
 #include <stdbool.h>
 
-typedef enum tally_errcode {
-    TALLY_ERR_NONE = 0,
-    TALLY_ERR_INVALID_REQUEST,
-    TALLY_ERR_UNSUPPORTED_VERSION,
-    TALLY_ERR_UNKNOWN_TYPE,
-    TALLY_ERR_IDEMPOTENCY_CONFLICT,
-    TALLY_ERR_NOT_FOUND,
-    TALLY_ERR_CONFLICT,
-    TALLY_ERR_INSUFFICIENT_FUNDS,
-    TALLY_ERR_INTERNAL,
-} tally_errcode_t;
+/* One list: constant, wire string, whether an answer with it is stored for
+ * replay (CONTRACT.md §3's table). A new code is one line here. */
+// clang-format off
+#define TALLY_ERRCODE_LIST(X)                                        \
+    X(TALLY_ERR_NONE,                 "none",                 true)  \
+    X(TALLY_ERR_INVALID_REQUEST,      "invalid_request",      false) \
+    X(TALLY_ERR_UNSUPPORTED_VERSION,  "unsupported_version",  false) \
+    X(TALLY_ERR_UNKNOWN_TYPE,         "unknown_type",         false) \
+    X(TALLY_ERR_IDEMPOTENCY_CONFLICT, "idempotency_conflict", false) \
+    X(TALLY_ERR_NOT_FOUND,            "not_found",            true)  \
+    X(TALLY_ERR_CONFLICT,             "conflict",             true)  \
+    X(TALLY_ERR_INSUFFICIENT_FUNDS,   "insufficient_funds",   true)  \
+    X(TALLY_ERR_INTERNAL,             "internal",             false)
+// clang-format on
+
+#define TALLY_ERRCODE_CONST_(constant, string, stored) constant,
+typedef enum tally_errcode { TALLY_ERRCODE_LIST(TALLY_ERRCODE_CONST_) } tally_errcode_t;
+#undef TALLY_ERRCODE_CONST_
 
 /* The wire string ("invalid_request", …); "none" for TALLY_ERR_NONE. Never NULL. */
 const char *tally_errcode_str(tally_errcode_t code);

@@ -9,11 +9,20 @@
 #ifndef TALLY_COMMON_LOG_H
 #define TALLY_COMMON_LOG_H
 
+#include "common/enumstr.h"
+
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
-typedef enum log_level { LOG_DEBUG, LOG_INFO, LOG_WARN, LOG_ERROR } log_level_t;
+/* The levels, lowest first, with the name a line carries (common/enumstr.h). */
+#define LOG_LEVEL_LIST(X)                                                                          \
+    X(LOG_DEBUG, "debug")                                                                          \
+    X(LOG_INFO, "info")                                                                            \
+    X(LOG_WARN, "warn")                                                                            \
+    X(LOG_ERROR, "error")
+
+typedef enum log_level { LOG_LEVEL_LIST(ENUMSTR_CONST) } log_level_t;
 
 typedef enum log_kv_kind { LOG_KV_END, LOG_KV_STR, LOG_KV_INT, LOG_KV_DBL, LOG_KV_BOOL } log_kv_kind_t;
 

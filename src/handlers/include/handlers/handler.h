@@ -57,6 +57,11 @@ bool handler_validate(const handler_t *h, const json_t *payload, handler_error_t
  * A new reference the caller owns, or NULL on allocation failure. */
 json_t *handler_json_schema(const handler_t *h);
 
+/* The job type's section of docs/JOB_TYPES.md: a heading, its summary and
+ * the table of its payload's fields, bounds, defaults and enums, generated
+ * from the same declaration. The caller frees it. */
+char *handler_doc_markdown(const handler_t *h);
+
 /* Runs a validated payload in tx. On HANDLER_OK, *result is a new reference
  * the caller owns; otherwise *result is NULL and err says why. On anything but
  * HANDLER_OK the caller rolls tx back before writing the answer. */

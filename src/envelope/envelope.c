@@ -1,4 +1,8 @@
-#include "envelope.h"
+#include "envelope/envelope.h"
+
+#include "common/mem.h"
+#include "common/topic.h"
+#include "common/utf8.h"
 
 #include <stdarg.h>
 #include <stdint.h>
@@ -6,72 +10,12 @@
 #include <stdlib.h>
 #include <string.h>
 
-bool envelope_utf8_valid(const unsigned char *s, size_t len, size_t *bad)
-{
-    size_t i = 0;
-    while (i < len) {
-        unsigned char c = s[i];
-        size_t n;
-        uint32_t cp, min;
-        if (c < 0x80) {
-            i++;
-            continue;
-        } else if ((c & 0xE0) == 0xC0) {
-            n = 2, cp = c & 0x1F, min = 0x80;
-        } else if ((c & 0xF0) == 0xE0) {
-            n = 3, cp = c & 0x0F, min = 0x800;
-        } else if ((c & 0xF8) == 0xF0) {
-            n = 4, cp = c & 0x07, min = 0x10000;
-        } else {
-            goto fail;
-        }
-        if (len - i < n)
-            goto fail;
-        for (size_t k = 1; k < n; k++) {
-            if ((s[i + k] & 0xC0) != 0x80)
-                goto fail;
-            cp = (cp << 6) | (s[i + k] & 0x3F);
-        }
-        if (cp < min || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF))
-            goto fail;
-        i += n;
-    }
-    return true;
-fail:
-    if (bad != NULL)
-        *bad = i;
-    return false;
-}
-
-/* Characters (code points) of valid UTF-8. */
-static size_t utf8_chars(const char *s)
-{
-    size_t n = 0;
-    for (; *s != '\0'; s++)
-        n += ((unsigned char)*s & 0xC0) != 0x80;
-    return n;
-}
-
-bool envelope_topic_valid(const char *s, size_t len)
-{
-    if (len == 0 || len > ENVELOPE_TOPIC_MAX || (len == 1 && s[0] == '.') ||
-        (len == 2 && s[0] == '.' && s[1] == '.'))
-        return false;
-    for (size_t i = 0; i < len; i++) {
-        char c = s[i];
-        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-              c == '.' || c == '_' || c == '-'))
-            return false;
-    }
-    return true;
-}
-
 /* Keeps a message that goes into a header, a result and a JSON log line
  * valid UTF-8 (jansson's "near '…'" and truncation can cut a character). */
 static void repair_utf8(char *m)
 {
     size_t len = strlen(m), bad = 0;
-    while (!envelope_utf8_valid((unsigned char *)m, len, &bad))
+    while (!utf8_valid(m, len, &bad))
         m[bad] = '?';
 }
 
@@ -168,16 +112,14 @@ bool envelope_parse(const void *value, size_t len, envelope_text_t *t, char *why
     char original[sizeof(jerr.text)];
     int line = jerr.line, column = jerr.column;
     snprintf(original, sizeof(original), "%s", jerr.text);
-    char *copy = malloc(len > 0 ? len : 1);
-    if (copy != NULL) {
-        jscan_run(value, len, copy, t->members, ENVELOPE_M_COUNT, &t->scan);
-        if (t->scan.valid && t->scan.problem != JSCAN_NONE)
-            t->root = json_loadb(copy, len, JSON_DECODE_ANY, &jerr);
-        free(copy);
-    }
+    char *copy = mem_alloc(len);
+    jscan_run(value, len, copy, t->members, ENVELOPE_M_COUNT, &t->scan);
+    if (t->scan.valid && t->scan.problem != JSCAN_NONE)
+        t->root = json_loadb(copy, len, JSON_DECODE_ANY, &jerr);
+    free(copy);
     if (t->root != NULL)
         return true;
-    if (copy != NULL && !t->scan.valid)
+    if (!t->scan.valid)
         snprintf(why, whylen, "not JSON: invalid at byte %zu", t->scan.error_offset);
     else
         snprintf(why, whylen, "not JSON: %s (line %d, column %d)", original, line, column);
@@ -190,19 +132,15 @@ bool envelope_member_trusted(const envelope_text_t *t, int m)
     return t->scan.problem == JSCAN_NONE || (t->members[m].count <= 1 && !t->members[m].tainted);
 }
 
+/* Whether the problem the lenient reading of t found lies inside the payload. */
+static bool problem_in_payload(const envelope_text_t *t)
+{
+    return t->scan.member == ENVELOPE_M_PAYLOAD && strncmp(t->scan.path, "payload.", 8) == 0;
+}
+
 void envelope_problem_field(const envelope_text_t *t, char *out, size_t size)
 {
-    const char *path = t->scan.path;
-    bool inside = t->scan.member == ENVELOPE_M_PAYLOAD && strncmp(path, "payload.", 8) == 0;
-    const char *src = inside ? path + 8 : path;
-    size_t n = strlen(src);
-    if (n >= size) { /* cut whole characters */
-        n = size - 1;
-        while (n > 0 && ((unsigned char)src[n] & 0xC0) == 0x80)
-            n--;
-    }
-    memcpy(out, src, n);
-    out[n] = '\0';
+    utf8_copy(out, size, problem_in_payload(t) ? t->scan.path + 8 : t->scan.path);
 }
 
 /* The invalid_request for what the lenient reading found. */
@@ -211,15 +149,14 @@ static envelope_kind_t reject_problem(envelope_t *env, const envelope_text_t *t)
     const jscan_t *scan = &t->scan;
     char field[JSCAN_PATH_MAX], message[sizeof(env->error_message)];
     envelope_problem_field(t, field, sizeof(field));
-    const char *what = scan->problem == JSCAN_DUPLICATE_KEY  ? "appears twice in its object"
-                       : scan->problem == JSCAN_NUMBER_RANGE ? "is a number out of range"
-                                                             : "contains \\u0000 (NUL)";
     if (field[0] != '\0')
-        snprintf(message, sizeof(message), "%s %s", field, what);
+        snprintf(message, sizeof(message), "%s %s", field, jscan_problem_predicate(scan->problem));
     else
         snprintf(message, sizeof(message), "the request holds %s",
                  jscan_problem_str(scan->problem));
-    return reject(env, TALLY_ERR_INVALID_REQUEST, field, message);
+    envelope_kind_t kind = reject(env, TALLY_ERR_INVALID_REQUEST, field, message);
+    env->error_in_payload = problem_in_payload(t);
+    return kind;
 }
 
 envelope_kind_t envelope_decode(const envelope_policy_t *policy, const void *key, size_t key_len,
@@ -231,7 +168,7 @@ envelope_kind_t envelope_decode(const envelope_policy_t *policy, const void *key
     if (value_len > ENVELOPE_MAX_VALUE)
         return dlq(env, "message value of %zu bytes exceeds the 1 MiB limit", value_len);
     size_t bad = 0;
-    if (!envelope_utf8_valid(value, value_len, &bad))
+    if (!utf8_valid(value, value_len, &bad))
         return dlq(env, "message value is not valid UTF-8 (byte %zu)", bad);
 
     envelope_text_t t;
@@ -280,18 +217,19 @@ envelope_kind_t envelope_decode(const envelope_policy_t *policy, const void *key
     json_t *corr =
         envelope_member_trusted(&t, ENVELOPE_M_CORR) ? optional(root, "correlation_id") : NULL;
     bool corr_ok =
-        corr == NULL || (json_is_string(corr) && json_string_length(corr) < ENVELOPE_CORR_SIZE &&
-                         strlen(json_string_value(corr)) == json_string_length(corr) &&
-                         utf8_chars(json_string_value(corr)) <= ENVELOPE_CORR_MAX);
+        corr == NULL ||
+        (json_is_string(corr) && json_string_length(corr) < ENVELOPE_CORR_SIZE &&
+         strlen(json_string_value(corr)) == json_string_length(corr) &&
+         utf8_chars(json_string_value(corr), json_string_length(corr)) <= ENVELOPE_CORR_MAX);
     if (corr != NULL && corr_ok) {
         memcpy(env->correlation_id, json_string_value(corr), json_string_length(corr) + 1);
         env->has_correlation_id = true;
     }
     json_t *reply_to =
         envelope_member_trusted(&t, ENVELOPE_M_REPLY_TO) ? optional(root, "reply_to") : NULL;
-    bool reply_ok = reply_to == NULL || (json_is_string(reply_to) &&
-                                         envelope_topic_valid(json_string_value(reply_to),
-                                                              json_string_length(reply_to)));
+    bool reply_ok = reply_to == NULL ||
+                    (json_is_string(reply_to) &&
+                     topic_name_valid(json_string_value(reply_to), json_string_length(reply_to)));
     bool reply_allowed = reply_to == NULL || !reply_ok ||
                          envelope_reply_to_allowed(policy, json_string_value(reply_to));
     if (reply_to != NULL && reply_ok && reply_allowed)
@@ -331,7 +269,7 @@ envelope_kind_t envelope_decode(const envelope_policy_t *policy, const void *key
     }
     if (!reply_ok) {
         kind = reject(env, TALLY_ERR_INVALID_REQUEST, "reply_to",
-                      "reply_to must be a Kafka topic name (1-249 chars of [A-Za-z0-9._-])");
+                      "reply_to must be a Kafka topic name (" TOPIC_NAME_RULE ")");
         goto done;
     }
     if (!reply_allowed) {

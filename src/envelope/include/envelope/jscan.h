@@ -19,8 +19,8 @@
  *     be trusted).
  *
  * The text must be valid UTF-8 (check it first). Pure; any bytes are safe. */
-#ifndef TALLY_WORKER_JSCAN_H
-#define TALLY_WORKER_JSCAN_H
+#ifndef TALLY_ENVELOPE_JSCAN_H
+#define TALLY_ENVELOPE_JSCAN_H
 
 #include <stdbool.h>
 #include <stddef.h>
@@ -28,12 +28,19 @@
 #define JSCAN_MAX_DEPTH 2048 /* jansson's JSON_PARSER_MAX_DEPTH */
 #define JSCAN_PATH_MAX  128  /* bytes of a reported path, with the NUL */
 
-typedef enum jscan_problem {
-    JSCAN_NONE,
-    JSCAN_DUPLICATE_KEY,
-    JSCAN_NUMBER_RANGE,
-    JSCAN_NUL,
-} jscan_problem_t;
+/* The problems, each with a noun for messages about the text and a
+ * predicate for messages about one field ("amount is a number out of range"). */
+// clang-format off
+#define JSCAN_PROBLEM_LIST(X)                                                                      \
+    X(JSCAN_NONE,          "nothing",               "holds no problem")                            \
+    X(JSCAN_DUPLICATE_KEY, "a duplicate key",       "appears twice in its object")                 \
+    X(JSCAN_NUMBER_RANGE,  "a number out of range", "is a number out of range")                    \
+    X(JSCAN_NUL,           "\\u0000 (NUL)",         "contains \\u0000 (NUL)")
+// clang-format on
+
+#define JSCAN_PROBLEM_CONST_(constant, noun, predicate) constant,
+typedef enum jscan_problem { JSCAN_PROBLEM_LIST(JSCAN_PROBLEM_CONST_) } jscan_problem_t;
+#undef JSCAN_PROBLEM_CONST_
 
 typedef struct jscan_member {
     const char *name; /* in: a top-level member name */
@@ -56,7 +63,12 @@ typedef struct jscan {
 void jscan_run(const char *text, size_t len, char *out, jscan_member_t *members, size_t n,
                jscan_t *result);
 
-/* "a duplicate key", "a number out of range", "\\u0000 (NUL)": for messages. */
+/* "a duplicate key", "a number out of range", "\\u0000 (NUL)": for messages
+ * ("nothing" for JSCAN_NONE or a value outside the list). */
 const char *jscan_problem_str(jscan_problem_t p);
+
+/* What a field holding the problem does: "appears twice in its object", "is
+ * a number out of range", "contains \\u0000 (NUL)". */
+const char *jscan_problem_predicate(jscan_problem_t p);
 
 #endif

@@ -1,4 +1,8 @@
-#include "jscan.h"
+#include "envelope/jscan.h"
+
+#include "common/enumstr.h"
+#include "common/mem.h"
+#include "common/utf8.h"
 
 #include <errno.h>
 #include <math.h>
@@ -43,14 +47,12 @@ static uint64_t fnv1a(const char *s, size_t n)
     return h;
 }
 
-/* Adds key; returns 1 when it was new, 0 when a duplicate, -1 out of memory. */
-static int key_set_add(key_set_t *ks, const char *key, size_t len)
+/* Adds key; returns whether it was new (false: a duplicate). */
+static bool key_set_add(key_set_t *ks, const char *key, size_t len)
 {
     if ((ks->n + 1) * 2 > ks->cap) {
         size_t cap = ks->cap ? ks->cap * 2 : 16;
-        key_slot_t *slots = calloc(cap, sizeof(*slots));
-        if (slots == NULL)
-            return -1;
+        key_slot_t *slots = mem_calloc(cap, sizeof(*slots));
         for (size_t i = 0; i < ks->cap; i++) {
             if (ks->slots[i].key == NULL)
                 continue;
@@ -68,15 +70,13 @@ static int key_set_add(key_set_t *ks, const char *key, size_t len)
     for (; ks->slots[j].key != NULL; j = (j + 1) & (ks->cap - 1)) {
         const key_slot_t *k = &ks->slots[j];
         if (k->hash == h && k->len == len && memcmp(k->key, key, len) == 0)
-            return 0;
+            return false;
     }
-    char *copy = malloc(len + 1);
-    if (copy == NULL)
-        return -1;
+    char *copy = mem_alloc(len + 1);
     memcpy(copy, key, len);
     ks->slots[j] = (key_slot_t){copy, len, h};
     ks->n++;
-    return 1;
+    return true;
 }
 
 static void key_set_free(key_set_t *ks)
@@ -95,16 +95,6 @@ static bool fail(scan_t *sc)
         sc->r->error_offset = sc->pos;
     }
     return false;
-}
-
-/* Keeps n bytes of valid UTF-8 s whole characters at a time. */
-static size_t utf8_cut(const char *s, size_t n, size_t room)
-{
-    if (n <= room)
-        return n;
-    while (room > 0 && ((unsigned char)s[room] & 0xC0) == 0x80)
-        room--;
-    return room;
 }
 
 static void path_append(scan_t *sc, const char *s, size_t n)
@@ -187,24 +177,20 @@ static int hex4(const char *p)
     return v;
 }
 
-static bool key_put(scan_t *sc, const char *p, size_t n)
+static void key_put(scan_t *sc, const char *p, size_t n)
 {
     if (sc->key_len + n > sc->key_cap) {
         size_t cap = sc->key_cap ? sc->key_cap : 64;
         while (cap < sc->key_len + n)
             cap *= 2;
-        char *k = realloc(sc->key, cap);
-        if (k == NULL)
-            return false;
-        sc->key = k;
+        sc->key = mem_realloc(sc->key, cap);
         sc->key_cap = cap;
     }
     memcpy(sc->key + sc->key_len, p, n);
     sc->key_len += n;
-    return true;
 }
 
-static bool key_put_cp(scan_t *sc, uint32_t cp)
+static void key_put_cp(scan_t *sc, uint32_t cp)
 {
     char b[4];
     size_t n;
@@ -219,7 +205,7 @@ static bool key_put_cp(scan_t *sc, uint32_t cp)
         b[0] = (char)(0xF0 | (cp >> 18)), b[1] = (char)(0x80 | ((cp >> 12) & 0x3F));
         b[2] = (char)(0x80 | ((cp >> 6) & 0x3F)), b[3] = (char)(0x80 | (cp & 0x3F)), n = 4;
     }
-    return key_put(sc, b, n);
+    key_put(sc, b, n);
 }
 
 /* A string at pos (the opening quote). A key is decoded into sc->key (its
@@ -243,8 +229,8 @@ static bool string(scan_t *sc, bool is_key)
             return fail(sc);
         if (c != '\\') {
             sc->pos++;
-            if (is_key && !key_put(sc, sc->s + start, 1))
-                return fail(sc);
+            if (is_key)
+                key_put(sc, sc->s + start, 1);
             continue;
         }
         if (sc->len - sc->pos < 2)
@@ -254,8 +240,8 @@ static bool string(scan_t *sc, bool is_key)
         if (e != '\0' && simple != NULL) {
             static const char decoded[] = "\"\\/\b\f\n\r\t";
             sc->pos += 2;
-            if (is_key && !key_put(sc, &decoded[simple - "\"\\/bfnrt"], 1))
-                return fail(sc);
+            if (is_key)
+                key_put(sc, &decoded[simple - "\"\\/bfnrt"], 1);
             continue;
         }
         if (e != 'u' || sc->len - sc->pos < 6)
@@ -281,8 +267,8 @@ static bool string(scan_t *sc, bool is_key)
             if (sc->out != NULL)
                 memcpy(sc->out + sc->pos + 2, "FFFD", 4);
         }
-        if (is_key && !key_put_cp(sc, full))
-            return fail(sc);
+        if (is_key)
+            key_put_cp(sc, full);
         sc->pos += esc;
     }
     return fail(sc);
@@ -326,9 +312,7 @@ static bool number(scan_t *sc)
     }
     size_t n = sc->pos - start;
     char small[64];
-    char *copy = n < sizeof(small) ? small : malloc(n + 1);
-    if (copy == NULL)
-        return fail(sc);
+    char *copy = n < sizeof(small) ? small : mem_alloc(n + 1);
     memcpy(copy, s + start, n);
     copy[n] = '\0';
     errno = 0;
@@ -373,11 +357,7 @@ static bool object(scan_t *sc)
         size_t saved = sc->plen;
         if (!string(sc, true))
             goto out;
-        int added = key_set_add(&keys, sc->key, sc->key_len);
-        if (added < 0) {
-            fail(sc);
-            goto out;
-        }
+        bool added = key_set_add(&keys, sc->key, sc->key_len);
         if (top) {
             sc->top = -1;
             for (size_t i = 0; i < sc->nmembers; i++) {
@@ -390,7 +370,7 @@ static bool object(scan_t *sc)
             }
         }
         path_push_key(sc, sc->key, sc->key_len);
-        if (added == 0)
+        if (!added)
             problem(sc, JSCAN_DUPLICATE_KEY);
         if (memchr(sc->key, '\0', sc->key_len) != NULL)
             problem(sc, JSCAN_NUL);
@@ -510,12 +490,9 @@ void jscan_run(const char *text, size_t len, char *out, jscan_member_t *members,
                  .nmembers = n,
                  .top = -1,
                  .r = result};
-    sc.key = malloc(sc.key_cap = 64); /* never NULL below, even for "" */
-    if (sc.key == NULL)
-        fail(&sc);
-    else
-        ws(&sc);
-    if (sc.key != NULL && value(&sc)) {
+    sc.key = mem_alloc(sc.key_cap = 64); /* never NULL below, even for "" */
+    ws(&sc);
+    if (value(&sc)) {
         ws(&sc);
         if (sc.pos != len)
             fail(&sc);
@@ -527,17 +504,19 @@ void jscan_run(const char *text, size_t len, char *out, jscan_member_t *members,
     }
 }
 
+#define NOUN(constant, noun, predicate) [constant] = noun,
+static const char *const nouns[] = {JSCAN_PROBLEM_LIST(NOUN)};
+#undef NOUN
+#define PREDICATE(constant, noun, predicate) [constant] = predicate,
+static const char *const predicates[] = {JSCAN_PROBLEM_LIST(PREDICATE)};
+#undef PREDICATE
+
 const char *jscan_problem_str(jscan_problem_t p)
 {
-    switch (p) {
-    case JSCAN_DUPLICATE_KEY:
-        return "a duplicate key";
-    case JSCAN_NUMBER_RANGE:
-        return "a number out of range";
-    case JSCAN_NUL:
-        return "\\u0000 (NUL)";
-    case JSCAN_NONE:
-    default:
-        return "nothing";
-    }
+    return enumstr_name(nouns, ENUMSTR_COUNT(nouns), (int)p, "nothing");
+}
+
+const char *jscan_problem_predicate(jscan_problem_t p)
+{
+    return enumstr_name(predicates, ENUMSTR_COUNT(predicates), (int)p, "holds no problem");
 }

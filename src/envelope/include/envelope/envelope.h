@@ -27,13 +27,15 @@
  * reply_to is never used, so every answer goes to a topic allowed to get it.
  * JSON null in an optional field (`v`, `reply_to`, `correlation_id`) counts
  * as absent. Unknown top-level fields are ignored. */
-#ifndef TALLY_WORKER_ENVELOPE_H
-#define TALLY_WORKER_ENVELOPE_H
+#ifndef TALLY_ENVELOPE_ENVELOPE_H
+#define TALLY_ENVELOPE_ENVELOPE_H
+
+#include "envelope/jscan.h"
 
 #include "access/account.h"
 #include "common/errcode.h"
+#include "common/topic.h"
 #include "handlers/handler.h"
-#include "jscan.h"
 
 #include <jansson.h>
 #include <regex.h>
@@ -45,7 +47,6 @@
 #define ENVELOPE_TYPE_MAX  128
 #define ENVELOPE_CORR_MAX  128 /* characters (code points), as envelope.json's maxLength */
 #define ENVELOPE_CORR_SIZE (ENVELOPE_CORR_MAX * 4 + 1) /* bytes, with the NUL */
-#define ENVELOPE_TOPIC_MAX 249
 
 typedef enum envelope_kind {
     ENVELOPE_ANSWER, /* answer it: *env is filled */
@@ -55,15 +56,17 @@ typedef enum envelope_kind {
 typedef struct envelope {
     char id[ENVELOPE_ID_MAX + 1];
     access_account_t account;
-    char type[ENVELOPE_TYPE_MAX + 1];      /* as sent; "" when missing, not a string or too long */
-    const handler_t *handler;              /* NULL when error != TALLY_ERR_NONE */
-    json_t *payload;                       /* owned; NULL when error != TALLY_ERR_NONE */
-    char reply_to[ENVELOPE_TOPIC_MAX + 1]; /* "" → the results topic */
+    char type[ENVELOPE_TYPE_MAX + 1];  /* as sent; "" when missing, not a string or too long */
+    const handler_t *handler;          /* NULL when error != TALLY_ERR_NONE */
+    json_t *payload;                   /* owned; NULL when error != TALLY_ERR_NONE */
+    char reply_to[TOPIC_NAME_MAX + 1]; /* "" → the results topic */
     char correlation_id[ENVELOPE_CORR_SIZE];
     bool has_correlation_id;
     tally_errcode_t error;            /* a pre-decided answer, or TALLY_ERR_NONE */
     char error_field[JSCAN_PATH_MAX]; /* field named by an invalid_request, or "" */
     char error_message[256];
+    bool error_in_payload; /* the error lies inside the payload (check 6 found it there):
+                            * a payload matter, like the validator's answers */
 } envelope_t;
 
 /* Where results may go: never one of Tally's own topics (the configured
@@ -118,12 +121,5 @@ void envelope_problem_field(const envelope_text_t *t, char *out, size_t size);
 
 /* Releases env->payload. */
 void envelope_clear(envelope_t *env);
-
-/* Whether s[0..len) is well-formed UTF-8 (no overlongs, surrogates or code
- * points above U+10FFFF). On failure *bad is the offset of the first bad byte. */
-bool envelope_utf8_valid(const unsigned char *s, size_t len, size_t *bad);
-
-/* Whether s is a legal Kafka topic name (1-249 chars of [A-Za-z0-9._-], not "." or ".."). */
-bool envelope_topic_valid(const char *s, size_t len);
 
 #endif
