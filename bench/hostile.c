@@ -89,10 +89,14 @@ void hostile_run(rig_t *rig, load_t *l, const hostile_config_t *cfg, hostile_res
     }
 
     /* Alone. */
+    rig_cpu_t c0, c1;
+    rig_cpu_snapshot(rig, &c0);
     int64_t from = load_next_seq(l);
     load_send_records(l, (int)(cfg->rate * cfg->unloaded_seconds), cfg->accounts, cfg->prefix,
                       cfg->rate);
     bool answered = load_wait(l, WAIT_MS);
+    rig_cpu_snapshot(rig, &c1);
+    rig_cpu_split(&c0, &c1, 0, &out->cpu_alone);
     load_stats(l, from, load_next_seq(l), &out->unloaded);
     if (!answered) {
         snprintf(out->broken, sizeof(out->broken), "the unloaded chains were not all answered");
@@ -110,10 +114,13 @@ void hostile_run(rig_t *rig, load_t *l, const hostile_config_t *cfg, hostile_res
                               .lists = 3,
                               .locked = 1,
                               .burst = cfg->burst};
+    rig_cpu_snapshot(rig, &c0);
     int64_t t0 = th_now_ms();
     from = load_next_seq(l);
     th_hostile_send(p, &hc, count_expected, &out->hostile_expected);
     int64_t done_ms = run_beside(l, cfg, out->hostile_expected, t0);
+    rig_cpu_snapshot(rig, &c1);
+    rig_cpu_split(&c0, &c1, 0, &out->cpu_beside);
     PQclear(PQexec(lock, "ROLLBACK"));
     PQfinish(lock);
     answered = load_wait(l, WAIT_MS);

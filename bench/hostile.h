@@ -39,8 +39,9 @@ typedef struct hostile_result {
     load_stats_t mates;    /* beside it, in its partition */
     int mates_accounts;    /* how many of the accounts share its partition */
     int64_t hostile_expected, hostile_answered;
-    double hostile_seconds; /* from its first request to its last result */
-    char broken[200];       /* "" when the row completed */
+    double hostile_seconds;            /* from its first request to its last result */
+    rig_split_t cpu_alone, cpu_beside; /* where the CPU went meanwhile */
+    char broken[200];                  /* "" when the row completed */
 } hostile_result_t;
 
 /* Runs the row on the rig's broker and worker with l (a chain load). */

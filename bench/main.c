@@ -838,6 +838,20 @@ static void row_pooler(bench_t *b)
     }
 }
 
+typedef struct cores_text {
+    char s[96];
+} cores_text_t;
+
+/* "pg 1.20, kafka 0.05, tally 0.40, client 0.05, other 0.10, idle 0.20" */
+static cores_text_t cores(const rig_split_t *c)
+{
+    cores_text_t t;
+    snprintf(t.s, sizeof(t.s),
+             "pg %.2f, kafka %.2f, tally %.2f, client %.2f, other %.2f, idle %.2f", c->pg, c->kafka,
+             c->tally, c->client, c->other, c->idle);
+    return t;
+}
+
 /* 100 well-behaved accounts' payment chains alone, then beside a hostile
  * account (hostile.h); their p99 beside it against the unloaded p99. */
 static void row_hostile(bench_t *b)
@@ -887,13 +901,15 @@ static void row_hostile(bench_t *b)
         !judge(b, lm, &r.mates, true, false))
         goto out;
     snprintf(lu->note, sizeof(lu->note),
-             "%d accounts, %.0f payment chains/s (record, allocate, refund, payout) for %d s",
-             hc.accounts, hc.rate, hc.unloaded_seconds);
+             "%d accounts, %.0f payment chains/s (record, allocate, refund, payout) for %d s; "
+             "cores: %s",
+             hc.accounts, hc.rate, hc.unloaded_seconds, cores(&r.cpu_alone).s);
     snprintf(lo->note, sizeof(lo->note),
              "the %d accounts outside the hostile account's partition, while its %lld requests "
-             "(%d-request burst) were answered in %.1f s; p99 %.1fx the unloaded",
+             "(%d-request burst) were answered in %.1f s; p99 %.1fx the unloaded; cores: %s",
              hc.accounts - r.mates_accounts, (long long)r.hostile_expected, hc.burst,
-             r.hostile_seconds, r.unloaded.p99_ms > 0 ? r.others.p99_ms / r.unloaded.p99_ms : 0);
+             r.hostile_seconds, r.unloaded.p99_ms > 0 ? r.others.p99_ms / r.unloaded.p99_ms : 0,
+             cores(&r.cpu_beside).s);
     snprintf(lm->note, sizeof(lm->note),
              "the %d accounts in its partition: behind its backlog in Kafka's order; p99 %.1fx "
              "the unloaded",
