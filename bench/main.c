@@ -906,10 +906,12 @@ static void row_hostile(bench_t *b)
              hc.accounts, hc.rate, hc.unloaded_seconds, cores(&r.cpu_alone).s);
     snprintf(lo->note, sizeof(lo->note),
              "the %d accounts outside the hostile account's partition, while its %lld requests "
-             "(%d-request burst) were answered in %.1f s; p99 %.1fx the unloaded; cores: %s",
+             "(%d-request burst) were answered in %.1f s; p99 %.1fx the unloaded (to the answer "
+             "%.0f, to the result produced %.0f ms; unloaded %.0f, %.0f); cores: %s",
              hc.accounts - r.mates_accounts, (long long)r.hostile_expected, hc.burst,
              r.hostile_seconds, r.unloaded.p99_ms > 0 ? r.others.p99_ms / r.unloaded.p99_ms : 0,
-             cores(&r.cpu_beside).s);
+             r.others.answered_p99_ms, r.others.published_p99_ms, r.unloaded.answered_p99_ms,
+             r.unloaded.published_p99_ms, cores(&r.cpu_beside).s);
     snprintf(lm->note, sizeof(lm->note),
              "the %d accounts in its partition: behind its backlog in Kafka's order; p99 %.1fx "
              "the unloaded",
