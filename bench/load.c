@@ -53,6 +53,8 @@ struct load {
     int64_t watch_peak[MAX_WATCH];
     int64_t watch_peak_sum;
     uint64_t rng;
+    char count_key[ACCOUNT_MAX]; /* "" for none */
+    int64_t key_results;
 };
 
 static const char *const type_names[LOAD_NTYPES] = {
@@ -190,10 +192,23 @@ static bool find_string(const char *text, size_t len, const char *needle, char *
     return true;
 }
 
+/* Counts a result of the account load_count_key named; true if it was one. */
+static bool count_key(load_t *l, const rd_kafka_message_t *m)
+{
+    pthread_mutex_lock(&l->lock);
+    size_t n = strlen(l->count_key);
+    bool hit = n > 0 && m->key_len == n && memcmp(m->key, l->count_key, n) == 0;
+    l->key_results += hit;
+    pthread_mutex_unlock(&l->lock);
+    return hit;
+}
+
 static void on_result(load_t *l, const rd_kafka_message_t *m, int64_t now)
 {
     char corr[64];
     const char *text = m->payload;
+    if (count_key(l, m))
+        return;
     if (text == NULL || !find_string(text, m->len, "\"correlation_id\":\"", corr, sizeof(corr)))
         return; /* not ours */
     char *dot;
@@ -526,7 +541,29 @@ static double quantile_ms(const int64_t *v, int64_t n, double q)
     return (double)v[k] / 1e6;
 }
 
+void load_count_key(load_t *l, const char *key)
+{
+    pthread_mutex_lock(&l->lock);
+    snprintf(l->count_key, sizeof(l->count_key), "%s", key);
+    l->key_results = 0;
+    pthread_mutex_unlock(&l->lock);
+}
+
+int64_t load_key_results(load_t *l)
+{
+    pthread_mutex_lock(&l->lock);
+    int64_t n = l->key_results;
+    pthread_mutex_unlock(&l->lock);
+    return n;
+}
+
 void load_stats(load_t *l, int64_t from, int64_t to, load_stats_t *out)
+{
+    load_stats_where(l, from, to, NULL, NULL, out);
+}
+
+void load_stats_where(load_t *l, int64_t from, int64_t to, load_keep_cb keep, void *arg,
+                      load_stats_t *out)
 {
     memset(out, 0, sizeof(*out));
     pthread_mutex_lock(&l->lock);
@@ -553,6 +590,8 @@ void load_stats(load_t *l, int64_t from, int64_t to, load_stats_t *out)
     int64_t first_sent = INT64_MAX, last_recv = 0, k = 0, a = 0, p = 0;
     for (int64_t s = from; s < to; s++) {
         const slot_t *sl = &l->slots[s];
+        if (keep != NULL && (l->accounts == NULL || !keep(l->accounts[s], arg)))
+            continue;
         out->sent++;
         if (sl->sent_ns < first_sent)
             first_sent = sl->sent_ns;

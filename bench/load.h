@@ -10,7 +10,8 @@
  *
  * A consumer thread reads the results topic (every partition, from the
  * beginning, outside any group) and, while it runs, samples the resident
- * memory of the processes given to load_watch every 100 ms. In a chain load
+ * memory of the processes given to load_watch every 100 ms, and counts the
+ * results of one other account (load_count_key). In a chain load
  * (the mixed workload) that thread also sends each ok payment.record's
  * follow-ups one after another: share.allocate, payment.refund, payout.create.
  *
@@ -102,6 +103,17 @@ typedef struct load_stats {
 
 /* Statistics of the requests with from <= seq < to. */
 void load_stats(load_t *l, int64_t from, int64_t to, load_stats_t *out);
+
+/* The same, of those whose account keep(account, arg) accepts; only a chain
+ * load knows its requests' accounts (else nothing is kept). */
+typedef bool (*load_keep_cb)(const char *account, void *arg);
+void load_stats_where(load_t *l, int64_t from, int64_t to, load_keep_cb keep, void *arg,
+                      load_stats_t *out);
+
+/* From now on, results keyed key (another producer's account: not timed)
+ * are counted; load_key_results says how many arrived. */
+void load_count_key(load_t *l, const char *key);
+int64_t load_key_results(load_t *l);
 
 const char *load_type_name(load_type_t t);
 

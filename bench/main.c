@@ -9,10 +9,12 @@
  * from rotting. The exit status is non-zero only for a broken run (results
  * missing, deliveries failed, a service that would not start), never because
  * a number is slow. */
+#include "hostile.h"
 #include "load.h"
 #include "pgb.h"
 #include "procstat.h"
 #include "rig.h"
+#include "th_hostile.h"
 #include "th_internal.h"
 
 #include <getopt.h>
@@ -45,7 +47,8 @@ enum {
     ROW_HALFRATE = 1 << 5,
     ROW_BACKLOG = 1 << 6,
     ROW_POOLER = 1 << 7,
-    ROW_ALL = (1 << 8) - 1,
+    ROW_HOSTILE = 1 << 8,
+    ROW_ALL = (1 << 9) - 1,
 };
 
 static const struct {
@@ -54,7 +57,7 @@ static const struct {
 } row_names[] = {
     {"limit", ROW_LIMIT},       {"tally", ROW_TALLY},       {"mixed", ROW_MIXED},
     {"replicas", ROW_REPLICAS}, {"fairness", ROW_FAIRNESS}, {"halfrate", ROW_HALFRATE},
-    {"backlog", ROW_BACKLOG},   {"pooler", ROW_POOLER},
+    {"backlog", ROW_BACKLOG},   {"pooler", ROW_POOLER},     {"hostile", ROW_HOSTILE},
 };
 
 typedef struct opts {
@@ -64,6 +67,8 @@ typedef struct opts {
     double rate;
     int halfrate_seconds;
     int fair_backlog, fair_accounts;
+    int hostile_burst, hostile_seconds;
+    double hostile_rate;
     int backlog, backlog_partitions, drain_seconds;
     double quiet_load;
     int quiet_wait;
@@ -213,7 +218,7 @@ static void usage(FILE *f)
                "  --n N                  requests per Tally row (default 50000)\n"
                "  --accounts N           accounts they are spread over (default 1000)\n"
                "  --rows LIST            comma-separated, default all: limit, tally, mixed,\n"
-               "                         replicas, fairness, halfrate, backlog, pooler\n"
+               "                         replicas, fairness, halfrate, backlog, pooler, hostile\n"
                "  --replicas LIST        replica counts of the replicas row (default 1,2,4)\n"
                "  --partitions N         request topic partitions (default 16)\n"
                "  --brokers N            embedded brokers (default 1; more cost every client\n"
@@ -225,6 +230,10 @@ static void usage(FILE *f)
                "  --halfrate-seconds N   how long the rate-limited producer runs (default 20)\n"
                "  --fair-backlog N       the fairness row's big account backlog (default 20000)\n"
                "  --fair-accounts N      other accounts sending one request each (default 100)\n"
+               "  --hostile-burst N      the hostile account's burst (default 20000)\n"
+               "  --hostile-rate R       payment chains per second of the 100 well-behaved\n"
+               "                         accounts beside it (default 50)\n"
+               "  --hostile-seconds N    how long they first run alone (default 20)\n"
                "  --backlog N            requests waiting before the worker starts (default\n"
                "                         1000000)\n"
                "  --backlog-partitions N partitions for it (default 128; each keeps ~5 MB)\n"
@@ -290,6 +299,9 @@ static void smoke_defaults(opts_t *o)
     o->halfrate_seconds = 3;
     o->fair_backlog = 300;
     o->fair_accounts = 10;
+    o->hostile_burst = 300;
+    o->hostile_seconds = 2;
+    o->hostile_rate = 10;
     o->backlog = 2000;
     o->backlog_partitions = 8;
     o->drain_seconds = 3;
@@ -311,6 +323,9 @@ static int parse_opts(int argc, char **argv, opts_t *o)
                   .halfrate_seconds = 20,
                   .fair_backlog = 20000,
                   .fair_accounts = 100,
+                  .hostile_burst = 20000,
+                  .hostile_seconds = 20,
+                  .hostile_rate = 50,
                   .backlog = 1000000,
                   .backlog_partitions = 128,
                   .drain_seconds = 30,
@@ -336,6 +351,9 @@ static int parse_opts(int argc, char **argv, opts_t *o)
         {"halfrate-seconds", required_argument, 0, 'H'},
         {"fair-backlog", required_argument, 0, 'F'},
         {"fair-accounts", required_argument, 0, 'f'},
+        {"hostile-burst", required_argument, 0, 'U'},
+        {"hostile-rate", required_argument, 0, 'V'},
+        {"hostile-seconds", required_argument, 0, 'S'},
         {"backlog", required_argument, 0, 'B'},
         {"backlog-partitions", required_argument, 0, 'P'},
         {"drain-seconds", required_argument, 0, 'D'},
@@ -396,6 +414,15 @@ static int parse_opts(int argc, char **argv, opts_t *o)
         case 'f':
             o->fair_accounts = atoi(optarg);
             break;
+        case 'U':
+            o->hostile_burst = atoi(optarg);
+            break;
+        case 'V':
+            o->hostile_rate = atof(optarg);
+            break;
+        case 'S':
+            o->hostile_seconds = atoi(optarg);
+            break;
         case 'B':
             o->backlog = atoi(optarg);
             break;
@@ -436,9 +463,10 @@ static int parse_opts(int argc, char **argv, opts_t *o)
     }
     if (optind < argc || o->n < 1 || o->accounts < 1 || o->partitions < 1 || o->partitions > 256 ||
         o->brokers < 1 || o->clients < 1 || o->pgbench_seconds < 1 || o->warmup < 0 ||
-        o->fair_backlog < 1 || o->fair_accounts < 1 || o->backlog < 1 ||
-        o->backlog_partitions < 1 || o->backlog_partitions > 256 || o->drain_seconds < 1 ||
-        o->halfrate_seconds < 1 || o->fetch_wait_ms < 1 || o->fetch_wait_ms > 500) {
+        o->fair_backlog < 1 || o->fair_accounts < 1 || o->backlog < 1 || o->hostile_burst < 0 ||
+        o->hostile_rate < 1 || o->hostile_seconds < 1 || o->backlog_partitions < 1 ||
+        o->backlog_partitions > 256 || o->drain_seconds < 1 || o->halfrate_seconds < 1 ||
+        o->fetch_wait_ms < 1 || o->fetch_wait_ms > 500) {
         fprintf(stderr, "tally-bench: bad arguments (see --help)\n");
         return 2;
     }
@@ -810,6 +838,91 @@ static void row_pooler(bench_t *b)
     }
 }
 
+typedef struct cores_text {
+    char s[96];
+} cores_text_t;
+
+/* "pg 1.20, kafka 0.05, tally 0.40, client 0.05, other 0.10, idle 0.20" */
+static cores_text_t cores(const rig_split_t *c)
+{
+    cores_text_t t;
+    snprintf(t.s, sizeof(t.s),
+             "pg %.2f, kafka %.2f, tally %.2f, client %.2f, other %.2f, idle %.2f", c->pg, c->kafka,
+             c->tally, c->client, c->other, c->idle);
+    return t;
+}
+
+/* 100 well-behaved accounts' payment chains alone, then beside a hostile
+ * account (hostile.h); their p99 beside it against the unloaded p99. */
+static void row_hostile(bench_t *b)
+{
+    row_start(b, "hostile");
+    rig_pg_settle(&b->rig);
+    rig_broker_start(&b->rig, b->o.partitions);
+    /* The smoke run shortens the locked payment's retry budget (~25 s). */
+    const char *env[] = {"TALLY_REPLY_TO_PATTERN=" TH_HOSTILE_REPLY_TO_PATTERN,
+                         "TALLY_LOCK_TIMEOUT_MS=200", "TALLY_MAX_RETRIES=2", NULL};
+    if (!b->o.smoke)
+        env[1] = NULL;
+    b->rig.row_env = env;
+    rig_workers_start(&b->rig, 1, true);
+    b->rig.row_env = NULL;
+    hostile_config_t hc = {.accounts = 100,
+                           .rate = b->o.hostile_rate,
+                           .unloaded_seconds = b->o.hostile_seconds,
+                           .max_seconds = 600,
+                           .big = b->o.smoke ? 10 : 100,
+                           .burst = b->o.hostile_burst};
+    int64_t cap =
+        b->o.warmup + (int64_t)(hc.rate * (hc.unloaded_seconds + hc.max_seconds + 2)) * 4 + 64;
+    load_t *l = new_load(b, cap, true, b->o.partitions);
+    char prefix[64];
+    account_prefix(b, prefix, sizeof(prefix));
+    hc.prefix = prefix;
+    line_t *lu = new_line(b, "hostile: unloaded");
+    line_t *lo = new_line(b, "hostile: beside, others");
+    line_t *lm = new_line(b, "hostile: beside, its mates");
+    if (!warm_up(b, l, prefix)) {
+        snprintf(lo->note, sizeof(lo->note), "BROKEN: the warm-up was not answered");
+        b->broken++;
+        goto out;
+    }
+    hostile_result_t r;
+    hostile_run(&b->rig, l, &hc, &r);
+    load_line(lu, &r.unloaded);
+    load_line(lo, &r.others);
+    load_line(lm, &r.mates);
+    if (r.broken[0] != '\0') {
+        snprintf(lo->note, sizeof(lo->note), "BROKEN: %s", r.broken);
+        b->broken++;
+        goto out;
+    }
+    if (!judge(b, lu, &r.unloaded, true, false) || !judge(b, lo, &r.others, true, false) ||
+        !judge(b, lm, &r.mates, true, false))
+        goto out;
+    snprintf(lu->note, sizeof(lu->note),
+             "%d accounts, %.0f payment chains/s (record, allocate, refund, payout) for %d s; "
+             "cores: %s",
+             hc.accounts, hc.rate, hc.unloaded_seconds, cores(&r.cpu_alone).s);
+    snprintf(lo->note, sizeof(lo->note),
+             "the %d accounts outside the hostile account's partition, while its %lld requests "
+             "(%d-request burst) were answered in %.1f s; p99 %.1fx the unloaded (to the answer "
+             "%.0f, to the result produced %.0f ms; unloaded %.0f, %.0f); cores: %s",
+             hc.accounts - r.mates_accounts, (long long)r.hostile_expected, hc.burst,
+             r.hostile_seconds, r.unloaded.p99_ms > 0 ? r.others.p99_ms / r.unloaded.p99_ms : 0,
+             r.others.answered_p99_ms, r.others.published_p99_ms, r.unloaded.answered_p99_ms,
+             r.unloaded.published_p99_ms, cores(&r.cpu_beside).s);
+    snprintf(lm->note, sizeof(lm->note),
+             "the %d accounts in its partition: behind its backlog in Kafka's order; p99 %.1fx "
+             "the unloaded",
+             r.mates_accounts, r.unloaded.p99_ms > 0 ? r.mates.p99_ms / r.unloaded.p99_ms : 0);
+out:
+    rig_workers_stop(&b->rig);
+    lo->rss_mb = (double)b->rig.worker_hwm_kb[0] / 1024.0;
+    load_free(l);
+    rig_broker_stop(&b->rig);
+}
+
 /* ---- main -------------------------------------------------------------- */
 
 static void default_env(const char *name, const char *value)
@@ -904,6 +1017,8 @@ int main(int argc, char **argv)
         row_backlog(b);
     if (o->rows & ROW_POOLER)
         row_pooler(b);
+    if (o->rows & ROW_HOSTILE)
+        row_hostile(b);
 
     rig_stop(&b->rig);
     fprintf(out, "load average (1 min) at the end: %.2f\n\n", procstat_loadavg1());

@@ -5,9 +5,10 @@
 # migrations, tally-worker replicas) and prints the table; the last line is
 # the ratio of Tally's throughput to PostgreSQL's batched limit.
 #
-#   bash bench/run.sh                 # every row (about 10 minutes)
+#   bash bench/run.sh                 # every row (about 12 minutes)
 #   bash bench/run.sh --smoke         # every row, tiny
 #   bash bench/run.sh --rows limit,tally --n 20000
+#   bash bench/run.sh --durable --rows hostile   # one account beside 100 (bench/README.md)
 #   bash bench/run.sh --quiet-load 0.5   # first wait for a quiet machine
 #
 # Options are tally-bench's (bash bench/run.sh --help). The output is also

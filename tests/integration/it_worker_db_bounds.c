@@ -45,6 +45,8 @@ static int setup(void **state)
 static int teardown(void **state)
 {
     bstack_t *s = *state;
+    if (s == NULL)
+        return 0; /* setup failed before the stack existed */
     collector_free(s->results);
     collector_free(s->dlq);
     th_producer_free(s->p);
