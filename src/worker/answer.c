@@ -1,4 +1,4 @@
-#include "answer.h"
+#include "worker/answer.h"
 
 #include "common/clock.h"
 

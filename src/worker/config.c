@@ -1,9 +1,9 @@
-#include "config.h"
-
-#include "version.h"
+#include "worker/config.h"
 
 #include "common/kafka_env.h"
+#include "common/mem.h"
 #include "common/topic.h"
+#include "worker/version.h"
 
 #include <ctype.h>
 #include <errno.h>
@@ -118,6 +118,42 @@ int config_split_addr(const char *addr, char *host, size_t hostlen, int *port)
     return 0;
 }
 
+/* An integer setting within its range. */
+static int apply_int(const setting_t *s, const char *value, int *out, char *err, size_t errlen)
+{
+    char *end = NULL;
+    errno = 0;
+    long v = strtol(value, &end, 10);
+    if (value[0] == '\0' || isspace((unsigned char)value[0]) || *end != '\0' || errno != 0) {
+        errf(err, errlen, "%s: \"%.32s\" is not an integer", s->env, value);
+        return -1;
+    }
+    if (v < s->min || v > s->max) {
+        errf(err, errlen, "%s: %ld is out of range (%ld-%ld)", s->env, v, s->min, s->max);
+        return -1;
+    }
+    *out = (int)v;
+    return 0;
+}
+
+/* TALLY_REPLY_TO_PATTERN, compiled once ("" for none). */
+static int apply_regex(const setting_t *s, const char *value, config_t *cfg, char *err,
+                       size_t errlen)
+{
+    if (value[0] == '\0')
+        return 0;
+    int rc = regcomp(&cfg->reply_to_regex, value, REG_EXTENDED);
+    if (rc != 0) {
+        char why[128];
+        regerror(rc, &cfg->reply_to_regex, why, sizeof(why));
+        errf(err, errlen, "%s: \"%.64s\" is not a POSIX extended regular expression: %s", s->env,
+             value, why);
+        return -1;
+    }
+    cfg->has_reply_to_regex = true;
+    return 0;
+}
+
 /* Validates value for setting s and stores it in cfg. The message names the
  * setting by its variable; the value is echoed except for DATABASE_URL. */
 static int apply(const setting_t *s, const char *value, config_t *cfg, char *err, size_t errlen)
@@ -147,21 +183,8 @@ static int apply(const setting_t *s, const char *value, config_t *cfg, char *err
         }
         break;
     }
-    case K_INT: {
-        char *end = NULL;
-        errno = 0;
-        long v = strtol(value, &end, 10);
-        if (value[0] == '\0' || isspace((unsigned char)value[0]) || *end != '\0' || errno != 0) {
-            errf(err, errlen, "%s: \"%.32s\" is not an integer", s->env, value);
-            return -1;
-        }
-        if (v < s->min || v > s->max) {
-            errf(err, errlen, "%s: %ld is out of range (%ld-%ld)", s->env, v, s->min, s->max);
-            return -1;
-        }
-        *(int *)(void *)base = (int)v;
-        return 0;
-    }
+    case K_INT:
+        return apply_int(s, value, (int *)(void *)base, err, errlen);
     case K_LEVEL:
         if (!log_level_parse(value, (log_level_t *)(void *)base)) {
             errf(err, errlen, "%s: \"%.32s\" is not one of debug, info, warn, error", s->env,
@@ -170,17 +193,8 @@ static int apply(const setting_t *s, const char *value, config_t *cfg, char *err
         }
         return 0;
     case K_REGEX:
-        if (value[0] != '\0') {
-            int rc = regcomp(&cfg->reply_to_regex, value, REG_EXTENDED);
-            if (rc != 0) {
-                char why[128];
-                regerror(rc, &cfg->reply_to_regex, why, sizeof(why));
-                errf(err, errlen, "%s: \"%.64s\" is not a POSIX extended regular expression: %s",
-                     s->env, value, why);
-                return -1;
-            }
-            cfg->has_reply_to_regex = true;
-        }
+        if (apply_regex(s, value, cfg, err, errlen) != 0)
+            return -1;
         break;
     case K_FORMAT:
         if (strcmp(value, "json") != 0 && strcmp(value, "text") != 0) {
@@ -199,7 +213,7 @@ static int apply(const setting_t *s, const char *value, config_t *cfg, char *err
     }
     char **slot = (char **)(void *)base;
     free(*slot);
-    *slot = strdup(value);
+    *slot = mem_strdup(value);
     return 0;
 }
 
@@ -214,14 +228,10 @@ static int kafka_add(config_t *cfg, const char *key, const char *value, const ch
         errf(err, errlen, "%s: %s", origin, why);
         return -1;
     }
-    config_kv_t *kv = realloc(cfg->kafka, (cfg->n_kafka + 1) * sizeof(*kv));
-    if (kv == NULL) {
-        errf(err, errlen, "%s: out of memory", origin);
-        return -1;
-    }
+    config_kv_t *kv = mem_realloc(cfg->kafka, (cfg->n_kafka + 1) * sizeof(*kv));
     cfg->kafka = kv;
-    kv[cfg->n_kafka].key = strdup(key);
-    kv[cfg->n_kafka].value = strdup(value);
+    kv[cfg->n_kafka].key = mem_strdup(key);
+    kv[cfg->n_kafka].value = mem_strdup(value);
     cfg->n_kafka++;
     return 0;
 }
@@ -281,54 +291,10 @@ static const char *env_get(char **envp, const char *name)
     return NULL;
 }
 
-config_result_t config_load(int argc, char **argv, char **envp, FILE *out, config_t *cfg, char *err,
-                            size_t errlen)
+/* Each setting from its flag, else its environment variable, else its default. */
+static int load_settings(config_t *cfg, const char *const *flag_value, char **envp, char *err,
+                         size_t errlen)
 {
-    memset(cfg, 0, sizeof(*cfg));
-    err[0] = '\0';
-    config_result_t result = CONFIG_ERROR;
-    rd_kafka_conf_t *probe = rd_kafka_conf_new();
-    const char *flag_value[NSETTINGS] = {0};
-
-    struct option longopts[NSETTINGS + 3];
-    for (size_t i = 0; i < NSETTINGS; i++)
-        longopts[i] = (struct option){settings[i].flag, required_argument, NULL, 1000 + (int)i};
-    longopts[NSETTINGS] = (struct option){"help", no_argument, NULL, 'h'};
-    longopts[NSETTINGS + 1] = (struct option){"version", no_argument, NULL, 'V'};
-    longopts[NSETTINGS + 2] = (struct option){NULL, 0, NULL, 0};
-
-    /* -X properties are applied after the environment's KAFKA_*, so collect them. */
-    const char **xprops = calloc((size_t)argc + 1, sizeof(*xprops));
-    size_t nx = 0;
-    optind = 0;
-    opterr = 0;
-    int c;
-    while ((c = getopt_long(argc, argv, ":hVX:", longopts, NULL)) != -1) {
-        if (c == 'h') {
-            usage(out);
-            result = CONFIG_EXIT;
-            goto done;
-        } else if (c == 'V') {
-            fprintf(out, "tally-worker %s\n", tally_version());
-            result = CONFIG_EXIT;
-            goto done;
-        } else if (c == 'X') {
-            xprops[nx++] = optarg;
-        } else if (c >= 1000 && c < 1000 + (int)NSETTINGS) {
-            flag_value[c - 1000] = optarg;
-        } else if (c == ':') {
-            errf(err, errlen, "%s: needs a value", argv[optind - 1]);
-            goto done;
-        } else {
-            errf(err, errlen, "%s: unknown option (see --help)", argv[optind - 1]);
-            goto done;
-        }
-    }
-    if (optind < argc) {
-        errf(err, errlen, "%.64s: unexpected argument (see --help)", argv[optind]);
-        goto done;
-    }
-
     for (size_t i = 0; i < NSETTINGS; i++) {
         const setting_t *s = &settings[i];
         const char *v = flag_value[i] != NULL ? flag_value[i] : env_get(envp, s->env);
@@ -336,13 +302,18 @@ config_result_t config_load(int argc, char **argv, char **envp, FILE *out, confi
             v = s->def;
         if (v == NULL) {
             errf(err, errlen, "%s: required (or --%s)", s->env, s->flag);
-            goto done;
+            return -1;
         }
         if (apply(s, v, cfg, err, errlen) != 0)
-            goto done;
+            return -1;
     }
+    return 0;
+}
 
-    /* KAFKA_<PROPERTY>: KAFKA_SESSION_TIMEOUT_MS=6000 → session.timeout.ms. */
+/* KAFKA_<PROPERTY>: KAFKA_SESSION_TIMEOUT_MS=6000 → session.timeout.ms. */
+static int load_kafka_env(config_t *cfg, char **envp, rd_kafka_conf_t *probe, char *err,
+                          size_t errlen)
+{
     for (char **e = envp; e != NULL && *e != NULL; e++) {
         char key[KAFKA_ENV_PROPERTY_MAX];
         const char *value;
@@ -353,29 +324,93 @@ config_result_t config_load(int argc, char **argv, char **envp, FILE *out, confi
         char origin[300];
         snprintf(origin, sizeof(origin), "%.*s", (int)name_len, *e);
         if (kafka_add(cfg, key, value, origin, probe, err, errlen) != 0)
-            goto done;
+            return -1;
     }
+    return 0;
+}
+
+/* -X key=value, after the environment's KAFKA_* (flags win). */
+static int load_kafka_flags(config_t *cfg, const char **xprops, size_t nx, rd_kafka_conf_t *probe,
+                            char *err, size_t errlen)
+{
     for (size_t i = 0; i < nx; i++) {
         const char *eq = strchr(xprops[i], '=');
         if (eq == NULL || eq == xprops[i]) {
             errf(err, errlen, "-X %.64s: expected key=value", xprops[i]);
-            goto done;
+            return -1;
         }
         char key[256];
         size_t n = (size_t)(eq - xprops[i]);
         if (n >= sizeof(key)) {
             errf(err, errlen, "-X: property name too long");
-            goto done;
+            return -1;
         }
         memcpy(key, xprops[i], n);
         key[n] = '\0';
         char origin[300];
         snprintf(origin, sizeof(origin), "-X %s", key);
         if (kafka_add(cfg, key, eq + 1, origin, probe, err, errlen) != 0)
-            goto done;
+            return -1;
     }
-    result = CONFIG_RUN;
-done:
+    return 0;
+}
+
+/* The command line: flag values by setting, -X properties in order.
+ * Returns CONFIG_RUN to go on, CONFIG_EXIT after --help or --version, or
+ * CONFIG_ERROR. */
+static config_result_t parse_args(int argc, char **argv, FILE *out, const char **flag_value,
+                                  const char **xprops, size_t *nx, char *err, size_t errlen)
+{
+    struct option longopts[NSETTINGS + 3];
+    for (size_t i = 0; i < NSETTINGS; i++)
+        longopts[i] = (struct option){settings[i].flag, required_argument, NULL, 1000 + (int)i};
+    longopts[NSETTINGS] = (struct option){"help", no_argument, NULL, 'h'};
+    longopts[NSETTINGS + 1] = (struct option){"version", no_argument, NULL, 'V'};
+    longopts[NSETTINGS + 2] = (struct option){NULL, 0, NULL, 0};
+    optind = 0;
+    opterr = 0;
+    int c;
+    while ((c = getopt_long(argc, argv, ":hVX:", longopts, NULL)) != -1) {
+        if (c == 'h') {
+            usage(out);
+            return CONFIG_EXIT;
+        } else if (c == 'V') {
+            fprintf(out, "tally-worker %s\n", tally_version());
+            return CONFIG_EXIT;
+        } else if (c == 'X') {
+            xprops[(*nx)++] = optarg;
+        } else if (c >= 1000 && c < 1000 + (int)NSETTINGS) {
+            flag_value[c - 1000] = optarg;
+        } else if (c == ':') {
+            errf(err, errlen, "%s: needs a value", argv[optind - 1]);
+            return CONFIG_ERROR;
+        } else {
+            errf(err, errlen, "%s: unknown option (see --help)", argv[optind - 1]);
+            return CONFIG_ERROR;
+        }
+    }
+    if (optind < argc) {
+        errf(err, errlen, "%.64s: unexpected argument (see --help)", argv[optind]);
+        return CONFIG_ERROR;
+    }
+    return CONFIG_RUN;
+}
+
+config_result_t config_load(int argc, char **argv, char **envp, FILE *out, config_t *cfg, char *err,
+                            size_t errlen)
+{
+    memset(cfg, 0, sizeof(*cfg));
+    err[0] = '\0';
+    rd_kafka_conf_t *probe = rd_kafka_conf_new();
+    const char *flag_value[NSETTINGS] = {0};
+    /* -X properties are applied after the environment's KAFKA_*, so collect them. */
+    const char **xprops = mem_calloc((size_t)argc + 1, sizeof(*xprops));
+    size_t nx = 0;
+    config_result_t result = parse_args(argc, argv, out, flag_value, xprops, &nx, err, errlen);
+    if (result == CONFIG_RUN && (load_settings(cfg, flag_value, envp, err, errlen) != 0 ||
+                                 load_kafka_env(cfg, envp, probe, err, errlen) != 0 ||
+                                 load_kafka_flags(cfg, xprops, nx, probe, err, errlen) != 0))
+        result = CONFIG_ERROR;
     rd_kafka_conf_destroy(probe);
     free(xprops);
     if (result != CONFIG_RUN)

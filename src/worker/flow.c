@@ -1,4 +1,4 @@
-#include "flow.h"
+#include "worker/flow.h"
 
 void flow_decide(int64_t max_in_flight, size_t n, const int64_t *in_flight, const bool *paused,
                  bool *want_paused)

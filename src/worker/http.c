@@ -1,4 +1,6 @@
-#include "http.h"
+#include "worker/http.h"
+
+#include "common/mem.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -205,9 +207,7 @@ static void respond_error(conn_t *c, int status, const char *extra_headers)
 {
     char line[64];
     int n = snprintf(line, sizeof(line), "%d %s\n", status, reason(status));
-    char *body = strdup(line);
-    respond(c, status, DEFAULT_CONTENT_TYP, body, body != NULL ? (size_t)n : 0, false,
-            extra_headers);
+    respond(c, status, DEFAULT_CONTENT_TYP, mem_strdup(line), (size_t)n, false, extra_headers);
 }
 
 /* ---- parsing ------------------------------------------------------------ */
@@ -366,13 +366,7 @@ static void dispatch(conn_t *c, const request_t *rq)
     size_t plen = 0;
     while (plen < rq->target_len && rq->target[plen] != '?' && rq->target[plen] != '#')
         plen++;
-    char *path = malloc(plen + 1);
-    if (path == NULL) {
-        respond_error(c, 503, "");
-        return;
-    }
-    memcpy(path, rq->target, plen);
-    path[plen] = '\0';
+    char *path = mem_strndup(rq->target, plen);
     if (c->reserved && !is_liveness(path)) {
         free(path);
         respond_error(c, 503, "Retry-After: 1\r\n");
@@ -543,9 +537,7 @@ static void on_connection(uv_stream_t *listener, int status)
     if (status < 0 || s->closing)
         return;
     size_t buf_size = s->limits.max_header_bytes < MIN_BUF ? MIN_BUF : s->limits.max_header_bytes;
-    conn_t *c = calloc(1, sizeof(*c) + buf_size);
-    if (c == NULL)
-        return; /* out of memory: the connection waits in the backlog */
+    conn_t *c = mem_calloc(1, sizeof(*c) + buf_size);
     c->server = s;
     c->max_header = s->limits.max_header_bytes;
     c->buf_size = buf_size;
@@ -676,12 +668,7 @@ int http_server_start(uv_loop_t *loop, const char *addr, http_handler_cb cb, voi
     int fd = listen_socket(&ss, addr, err, errlen);
     if (fd < 0)
         return -1;
-    http_server_t *s = calloc(1, sizeof(*s));
-    if (s == NULL) {
-        close(fd);
-        snprintf(err, errlen, "cannot listen on %s: out of memory", addr);
-        return -1;
-    }
+    http_server_t *s = mem_calloc(1, sizeof(*s));
     s->loop = loop;
     s->cb = cb;
     s->ctx = ctx;

@@ -1,4 +1,4 @@
-#include "kafka.h"
+#include "worker/kafka.h"
 
 #include "common/log.h"
 
@@ -125,45 +125,59 @@ static int make_pipe(int fds[2], char *err, size_t errlen)
     return 0;
 }
 
-int kafka_open(kafka_t *k, const config_t *cfg, const kafka_callbacks_t *cb, char *err,
-               size_t errlen)
+/* rd_kafka_new, which takes ownership of conf on success only. */
+static rd_kafka_t *new_client(rd_kafka_type_t type, rd_kafka_conf_t *conf, char *err, size_t errlen)
 {
-    memset(k, 0, sizeof(*k));
-    k->consumer_fds[0] = k->consumer_fds[1] = k->producer_fds[0] = k->producer_fds[1] = -1;
     char why[512];
+    rd_kafka_t *rk = rd_kafka_new(type, conf, why, sizeof(why));
+    if (rk == NULL) {
+        snprintf(err, errlen, "Kafka %s: %s", type == RD_KAFKA_CONSUMER ? "consumer" : "producer",
+                 why);
+        rd_kafka_conf_destroy(conf);
+    }
+    return rk;
+}
 
+/* The consumer (group TALLY_GROUP_ID), its queue fed by the main queue. */
+static int open_consumer(kafka_t *k, const config_t *cfg, const kafka_callbacks_t *cb, char *err,
+                         size_t errlen)
+{
     rd_kafka_conf_t *conf =
         build_conf(cfg, consumer_defaults, sizeof(consumer_defaults) / sizeof(prop_t),
                    consumer_required, sizeof(consumer_required) / sizeof(prop_t), err, errlen);
-    if (conf == NULL || set(conf, "group.id", cfg->group_id, err, errlen) != 0)
-        goto fail_conf;
+    if (conf == NULL)
+        return -1;
+    if (set(conf, "group.id", cfg->group_id, err, errlen) != 0) {
+        rd_kafka_conf_destroy(conf);
+        return -1;
+    }
     rd_kafka_conf_set_opaque(conf, cb->opaque);
     rd_kafka_conf_set_rebalance_cb(conf, cb->rebalance);
     rd_kafka_conf_set_stats_cb(conf, cb->stats);
     rd_kafka_conf_set_error_cb(conf, cb->error);
-    /* rd_kafka_new takes ownership of conf on success only. */
-    k->consumer = rd_kafka_new(RD_KAFKA_CONSUMER, conf, why, sizeof(why));
-    if (k->consumer == NULL) {
-        snprintf(err, errlen, "Kafka consumer: %s", why);
-        goto fail_conf;
-    }
-    conf = NULL;
+    k->consumer = new_client(RD_KAFKA_CONSUMER, conf, err, errlen);
+    if (k->consumer == NULL)
+        return -1;
     rd_kafka_poll_set_consumer(k->consumer);
     k->consumer_queue = rd_kafka_queue_get_consumer(k->consumer);
+    return 0;
+}
 
-    conf = build_conf(cfg, producer_defaults, sizeof(producer_defaults) / sizeof(prop_t),
-                      producer_required, sizeof(producer_required) / sizeof(prop_t), err, errlen);
+/* The idempotent producer, and the message.max.bytes it ended up with. */
+static int open_producer(kafka_t *k, const config_t *cfg, const kafka_callbacks_t *cb, char *err,
+                         size_t errlen)
+{
+    rd_kafka_conf_t *conf =
+        build_conf(cfg, producer_defaults, sizeof(producer_defaults) / sizeof(prop_t),
+                   producer_required, sizeof(producer_required) / sizeof(prop_t), err, errlen);
     if (conf == NULL)
-        goto fail;
+        return -1;
     rd_kafka_conf_set_opaque(conf, cb->opaque);
     rd_kafka_conf_set_dr_msg_cb(conf, cb->delivery);
     rd_kafka_conf_set_error_cb(conf, cb->error);
-    k->producer = rd_kafka_new(RD_KAFKA_PRODUCER, conf, why, sizeof(why));
-    if (k->producer == NULL) {
-        snprintf(err, errlen, "Kafka producer: %s", why);
-        goto fail_conf;
-    }
-    conf = NULL;
+    k->producer = new_client(RD_KAFKA_PRODUCER, conf, err, errlen);
+    if (k->producer == NULL)
+        return -1;
     k->producer_queue = rd_kafka_queue_get_main(k->producer);
     char num[32];
     size_t num_size = sizeof(num);
@@ -171,21 +185,25 @@ int kafka_open(kafka_t *k, const config_t *cfg, const kafka_callbacks_t *cb, cha
     if (rd_kafka_conf_get(rd_kafka_conf(k->producer), "message.max.bytes", num, &num_size) ==
         RD_KAFKA_CONF_OK)
         k->max_message_bytes = (size_t)strtoul(num, NULL, 10);
+    return 0;
+}
 
-    if (make_pipe(k->consumer_fds, err, errlen) != 0 ||
-        make_pipe(k->producer_fds, err, errlen) != 0)
-        goto fail;
+int kafka_open(kafka_t *k, const config_t *cfg, const kafka_callbacks_t *cb, char *err,
+               size_t errlen)
+{
+    memset(k, 0, sizeof(*k));
+    k->consumer_fds[0] = k->consumer_fds[1] = k->producer_fds[0] = k->producer_fds[1] = -1;
+    if (open_consumer(k, cfg, cb, err, errlen) != 0 ||
+        open_producer(k, cfg, cb, err, errlen) != 0 ||
+        make_pipe(k->consumer_fds, err, errlen) != 0 ||
+        make_pipe(k->producer_fds, err, errlen) != 0) {
+        kafka_destroy(k);
+        return -1;
+    }
     static const char one = 1;
     rd_kafka_queue_io_event_enable(k->consumer_queue, k->consumer_fds[1], &one, 1);
     rd_kafka_queue_io_event_enable(k->producer_queue, k->producer_fds[1], &one, 1);
     return 0;
-
-fail_conf:
-    if (conf != NULL)
-        rd_kafka_conf_destroy(conf);
-fail:
-    kafka_destroy(k);
-    return -1;
 }
 
 void kafka_destroy(kafka_t *k)
@@ -216,6 +234,14 @@ void kafka_drain_pipe(int fd)
 {
     char buf[256];
     while (read(fd, buf, sizeof(buf)) > 0)
+        ;
+}
+
+void kafka_serve_producer(kafka_t *k)
+{
+    if (k->producer == NULL)
+        return;
+    while (rd_kafka_poll(k->producer, 0) > 0)
         ;
 }
 

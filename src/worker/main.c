@@ -6,9 +6,10 @@
  * 2 on a bad setting. */
 #include "access/admin.h"
 #include "common/log.h"
-#include "config.h"
+#include "common/mem.h"
 #include "pool/pool.h"
-#include "runtime.h"
+#include "worker/config.h"
+#include "worker/runtime.h"
 
 #include <stdio.h>
 #include <string.h>
@@ -52,6 +53,7 @@ static int check_role(pool_t *pool)
 
 int main(int argc, char **argv)
 {
+    mem_use_for_jansson(); /* first: jansson allocates under the one policy too */
     config_t cfg;
     char err[512];
     switch (config_load(argc, argv, environ, stdout, &cfg, err, sizeof(err))) {

@@ -1,6 +1,7 @@
-#include "metrics.h"
+#include "worker/metrics.h"
 
 #include "common/errcode.h"
+#include "common/mem.h"
 #include "handlers/handler.h"
 
 #include <pthread.h>
@@ -60,18 +61,10 @@ struct metrics {
 
 metrics_t *metrics_new(void)
 {
-    metrics_t *m = calloc(1, sizeof(*m));
-    if (m == NULL)
-        return NULL;
+    metrics_t *m = mem_calloc(1, sizeof(*m));
     m->n_types = handler_count() + 1;
-    m->types = calloc(m->n_types, sizeof(*m->types));
-    m->lags = calloc(METRICS_MAX_LAG_SERIES, sizeof(*m->lags));
-    if (m->types == NULL || m->lags == NULL) {
-        free(m->types);
-        free(m->lags);
-        free(m);
-        return NULL;
-    }
+    m->types = mem_calloc(m->n_types, sizeof(*m->types));
+    m->lags = mem_calloc(METRICS_MAX_LAG_SERIES, sizeof(*m->lags));
     for (size_t i = 0; i + 1 < m->n_types; i++)
         m->types[i].name = handler_name(handler_at(i));
     m->types[m->n_types - 1].name = "unknown";
@@ -206,12 +199,9 @@ void metrics_set_consumer_lag(metrics_t *m, const char *topic, int32_t partition
         }
     }
     if (s == NULL && m->n_lags < METRICS_MAX_LAG_SERIES) {
-        char *copy = strdup(topic);
-        if (copy != NULL) {
-            s = &m->lags[m->n_lags++];
-            s->topic = copy;
-            s->partition = partition;
-        }
+        s = &m->lags[m->n_lags++];
+        s->topic = mem_strdup(topic);
+        s->partition = partition;
     }
     if (s != NULL)
         s->lag = lag;
@@ -232,12 +222,12 @@ void metrics_clear_consumer_lag(metrics_t *m)
 typedef struct buf {
     char *p;
     size_t len, cap;
-    bool oom;
+    bool failed; /* a format error (vsnprintf < 0) */
 } buf_t;
 
 __attribute__((format(printf, 2, 3))) static void put(buf_t *b, const char *fmt, ...)
 {
-    if (b->oom)
+    if (b->failed)
         return;
     for (;;) {
         va_list ap;
@@ -245,21 +235,15 @@ __attribute__((format(printf, 2, 3))) static void put(buf_t *b, const char *fmt,
         int n = vsnprintf(b->p + b->len, b->cap - b->len, fmt, ap);
         va_end(ap);
         if (n < 0) {
-            b->oom = true;
+            b->failed = true;
             return;
         }
         if ((size_t)n < b->cap - b->len) {
             b->len += (size_t)n;
             return;
         }
-        size_t cap = b->cap * 2 + (size_t)n;
-        char *p = realloc(b->p, cap);
-        if (p == NULL) {
-            b->oom = true;
-            return;
-        }
-        b->p = p;
-        b->cap = cap;
+        b->cap = b->cap * 2 + (size_t)n;
+        b->p = mem_realloc(b->p, b->cap);
     }
 }
 
@@ -367,16 +351,14 @@ static void render_rest(buf_t *b, const metrics_t *m)
 
 int metrics_render(metrics_t *m, char **out, size_t *len)
 {
-    buf_t b = {.p = malloc(8192), .cap = 8192};
-    if (b.p == NULL)
-        return -1;
+    buf_t b = {.p = mem_alloc(8192), .cap = 8192};
     b.p[0] = '\0';
     pthread_mutex_lock(&m->mu);
     render_requests(&b, m);
     render_histogram(&b, m);
     render_rest(&b, m);
     pthread_mutex_unlock(&m->mu);
-    if (b.oom) {
+    if (b.failed) {
         free(b.p);
         return -1;
     }

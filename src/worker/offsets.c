@@ -1,4 +1,6 @@
-#include "offsets.h"
+#include "worker/offsets.h"
+
+#include "common/mem.h"
 
 #include <stdlib.h>
 
@@ -16,9 +18,8 @@ struct offsets {
 
 offsets_t *offsets_new(void)
 {
-    offsets_t *o = calloc(1, sizeof(*o));
-    if (o != NULL)
-        o->last = -1;
+    offsets_t *o = mem_calloc(1, sizeof(*o));
+    o->last = -1;
     return o;
 }
 
@@ -41,9 +42,7 @@ int offsets_track(offsets_t *o, int64_t offset)
         return -1;
     if (o->len == o->cap) {
         size_t cap = o->cap ? o->cap * 2 : 64;
-        entry_t *r = malloc(cap * sizeof(*r));
-        if (r == NULL)
-            return -1;
+        entry_t *r = mem_alloc(cap * sizeof(*r));
         for (size_t i = 0; i < o->len; i++)
             r[i] = *at(o, i);
         free(o->ring);

@@ -1,15 +1,36 @@
-/* run — see run.h. */
-#include "run.h"
+/* run — see worker/run.h. */
+#include "worker/run.h"
 
 #include "access/logs.h"
 #include "access/outcome.h"
-#include "answer.h"
 #include "common/clock.h"
 #include "common/log.h"
+#include "worker/answer.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+/* One run of a job: what its steps share. */
+typedef struct run {
+    access_session_t *s;
+    job_t *job;
+    const char *worker;
+    int64_t t0;
+    access_tx_t *tx; /* open until ended (NULL then) */
+    access_error_t err;
+    handler_error_t herr;
+    /* The answer: a stored response text (malloc'd) and what it says. */
+    char *stored;
+    bool ok, replayed;
+    tally_errcode_t code;
+    const char *message, *field; /* of an answer decided before the job runs */
+    job_verdict_answer_t verdict;
+    /* When it was answered and how long it took: the same in the audit
+     * row, the audit event and the result. */
+    int64_t at_ms;
+    double duration_ms;
+} run_t;
 
 void run_reset_outcome(job_t *job)
 {
@@ -37,36 +58,53 @@ static run_result_t infra(job_t *job, const char *step, const access_error_t *er
     return RUN_RETRY;
 }
 
-/* When a job was answered and how long it took: the same in the audit row,
- * the audit event and the result. */
-typedef struct stamp {
-    int64_t at_ms;
-    double duration_ms;
-} stamp_t;
-
-static stamp_t stamp_now(int64_t t0)
+static void stamp(run_t *r)
 {
-    return (stamp_t){clock_wall_ms(), (double)(clock_mono_ns() - t0) / 1e6};
+    r->at_ms = clock_wall_ms();
+    r->duration_ms = (double)(clock_mono_ns() - r->t0) / 1e6;
+}
+
+/* The audit event's fields, and the audit row's. */
+static answer_audit_t audit_of(const run_t *r)
+{
+    return (answer_audit_t){.env = &r->job->env,
+                            .ok = r->ok,
+                            .error_code = r->code,
+                            .replayed = r->replayed,
+                            .at_ms = r->at_ms,
+                            .duration_ms = r->duration_ms,
+                            .worker = r->worker,
+                            .partition = r->job->partition,
+                            .offset = r->job->offset};
+}
+
+static access_status_t audit_row(run_t *r)
+{
+    answer_audit_t a = audit_of(r);
+    access_log_entry_t e = {.request_id = a.env->id,
+                            .type = a.env->type,
+                            .status = a.ok ? "ok" : "error",
+                            .error_code = a.ok ? NULL : tally_errcode_str(a.error_code),
+                            .replayed = a.replayed,
+                            .at_ms = a.at_ms,
+                            .duration_ms = a.duration_ms,
+                            .worker = a.worker,
+                            .partition = a.partition,
+                            .offset = a.offset};
+    return access_logs_insert(r->tx, &e, &r->err);
 }
 
 /* Builds the texts to publish from the stored response. */
-static run_result_t finish(job_t *job, const char *stored, bool ok, tally_errcode_t code,
-                           bool replayed, const char *worker, stamp_t st)
+static run_result_t finish(run_t *r)
 {
-    answer_audit_t a = {.env = &job->env,
-                        .ok = ok,
-                        .error_code = code,
-                        .replayed = replayed,
-                        .at_ms = st.at_ms,
-                        .duration_ms = st.duration_ms,
-                        .worker = worker,
-                        .partition = job->partition,
-                        .offset = job->offset};
-    job->result_text = answer_result(&job->env, stored, replayed, st.at_ms);
+    job_t *job = r->job;
+    answer_audit_t a = audit_of(r);
+    job->result_text =
+        r->stored != NULL ? answer_result(&job->env, r->stored, r->replayed, r->at_ms) : NULL;
     job->audit_text = answer_audit_event(&a);
-    job->ok = ok;
-    job->error_code = code;
-    job->replayed = replayed;
+    job->ok = r->ok;
+    job->error_code = r->code;
+    job->replayed = r->replayed;
     if (job->result_text == NULL || job->audit_text == NULL) {
         run_reset_outcome(job);
         snprintf(job->fail_reason, sizeof(job->fail_reason), "building the answer failed");
@@ -75,205 +113,195 @@ static run_result_t finish(job_t *job, const char *stored, bool ok, tally_errcod
     return RUN_ANSWERED;
 }
 
-static access_status_t audit_row(access_tx_t *tx, const job_t *job, bool ok, tally_errcode_t code,
-                                 bool replayed, const char *worker, stamp_t st, access_error_t *err)
+/* Ends the tenant transaction (RELEASE; its writes may still travel with
+ * the session's next message). When that fails the tx is over either way:
+ * in a pipelined session a queued write (outcome, audit row) may have
+ * failed, the tx was undone and the session goes on, so only this job runs
+ * again; otherwise the session is unusable. */
+static run_result_t end_tx(run_t *r)
 {
-    access_log_entry_t e = {.request_id = job->env.id,
-                            .type = job->env.type,
-                            .status = ok ? "ok" : "error",
-                            .error_code = ok ? NULL : tally_errcode_str(code),
-                            .replayed = replayed,
-                            .at_ms = st.at_ms,
-                            .duration_ms = st.duration_ms,
-                            .worker = worker,
-                            .partition = job->partition,
-                            .offset = job->offset};
-    return access_logs_insert(tx, &e, err);
+    access_status_t st = access_tx_end(r->tx, &r->err);
+    r->tx = NULL;
+    if (st == ACCESS_OK)
+        return RUN_ANSWERED;
+    run_result_t rr = infra(r->job, "tx end", &r->err);
+    return rr == RUN_LOST || !access_session_failed(r->s) ? rr : RUN_BROKEN;
 }
 
-/* access_tx_end failed, and the tx is over either way. In a pipelined
- * session a queued write (outcome, audit row) may have failed: the tx was
- * undone and the session goes on, so only this job runs again. Otherwise the
- * session is unusable. */
-static run_result_t ended_badly(const access_session_t *s, job_t *job, const access_error_t *err)
+/* The one rollback exit: undoes the open tenant transaction of a failed run
+ * and ends it (not on a lost connection: the session is gone anyway). */
+static run_result_t rollback(run_t *r, run_result_t rr)
 {
-    run_result_t rr = infra(job, "tx end", err);
-    return rr == RUN_LOST || !access_session_failed(s) ? rr : RUN_BROKEN;
-}
-
-/* The `internal` answer after the last attempt, built even without its audit row. */
-static run_result_t answer_internal(job_t *job, const char *worker, int64_t t0, bool lost)
-{
-    char *stored = answer_stored_error(TALLY_ERR_INTERNAL, job->env.error_message, "");
-    run_result_t rr = stored != NULL ? finish(job, stored, false, TALLY_ERR_INTERNAL, false, worker,
-                                              stamp_now(t0))
-                                     : RUN_RETRY;
-    free(stored);
-    if (rr == RUN_ANSWERED && lost)
-        rr = RUN_ANSWERED_LOST;
+    if (r->tx == NULL)
+        return rr;
+    if (rr != RUN_LOST) {
+        access_error_t e2;
+        access_status_t st = access_tx_rollback(r->tx, &e2);
+        if (st == ACCESS_OK)
+            st = access_tx_end(r->tx, &e2);
+        if (st != ACCESS_OK)
+            rr = st == ACCESS_UNAVAILABLE ? RUN_LOST : RUN_BROKEN;
+    }
+    r->tx = NULL;
     return rr;
+}
+
+/* Whether the answer is decided before the job runs: its verdict, an
+ * envelope error, or a payload its type's schema refuses, in that order. */
+static bool predecided(run_t *r)
+{
+    job_t *job = r->job;
+    r->code = job->env.error;
+    r->message = job->env.error_message;
+    r->field = job->env.error_field;
+    if (job->verdict != JOB_VERDICT_NONE) {
+        r->code = r->verdict.code;
+        r->message = r->verdict.message;
+        r->field = "";
+    } else if (r->code == TALLY_ERR_NONE &&
+               !handler_validate(job->env.handler, job->env.payload, &r->herr)) {
+        r->code = TALLY_ERR_INVALID_REQUEST;
+        r->message = r->herr.message;
+        r->field = r->herr.field;
+    }
+    return r->code != TALLY_ERR_NONE;
+}
+
+/* A decided answer: only its audit row is written. */
+static run_result_t audit_only(run_t *r)
+{
+    r->stored = answer_stored_error(r->code, r->message, r->field);
+    stamp(r);
+    access_status_t st = audit_row(r);
+    /* A verdict's answer goes out whatever becomes of its row: learn its
+     * fate now, while the tx can still be rolled back alone. */
+    if (st == ACCESS_OK && r->job->verdict != JOB_VERDICT_NONE)
+        st = access_tx_flush(r->tx, &r->err);
+    if (st != ACCESS_OK)
+        return infra(r->job, "audit row", &r->err);
+    return end_tx(r);
+}
+
+/* Runs the handler; on an answer to keep, stores the outcome. */
+static run_result_t execute(run_t *r, const char *canonical)
+{
+    job_t *job = r->job;
+    json_t *result = NULL;
+    handler_status_t hs =
+        handler_execute(job->env.handler, r->tx, job->env.payload, &result, &r->herr);
+    run_result_t rr = RUN_ANSWERED;
+    switch (hs) {
+    case HANDLER_OK:
+        r->ok = true;
+        r->stored = answer_stored_ok(result);
+        break;
+    case HANDLER_REJECTED:
+        r->code = r->herr.code;
+        r->stored = answer_stored_error(r->code, r->herr.message, r->herr.field);
+        if (access_tx_rollback(r->tx, &r->err) != ACCESS_OK)
+            rr = infra(job, "rollback", &r->err);
+        break;
+    case HANDLER_RETRY:
+    case HANDLER_FAILED:
+        snprintf(job->fail_reason, sizeof(job->fail_reason), "%s: %.200s",
+                 hs == HANDLER_RETRY ? "transient" : "failed", r->herr.message);
+        rr = RUN_RETRY;
+        break;
+    case HANDLER_UNAVAILABLE:
+        snprintf(job->fail_reason, sizeof(job->fail_reason), "connection lost: %.200s",
+                 r->herr.message);
+        rr = RUN_LOST;
+        break;
+    }
+    json_decref(result);
+    if (rr != RUN_ANSWERED)
+        return rr;
+    if (r->stored == NULL) {
+        snprintf(job->fail_reason, sizeof(job->fail_reason), "out of memory");
+        return RUN_RETRY;
+    }
+    if ((r->ok || tally_errcode_is_stored(r->code)) &&
+        access_outcome_store(r->tx, job->env.id, job->env.type, canonical, r->stored, &r->err) !=
+            ACCESS_OK)
+        return infra(job, "outcome store", &r->err);
+    return RUN_ANSWERED;
+}
+
+/* Claims the id, then replays its stored outcome, refuses a reused id, or
+ * runs the handler; writes the audit row. */
+static run_result_t claim_and_run(run_t *r)
+{
+    job_t *job = r->job;
+    char *canonical = json_dumps(job->env.payload, JSON_SORT_KEYS | JSON_COMPACT);
+    access_outcome_kind_t kind;
+    char *prior = NULL;
+    run_result_t rr = RUN_ANSWERED;
+    if (access_outcome_claim(r->tx, job->env.id, job->env.type, canonical, &kind, &prior,
+                             &r->err) != ACCESS_OK) {
+        rr = infra(job, "outcome claim", &r->err);
+    } else if (kind == ACCESS_OUTCOME_STORED) {
+        r->stored = prior;
+        r->replayed = true;
+        if (!answer_stored_status(r->stored, &r->ok, &r->code)) {
+            snprintf(job->fail_reason, sizeof(job->fail_reason), "stored outcome is unreadable");
+            rr = RUN_RETRY;
+        }
+    } else if (kind == ACCESS_OUTCOME_MISMATCH) {
+        r->code = TALLY_ERR_IDEMPOTENCY_CONFLICT;
+        r->stored = answer_stored_error(r->code,
+                                        "this id was already used in this account with another "
+                                        "type or payload",
+                                        "id");
+    } else {
+        rr = execute(r, canonical);
+    }
+    free(canonical);
+    if (rr != RUN_ANSWERED)
+        return rr;
+    stamp(r);
+    if (audit_row(r) != ACCESS_OK)
+        return infra(job, "audit row", &r->err);
+    return end_tx(r);
+}
+
+/* A verdict's answer, built even when its audit row failed (gone: the
+ * session went with it). */
+static run_result_t answer_anyway(run_t *r, bool gone)
+{
+    job_t *job = r->job;
+    log_warn("audit row of a decided answer failed", LOG_S("account_id", job->env.account.id),
+             LOG_S("request_id", job->env.id), LOG_S("verdict", job_verdict_str(job->verdict)),
+             LOG_S("error", job->fail_reason));
+    free(r->stored);
+    r->stored = answer_stored_error(r->verdict.code, r->verdict.message, "");
+    r->ok = r->replayed = false;
+    r->code = r->verdict.code;
+    stamp(r);
+    run_result_t rr = finish(r);
+    return rr == RUN_ANSWERED && gone ? RUN_ANSWERED_LOST : rr;
 }
 
 run_result_t run_job(access_session_t *s, job_t *job, const char *worker)
 {
-    int64_t t0 = clock_mono_ns();
-    access_error_t err;
-    access_tx_t *tx = NULL;
-    char *stored = NULL;
-    char *canonical = NULL;
-    json_t *result = NULL;
+    run_t r = {.s = s, .job = job, .worker = worker, .t0 = clock_mono_ns()};
     run_result_t rr;
     run_reset_outcome(job);
-
-    if (access_tx_begin(s, &job->env.account, &tx, &err) != ACCESS_OK) {
-        if (job->final_internal)
-            return answer_internal(job, worker, t0, true);
+    job_verdict_answer(job, &r.verdict);
+    if (access_tx_begin(s, &job->env.account, &r.tx, &r.err) != ACCESS_OK) {
+        r.tx = NULL;
         /* A session whose savepoint could not be set is not to be trusted
          * with the rest of the batch. */
-        return infra(job, "tx begin", &err) == RUN_LOST ? RUN_LOST : RUN_BROKEN;
-    }
-
-    tally_errcode_t code = job->env.error;
-    const char *message = job->env.error_message;
-    const char *field = job->env.error_field;
-    handler_error_t herr = {0};
-    if (code == TALLY_ERR_NONE && !handler_validate(job->env.handler, job->env.payload, &herr)) {
-        code = TALLY_ERR_INVALID_REQUEST;
-        message = herr.message;
-        field = herr.field;
-    }
-    if (code != TALLY_ERR_NONE) {
-        /* Decided without running the job: only the audit row is written. */
-        stored = answer_stored_error(code, message, field);
-        stamp_t at = stamp_now(t0);
-        bool ended = false;
-        access_status_t st = audit_row(tx, job, false, code, false, worker, at, &err);
-        /* The `internal` answer goes out whatever becomes of its row: learn
-         * its fate now, while the tx can still be rolled back alone. */
-        if (st == ACCESS_OK && job->final_internal)
-            st = access_tx_flush(tx, &err);
-        if (st == ACCESS_OK) {
-            st = access_tx_end(tx, &err);
-            ended = true;
-        }
-        if (st != ACCESS_OK) {
-            if (job->final_internal) {
-                /* `internal` is answered even when its best-effort row fails. */
-                log_warn("audit row of an internal answer failed",
-                         LOG_S("account_id", job->env.account.id), LOG_S("request_id", job->env.id),
-                         LOG_S("error", err.message));
-                access_error_t e2;
-                bool gone = ended ? access_session_failed(s)
-                                  : access_tx_rollback(tx, &e2) != ACCESS_OK ||
-                                        access_tx_end(tx, &e2) != ACCESS_OK;
-                free(stored);
-                return answer_internal(job, worker, t0, gone);
-            }
-            if (ended) {
-                rr = ended_badly(s, job, &err);
-                goto out;
-            }
-            rr = infra(job, "audit row", &err);
-            goto rollback;
-        }
-        tx = NULL;
-        rr = finish(job, stored, false, code, false, worker, at);
-        goto out;
-    }
-
-    canonical = json_dumps(job->env.payload, JSON_SORT_KEYS | JSON_COMPACT);
-    access_outcome_kind_t kind;
-    char *prior = NULL;
-    if (access_outcome_claim(tx, job->env.id, job->env.type, canonical, &kind, &prior, &err) !=
-        ACCESS_OK) {
-        rr = infra(job, "outcome claim", &err);
-        goto rollback;
-    }
-    bool ok = false, replayed = false;
-    if (kind == ACCESS_OUTCOME_STORED) {
-        stored = prior;
-        replayed = true;
-        if (!answer_stored_status(stored, &ok, &code)) {
-            snprintf(job->fail_reason, sizeof(job->fail_reason), "stored outcome is unreadable");
-            rr = RUN_RETRY;
-            goto rollback;
-        }
-    } else if (kind == ACCESS_OUTCOME_MISMATCH) {
-        code = TALLY_ERR_IDEMPOTENCY_CONFLICT;
-        stored = answer_stored_error(code,
-                                     "this id was already used in this account with another "
-                                     "type or payload",
-                                     "id");
+        rr = infra(job, "tx begin", &r.err) == RUN_LOST ? RUN_LOST : RUN_BROKEN;
     } else {
-        handler_status_t hs =
-            handler_execute(job->env.handler, tx, job->env.payload, &result, &herr);
-        switch (hs) {
-        case HANDLER_OK:
-            ok = true;
-            stored = answer_stored_ok(result);
-            break;
-        case HANDLER_REJECTED:
-            code = herr.code;
-            stored = answer_stored_error(code, herr.message, herr.field);
-            if (access_tx_rollback(tx, &err) != ACCESS_OK) {
-                rr = infra(job, "rollback", &err);
-                goto rollback;
-            }
-            break;
-        case HANDLER_RETRY:
-        case HANDLER_FAILED:
-            snprintf(job->fail_reason, sizeof(job->fail_reason), "%s: %.200s",
-                     hs == HANDLER_RETRY ? "transient" : "failed", herr.message);
-            rr = RUN_RETRY;
-            goto rollback;
-        case HANDLER_UNAVAILABLE:
-            snprintf(job->fail_reason, sizeof(job->fail_reason), "connection lost: %.200s",
-                     herr.message);
-            rr = RUN_LOST;
-            goto rollback;
-        }
-        if (stored == NULL) {
-            snprintf(job->fail_reason, sizeof(job->fail_reason), "out of memory");
-            rr = RUN_RETRY;
-            goto rollback;
-        }
-        if ((ok || tally_errcode_is_stored(code)) &&
-            access_outcome_store(tx, job->env.id, job->env.type, canonical, stored, &err) !=
-                ACCESS_OK) {
-            rr = infra(job, "outcome store", &err);
-            goto rollback;
-        }
+        rr = predecided(&r) ? audit_only(&r) : claim_and_run(&r);
     }
-    stamp_t at = stamp_now(t0);
-    if (audit_row(tx, job, ok, code, replayed, worker, at, &err) != ACCESS_OK) {
-        rr = infra(job, "audit row", &err);
-        goto rollback;
-    }
-    if (access_tx_end(tx, &err) != ACCESS_OK) {
-        tx = NULL;
-        rr = ended_badly(s, job, &err);
-        goto out;
-    }
-    tx = NULL;
-    rr = finish(job, stored, ok, code, replayed, worker, at);
-    goto out;
-
-rollback:
-    if (tx != NULL && rr != RUN_LOST) {
-        access_error_t e2;
-        access_status_t st = access_tx_rollback(tx, &e2);
-        if (st == ACCESS_OK)
-            st = access_tx_end(tx, &e2);
-        if (st != ACCESS_OK)
-            rr = st == ACCESS_UNAVAILABLE ? RUN_LOST : RUN_BROKEN;
-        tx = NULL;
-    }
-    goto out;
-
-out:
-    json_decref(result);
-    free(canonical);
-    free(stored);
+    if (rr != RUN_ANSWERED)
+        rr = rollback(&r, rr);
+    if (rr != RUN_ANSWERED && job->verdict != JOB_VERDICT_NONE)
+        rr = answer_anyway(&r, rr == RUN_LOST || rr == RUN_BROKEN);
+    else if (rr == RUN_ANSWERED)
+        rr = finish(&r);
+    free(r.stored);
     return rr;
 }
 
@@ -283,9 +311,5 @@ void run_make_internal(job_t *job)
               LOG_S("account_id", job->env.account.id), LOG_S("request_id", job->env.id),
               LOG_S("error", job->fail_reason), LOG_I("partition", job->partition),
               LOG_I("offset", job->offset));
-    job->final_internal = true;
-    job->env.error = TALLY_ERR_INTERNAL;
-    job->env.error_field[0] = '\0';
-    snprintf(job->env.error_message, sizeof(job->env.error_message),
-             "processing failed for a reason that a retry cannot change");
+    job->verdict = JOB_VERDICT_INTERNAL_PERMANENT;
 }

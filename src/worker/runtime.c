@@ -1,31 +1,33 @@
-#include "runtime.h"
+#include "worker/runtime.h"
 
-#include "envelope/envelope.h"
+#include "dbwatch.h"
+#include "deliver.h"
 #include "parts.h"
 #include "runtime_internal.h"
-#include "settle.h"
 
 #include "common/clock.h"
 #include "common/log.h"
+#include "common/mem.h"
+#include "envelope/envelope.h"
+#include "worker/health.h"
+#include "worker/settle.h"
 
+#include <assert.h>
 #include <inttypes.h>
 #include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-int64_t runtime_now_ms(void)
-{
-    return clock_mono_ns() / 1000000;
-}
-
 /* ---- consuming ---------------------------------------------------------- */
+
+static void begin_drain(runtime_t *rt, int exit_code, const char *why);
 
 static void consume_message(runtime_t *rt, rd_kafka_message_t *m)
 {
     if (m->err != RD_KAFKA_RESP_ERR_NO_ERROR) {
         if (kafka_classify(rt->kafka.consumer, m->err) == KAFKA_ERR_FATAL)
-            runtime_begin_drain(rt, 1, "the consumer failed fatally");
+            begin_drain(rt, 1, "the consumer failed fatally");
         else if (m->err != RD_KAFKA_RESP_ERR__PARTITION_EOF)
             log_warn("consumer error", LOG_S("error", rd_kafka_message_errstr(m)));
         return;
@@ -38,42 +40,24 @@ static void consume_message(runtime_t *rt, rd_kafka_message_t *m)
                   LOG_I("offset", m->offset));
         return;
     }
-    job_t *job = calloc(1, sizeof(*job));
-    if (job == NULL)
-        abort();
-    job->partition = m->partition;
-    job->offset = m->offset;
-    job->generation = pt->generation;
-    job->received_ns = clock_mono_ns();
-    if (m->key != NULL) {
-        job->key = malloc(m->key_len + 1);
-        memcpy(job->key, m->key, m->key_len);
-        job->key[m->key_len] = '\0';
-        job->key_len = m->key_len;
-    }
-    job->value = malloc(m->len + 1);
-    if (m->len > 0)
-        memcpy(job->value, m->payload, m->len);
-    job->value[m->len] = '\0';
-    job->value_len = m->len;
-    job->all_next = rt->jobs;
-    if (rt->jobs != NULL)
-        rt->jobs->all_prev = job;
-    rt->jobs = job;
-    rt->in_flight++;
-    rt->in_flight_bytes += (int64_t)job->value_len;
-    pt->bytes += (int64_t)job->value_len;
-
-    if (envelope_decode(&rt->policy, job->key, m->key != NULL ? m->key_len : 0, job->value,
-                        job->value_len, &job->env) == ENVELOPE_DLQ) {
-        job->unanswerable = true;
+    job_source_t src = {.partition = m->partition,
+                        .offset = m->offset,
+                        .generation = pt->generation,
+                        .key = m->key,
+                        .key_len = m->key_len,
+                        .value = m->payload,
+                        .value_len = m->len};
+    job_t *job = job_new(&src, &rt->policy);
+    parts_job_add(rt, job);
+    if (job->unanswerable) {
         log_warn("unanswerable message sent to the DLQ", LOG_I("partition", job->partition),
-                 LOG_I("offset", job->offset), LOG_S("error", job->env.error_message));
-        settle_job_started(rt, job, true);
+                 LOG_I("offset", job->offset), LOG_S("error", job->dlq_reason));
+        parts_job_state(rt, job, JOB_PUBLISHING);
         metrics_dlq(rt->metrics, "invalid_request");
-        settle_publish(rt, job, DELIVERY_DLQ);
+        deliver_publish(rt, job, DELIVERY_DLQ);
         return;
     }
+    parts_job_state(rt, job, JOB_QUEUED);
     sched_push(rt->sched, &job->item, job->env.account.id);
 }
 
@@ -98,16 +82,7 @@ static void consume_drain(runtime_t *rt)
             since_flow = 0;
         }
     }
-    parts_flow_apply(rt);
-    runtime_dispatch(rt);
-}
-
-void runtime_producer_drain(runtime_t *rt)
-{
-    if (rt->kafka.producer == NULL)
-        return;
-    while (rd_kafka_poll(rt->kafka.producer, 0) > 0)
-        ;
+    runtime_mark_dirty(rt);
 }
 
 static void consumer_readable(uv_poll_t *h, int status, int events)
@@ -115,52 +90,31 @@ static void consumer_readable(uv_poll_t *h, int status, int events)
     runtime_t *rt = h->data;
     kafka_drain_pipe(rt->kafka.consumer_fds[0]);
     consume_drain(rt);
-    parts_check_revoke(rt);
-    runtime_check_drain(rt);
 }
 
 static void producer_readable(uv_poll_t *h, int status, int events)
 {
     runtime_t *rt = h->data;
     kafka_drain_pipe(rt->kafka.producer_fds[0]);
-    runtime_producer_drain(rt);
-    parts_flow_apply(rt);
-    parts_check_revoke(rt);
-    runtime_check_drain(rt);
+    kafka_serve_producer(&rt->kafka);
+    runtime_mark_dirty(rt);
 }
 
 /* ---- executors ---------------------------------------------------------- */
 
-static void post_probe(runtime_t *rt)
-{
-    int i = exec_idle(rt->exec);
-    if (i < 0 || rt->probe_running)
-        return;
-    exec_task_t *t = calloc(1, sizeof(*t));
-    t->kind = EXEC_PROBE;
-    /* SELECT 1 passes through a pooler that loses prepared statements. */
-    t->pooler_check = rt->pooler_fault;
-    rt->probe_running = true;
-    exec_post(rt->exec, i, t);
-}
-
 static void sched_timer_cb(uv_timer_t *t)
 {
-    runtime_dispatch(t->data);
+    runtime_mark_dirty(t->data);
 }
 
-static void probe_timer_cb(uv_timer_t *t)
-{
-    post_probe(t->data);
-}
-
-void runtime_dispatch(runtime_t *rt)
+/* Hands ready accounts' jobs to idle executors (or probes a database that
+ * is down), and arms the timer of the next backoff's end. */
+static void dispatch(runtime_t *rt)
 {
     if (runtime_draining(rt))
         return;
     if (rt->db_down) {
-        if (!uv_is_active((uv_handle_t *)&rt->probe_timer))
-            post_probe(rt);
+        dbwatch_probe_down(rt);
         return;
     }
     int64_t now = runtime_now_ms();
@@ -174,15 +128,11 @@ void runtime_dispatch(runtime_t *rt)
         size_t size = (ready + (size_t)idle - 1) / (size_t)idle;
         if (size > (size_t)rt->cfg->batch_max)
             size = (size_t)rt->cfg->batch_max;
-        exec_task_t *t = calloc(1, sizeof(*t));
-        sched_item_t **items = calloc(size, sizeof(*items));
-        if (t == NULL || items == NULL)
-            abort();
-        t->kind = EXEC_BATCH;
-        t->njobs = sched_next_batch(rt->sched, now, items, size);
-        t->jobs = (job_t **)items; /* job_t begins with its sched_item_t */
+        sched_item_t **items = mem_calloc(size, sizeof(*items));
+        size_t n = sched_next_batch(rt->sched, now, items, size);
+        task_t *t = task_new_batch((job_t **)items, n); /* job_t begins with its sched_item_t */
         for (size_t k = 0; k < t->njobs; k++)
-            settle_job_started(rt, t->jobs[k], true);
+            parts_job_state(rt, t->jobs[k], JOB_RUNNING);
         exec_post(rt->exec, exec_idle(rt->exec), t);
     }
     /* Wake up for the next account leaving its backoff, unless every
@@ -198,89 +148,21 @@ void runtime_dispatch(runtime_t *rt)
     }
 }
 
-/* The database failed (pooler: a pooler lost prepared statements): pause
- * consumption until a probe succeeds — after a pooler fault, only a pooler
- * check (pool/pooler.h) will do. One error line per outage, and one when it
- * turns out to be the pooler's, naming the fix. */
-static void set_db_down(runtime_t *rt, const char *why, bool pooler)
-{
-    if (pooler && !rt->pooler_fault) {
-        rt->pooler_fault = true;
-        log_error("a connection pooler lost prepared statements: consumption paused until it "
-                  "keeps them. Fix: PgBouncer 1.21 or later with max_prepared_statements set, "
-                  "or TALLY_PREPARED_STATEMENTS=off",
-                  LOG_S("error", why));
-    }
-    if (rt->db_down)
-        return;
-    rt->db_down = true;
-    rt->probe_attempt = 0;
-    if (!pooler)
-        log_error("database unavailable: pausing consumption", LOG_S("error", why));
-    parts_flow_apply(rt);
-}
-
-/* What /readyz and tally_database_up report. */
-static bool db_up(const runtime_t *rt)
-{
-    return !rt->db_down && runtime_now_ms() - rt->db_ok_ms <= HEALTH_STALE_MS;
-}
-
 static void on_completion(uv_async_t *h)
 {
     runtime_t *rt = h->data;
-    exec_task_t *list = exec_take_completions(rt->exec);
+    task_t *list = exec_take_completions(rt->exec);
     while (list != NULL) {
-        exec_task_t *t = list;
+        task_t *t = list;
         list = t->next;
-        switch (t->kind) {
-        case EXEC_BATCH:
+        if (t->kind == TASK_BATCH) {
             for (size_t i = 0; i < t->njobs; i++)
                 settle_job(rt, t->jobs[i]);
-            if (t->db_unavailable)
-                set_db_down(rt, t->error, t->pooler_fault);
-            else
-                rt->db_ok_ms = runtime_now_ms();
-            break;
-        case EXEC_PROBE:
-            rt->probe_running = false;
-            /* A SELECT 1 posted before a pooler fault proves nothing about it. */
-            if (t->ok && (!rt->pooler_fault || t->pooler_check)) {
-                rt->db_ok_ms = runtime_now_ms();
-                if (rt->db_down) {
-                    rt->db_down = false;
-                    rt->pooler_fault = false;
-                    log_info("database is back: resuming", LOG_D("latency_ms", t->latency_ms),
-                             LOG_B("pooler_checked", t->pooler_check));
-                    parts_flow_apply(rt);
-                }
-            } else if (rt->db_down) {
-                rt->probe_attempt++;
-                int64_t delay = RETRY_BASE_MS + sched_backoff_ms(rt->probe_attempt, RETRY_BASE_MS,
-                                                                 PROBE_CAP_MS, &rt->rng);
-                log_debug("database still unavailable", LOG_I("attempt", rt->probe_attempt),
-                          LOG_S("error", t->error));
-                if (!runtime_stopped(rt))
-                    uv_timer_start(&rt->probe_timer, probe_timer_cb, (uint64_t)delay, 0);
-            } else {
-                set_db_down(rt, t->error, t->pooler_fault);
-            }
-            break;
-        case EXEC_PRUNE:
-            rt->prune_running = false;
-            if (t->ok)
-                log_info("stored outcomes pruned", LOG_I("deleted", t->pruned),
-                         LOG_I("retention_days", rt->cfg->outcome_retention_days));
-            else
-                log_warn("outcome pruning failed", LOG_S("error", t->error));
-            break;
         }
-        exec_task_free(t);
+        dbwatch_task_done(rt, t);
+        task_free(t);
     }
-    runtime_dispatch(rt);
-    parts_flow_apply(rt);
-    parts_check_revoke(rt);
-    runtime_check_drain(rt);
+    runtime_mark_dirty(rt);
 }
 
 /* ---- statistics, errors ------------------------------------------------- */
@@ -318,7 +200,7 @@ static void error_cb(rd_kafka_t *rk, int err, const char *reason, void *opaque)
         rd_kafka_fatal_error(rk, why, sizeof(why));
         log_error("Kafka client failed fatally", LOG_S("client", rd_kafka_name(rk)),
                   LOG_S("error", why));
-        runtime_begin_drain(rt, 1, "fatal Kafka error");
+        begin_drain(rt, 1, "fatal Kafka error");
         return;
     }
     log_warn("Kafka client error", LOG_S("client", rd_kafka_name(rk)),
@@ -327,20 +209,28 @@ static void error_cb(rd_kafka_t *rk, int err, const char *reason, void *opaque)
 
 /* ---- drain and stop ------------------------------------------------------ */
 
-void runtime_begin_drain(runtime_t *rt, int exit_code, const char *why)
+/* Moves the worker's life forward (never back). */
+static void set_phase(runtime_t *rt, runtime_phase_t to)
+{
+    assert(to > rt->phase);
+    rt->phase = to;
+}
+
+/* Starts the drain (a signal or a fatal error); the exit code only grows. */
+static void begin_drain(runtime_t *rt, int exit_code, const char *why)
 {
     if (exit_code > rt->exit_code)
         rt->exit_code = exit_code;
+    rt->drain_asked = false;
     if (runtime_draining(rt))
         return;
-    rt->phase = RT_DRAINING;
+    set_phase(rt, RT_DRAINING);
     rt->drain_deadline = runtime_now_ms() + rt->cfg->shutdown_timeout_ms;
     size_t dropped = parts_drop_queued(rt, true, 0);
     log_info("draining: finishing started requests", LOG_S("reason", why),
              LOG_I("dropped_queued", (int64_t)dropped), LOG_I("in_flight", rt->in_flight),
              LOG_I("timeout_ms", rt->cfg->shutdown_timeout_ms));
-    parts_flow_apply(rt);
-    runtime_check_drain(rt);
+    runtime_mark_dirty(rt);
 }
 
 static void close_walk_cb(uv_handle_t *h, void *arg)
@@ -356,7 +246,7 @@ static void close_handles(runtime_t *rt)
                           (uv_handle_t *)&rt->wake,          (uv_handle_t *)&rt->sched_timer,
                           (uv_handle_t *)&rt->tick_timer,    (uv_handle_t *)&rt->redeliver_timer,
                           (uv_handle_t *)&rt->probe_timer,   (uv_handle_t *)&rt->sigterm,
-                          (uv_handle_t *)&rt->sigint};
+                          (uv_handle_t *)&rt->sigint,        (uv_handle_t *)&rt->turn};
     for (size_t i = 0; i < sizeof(own) / sizeof(own[0]); i++) {
         if (own[i]->loop != NULL && !uv_is_closing(own[i]))
             uv_close(own[i], NULL);
@@ -367,13 +257,13 @@ static void close_handles(runtime_t *rt)
     }
 }
 
-void runtime_check_drain(runtime_t *rt)
+/* Stops the loop once the drain finished or timed out: flush, commit,
+ * close the handles. */
+static void check_drain(runtime_t *rt)
 {
     if (!runtime_draining(rt) || runtime_stopped(rt))
         return;
-    bool busy = exec_busy_count(rt->exec) > 0 && rt->in_flight > 0;
-    for (job_t *j = rt->jobs; j != NULL && !busy; j = j->all_next)
-        busy = j->started;
+    bool busy = (exec_busy_count(rt->exec) > 0 && rt->in_flight > 0) || rt->started > 0;
     if (busy && runtime_now_ms() < rt->drain_deadline)
         return;
     if (busy) {
@@ -384,11 +274,11 @@ void runtime_check_drain(runtime_t *rt)
                  LOG_I("in_flight", rt->in_flight));
         exec_cancel(rt->exec);
     }
-    rt->phase = RT_STOPPED;
+    set_phase(rt, RT_STOPPED);
     /* Acknowledgements first (they store offsets), then the final commit. */
     int64_t left = rt->drain_deadline - runtime_now_ms();
     rd_kafka_flush(rt->kafka.producer, (int)(left > 1000 ? left : 1000));
-    runtime_producer_drain(rt);
+    kafka_serve_producer(&rt->kafka);
     if (rt->revoke != NULL) {
         rd_kafka_topic_partition_list_t *l = rt->revoke;
         rt->revoke = NULL;
@@ -407,10 +297,10 @@ static void signal_cb(uv_signal_t *h, int signum)
     if (runtime_draining(rt)) {
         log_warn("second signal: stopping now", LOG_I("signal", signum));
         rt->drain_deadline = 0;
-        runtime_check_drain(rt);
+        runtime_mark_dirty(rt);
         return;
     }
-    runtime_begin_drain(rt, 0, signum == SIGTERM ? "SIGTERM" : "SIGINT");
+    begin_drain(rt, 0, signum == SIGTERM ? "SIGTERM" : "SIGINT");
 }
 
 static void tick_cb(uv_timer_t *t)
@@ -420,112 +310,85 @@ static void tick_cb(uv_timer_t *t)
     /* Safety net: the pipes wake us, but the consumer must be polled within
      * max.poll.interval.ms even when nothing arrives. */
     consume_drain(rt);
-    runtime_producer_drain(rt);
+    kafka_serve_producer(&rt->kafka);
+    runtime_mark_dirty(rt); /* deadlines of a drain or a revocation may have passed */
     if (runtime_stopped(rt))
         return;
     pool_reap_idle(rt->pool);
-    if (!rt->db_down && !runtime_draining(rt) && now - rt->db_ok_ms > HEALTH_EVERY_MS &&
-        now - rt->health_ms > HEALTH_EVERY_MS) {
-        rt->health_ms = now;
-        post_probe(rt);
+    dbwatch_tick(rt, now);
+    deliver_reap_stuck(rt);
+}
+
+/* ---- one place per loop turn -------------------------------------------
+ *
+ * turn_cb is the loop's per-iteration step (Redis's beforeSleep): a
+ * uv_prepare_t that libuv runs on every turn before it waits for I/O, and
+ * that acts only when something marked the runtime dirty since
+ * (runtime_mark_dirty: a message consumed, an executor's completion, a
+ * delivery report, a rebalance, the database going down or coming back, a
+ * drain begun or asked for, a signal, the tick, a backoff's end). Its
+ * duties, in order:
+ *
+ *   1. begin a drain asked for where it could not begin at once
+ *      (runtime_ask_drain: a fatal producer error met while publishing);
+ *   2. dispatch: ready accounts' jobs to idle executors, or a probe while
+ *      the database is down; arm the timer of the next backoff's end;
+ *   3. flow control: pause and resume partitions (parts_flow_apply);
+ *   4. finish a deferred revocation once its started jobs are done or its
+ *      deadline passed (parts_check_revoke);
+ *   5. finish a drain once nothing is started or its deadline passed:
+ *      flush, commit, close the handles (check_drain).
+ *
+ * Nothing else runs them, but flow control, which consume_drain also
+ * applies every 64 messages. A duty that marks the runtime dirty again (a
+ * revocation finishing frees its jobs) gets another round at once. */
+static void turn_cb(uv_prepare_t *h)
+{
+    runtime_t *rt = h->data;
+    assert(runtime_on_loop(rt));
+    for (int round = 0; rt->dirty && round < 4 && !runtime_stopped(rt); round++) {
+        rt->dirty = false;
+        if (rt->drain_asked)
+            begin_drain(rt, rt->drain_exit_code, rt->drain_why);
+        dispatch(rt);
+        parts_flow_apply(rt);
+        parts_check_revoke(rt);
+        check_drain(rt);
+        assert(rt->in_flight >= 0 && rt->in_flight_bytes >= 0 && rt->n_stuck >= 0);
+        assert(rt->started >= 0 && rt->started <= rt->in_flight);
     }
-    if (!rt->db_down && !runtime_draining(rt) && !rt->prune_running && now >= rt->prune_ms) {
-        int i = exec_idle(rt->exec);
-        if (i >= 0) {
-            exec_task_t *task = calloc(1, sizeof(*task));
-            task->kind = EXEC_PRUNE;
-            task->prune_days = rt->cfg->outcome_retention_days;
-            rt->prune_running = true;
-            rt->prune_ms = now + PRUNE_EVERY_MS;
-            exec_post(rt->exec, i, task);
-        }
-    }
-    settle_reap_stuck(rt);
-    parts_check_revoke(rt);
-    runtime_check_drain(rt);
 }
 
 /* ---- HTTP ---------------------------------------------------------------- */
 
-#define POOLER_FAULT_REASON                                                                        \
-    "database unavailable: a connection pooler lost prepared statements (PgBouncer 1.21 or "       \
-    "later with max_prepared_statements, or TALLY_PREPARED_STATEMENTS=off)"
-
-static int paused_count(const runtime_t *rt)
+/* What /readyz and /metrics report (health.h). */
+static void snapshot(void *ctx, health_snapshot_t *out)
 {
-    int n = 0;
+    runtime_t *rt = ctx;
+    out->db_down = rt->db_down;
+    out->pooler_fault = rt->pooler_fault;
+    out->db_stale = runtime_now_ms() - rt->db_ok_ms > HEALTH_STALE_MS;
+    out->draining = runtime_draining(rt);
+    out->partitions = rt->assigned;
+    out->paused = 0;
     for (int32_t p = 0; p < rt->nparts; p++)
-        n += rt->parts[p].assigned && rt->parts[p].paused;
-    return n;
-}
-
-static void set_body(http_response_t *resp, int status, const char *type, char *body)
-{
-    resp->status = status;
-    resp->content_type = type;
-    resp->body = body;
-    resp->len = body != NULL ? strlen(body) : 0;
+        out->paused += rt->parts[p].assigned && rt->parts[p].paused;
+    out->in_flight = rt->in_flight;
+    out->stuck_deliveries = rt->n_stuck;
+    pool_stats(rt->pool, &out->pool);
 }
 
 static void http_cb(void *ctx, const char *method, const char *path, http_response_t *resp)
 {
     runtime_t *rt = ctx;
-    if (strcmp(path, "/livez") == 0 || strcmp(path, "/healthz") == 0) {
-        set_body(resp, 200, "text/plain; charset=utf-8", strdup("ok\n"));
-    } else if (strcmp(path, "/readyz") == 0) {
-        bool db = db_up(rt);
-        /* Not gated on partitions (CONTRACT §7): a replica beyond the
-         * partition count is ready and says partitions: 0, so a rollout that
-         * surges one pod, or an autoscaler at the partition count, never
-         * waits for a partition that will not come. */
-        bool ready = db && !runtime_draining(rt);
-        json_t *reasons = json_array();
-        if (rt->pooler_fault)
-            json_array_append_new(reasons, json_string(POOLER_FAULT_REASON));
-        else if (rt->db_down)
-            json_array_append_new(reasons, json_string("database unavailable"));
-        else if (!db)
-            json_array_append_new(reasons, json_string("database not checked recently"));
-        if (runtime_draining(rt))
-            json_array_append_new(reasons, json_string("draining"));
-        json_t *o = json_pack("{s:b,s:b,s:i,s:b,s:I,s:I,s:o}", "ready", ready, "database", db,
-                              "partitions", rt->assigned, "draining", runtime_draining(rt),
-                              "in_flight", (json_int_t)rt->in_flight, "stuck_deliveries",
-                              (json_int_t)rt->n_stuck, "reasons", reasons);
-        char *text = json_dumps(o, JSON_COMPACT);
-        json_decref(o);
-        set_body(resp, ready ? 200 : 503, "application/json", text);
-    } else if (strcmp(path, "/metrics") == 0) {
-        pool_stats_t ps;
-        pool_stats(rt->pool, &ps);
-        metrics_set_pool(rt->metrics, ps.idle, ps.active, ps.connecting);
-        metrics_set_in_flight(rt->metrics, rt->in_flight);
-        metrics_set_paused_partitions(rt->metrics, paused_count(rt));
-        metrics_set_database_up(rt->metrics, db_up(rt));
-        metrics_set_stuck_deliveries(rt->metrics, rt->n_stuck);
-        char *text = NULL;
-        size_t len = 0;
-        if (metrics_render(rt->metrics, &text, &len) == 0) {
-            resp->status = 200;
-            resp->content_type = METRICS_CONTENT_TYPE;
-            resp->body = text;
-            resp->len = len;
-        } else {
-            set_body(resp, 500, "text/plain; charset=utf-8", strdup("out of memory\n"));
-        }
-    }
+    health_answer(path, snapshot, rt, rt->metrics, resp);
 }
 
 /* ---- run ----------------------------------------------------------------- */
 
-int runtime_run(const config_t *cfg, pool_t *pool, const char *worker_name, bool *pool_in_use)
+static runtime_t *runtime_new(const config_t *cfg, pool_t *pool, const char *worker_name)
 {
-    *pool_in_use = false;
-    runtime_t *rt = calloc(1, sizeof(*rt));
-    if (rt == NULL)
-        return 1;
-    int rc = 1;
-    char err[512];
+    runtime_t *rt = mem_calloc(1, sizeof(*rt));
     rt->cfg = cfg;
     rt->pool = pool;
     rt->policy =
@@ -537,33 +400,19 @@ int runtime_run(const config_t *cfg, pool_t *pool, const char *worker_name, bool
     rt->prune_ms = runtime_now_ms() + PRUNE_FIRST_MS;
     rt->sched = sched_new();
     rt->metrics = metrics_new();
+    rt->loop_thread = uv_thread_self();
     uv_loop_init(&rt->loop);
     uv_async_init(&rt->loop, &rt->wake, on_completion);
     rt->wake.data = rt;
+    uv_prepare_init(&rt->loop, &rt->turn);
+    rt->turn.data = rt;
+    uv_prepare_start(&rt->turn, turn_cb);
+    return rt;
+}
 
-    kafka_callbacks_t cb = {.opaque = rt,
-                            .rebalance = parts_rebalance_cb,
-                            .delivery = settle_delivery_cb,
-                            .stats = stats_cb,
-                            .error = error_cb};
-    if (kafka_open(&rt->kafka, cfg, &cb, err, sizeof(err)) != 0) {
-        log_error("cannot start Kafka clients", LOG_S("error", err));
-        goto out;
-    }
-    exec_config_t ec = {
-        .pool = pool, .threads = cfg->pool_max, .worker_name = rt->worker_name, .wake = &rt->wake};
-    rt->exec = exec_start(&ec);
-    if (rt->exec == NULL) {
-        log_error("cannot start executor threads");
-        goto out;
-    }
-
-    if (http_server_start(&rt->loop, cfg->http_addr, http_cb, rt, &rt->http, err, sizeof(err)) !=
-        0) {
-        log_error("cannot start the HTTP server", LOG_S("http_addr", cfg->http_addr),
-                  LOG_S("error", err));
-        goto out;
-    }
+/* Wires the pipes, timers and signals into the loop. */
+static void start_handles(runtime_t *rt)
+{
     uv_poll_init(&rt->loop, &rt->consumer_poll, rt->kafka.consumer_fds[0]);
     uv_poll_init(&rt->loop, &rt->producer_poll, rt->kafka.producer_fds[0]);
     rt->consumer_poll.data = rt->producer_poll.data = rt;
@@ -581,7 +430,46 @@ int runtime_run(const config_t *cfg, pool_t *pool, const char *worker_name, bool
     rt->sigterm.data = rt->sigint.data = rt;
     uv_signal_start(&rt->sigterm, signal_cb, SIGTERM);
     uv_signal_start(&rt->sigint, signal_cb, SIGINT);
+}
 
+/* Starts the Kafka clients, the executors and HTTP. Returns 0, or -1 after
+ * logging why. */
+static int start(runtime_t *rt)
+{
+    const config_t *cfg = rt->cfg;
+    char err[512];
+    kafka_callbacks_t cb = {.opaque = rt,
+                            .rebalance = parts_rebalance_cb,
+                            .delivery = deliver_report_cb,
+                            .stats = stats_cb,
+                            .error = error_cb};
+    if (kafka_open(&rt->kafka, cfg, &cb, err, sizeof(err)) != 0) {
+        log_error("cannot start Kafka clients", LOG_S("error", err));
+        return -1;
+    }
+    exec_config_t ec = {.pool = rt->pool,
+                        .threads = cfg->pool_max,
+                        .worker_name = rt->worker_name,
+                        .wake = &rt->wake};
+    rt->exec = exec_start(&ec);
+    if (rt->exec == NULL) {
+        log_error("cannot start executor threads");
+        return -1;
+    }
+    if (http_server_start(&rt->loop, cfg->http_addr, http_cb, rt, &rt->http, err, sizeof(err)) !=
+        0) {
+        log_error("cannot start the HTTP server", LOG_S("http_addr", cfg->http_addr),
+                  LOG_S("error", err));
+        return -1;
+    }
+    start_handles(rt);
+    return 0;
+}
+
+/* Subscribes to the requests topic. */
+static void subscribe(runtime_t *rt)
+{
+    const config_t *cfg = rt->cfg;
     rd_kafka_topic_partition_list_t *topics = rd_kafka_topic_partition_list_new(1);
     rd_kafka_topic_partition_list_add(topics, cfg->request_topic, RD_KAFKA_PARTITION_UA);
     rd_kafka_resp_err_t kerr = rd_kafka_subscribe(rt->kafka.consumer, topics);
@@ -589,51 +477,49 @@ int runtime_run(const config_t *cfg, pool_t *pool, const char *worker_name, bool
     if (kerr != RD_KAFKA_RESP_ERR_NO_ERROR) {
         log_error("cannot subscribe", LOG_S("topic", cfg->request_topic),
                   LOG_S("error", rd_kafka_err2str(kerr)));
-        rt->phase = RT_DRAINING; /* nothing started: stop at once */
+        set_phase(rt, RT_DRAINING); /* nothing started: stop at once */
         rt->exit_code = 1;
-        runtime_check_drain(rt);
-    } else {
-        log_info("worker started", LOG_S("worker", rt->worker_name),
-                 LOG_S("group_id", cfg->group_id), LOG_S("topic", cfg->request_topic),
-                 LOG_I("executors", cfg->pool_max), LOG_I("max_in_flight", cfg->max_in_flight),
-                 LOG_I("batch_max", cfg->batch_max));
+        runtime_mark_dirty(rt);
+        return;
     }
-    consume_drain(rt);
-    uv_run(&rt->loop, UV_RUN_DEFAULT);
-    rc = rt->exit_code;
+    log_info("worker started", LOG_S("worker", rt->worker_name), LOG_S("group_id", cfg->group_id),
+             LOG_S("topic", cfg->request_topic), LOG_I("executors", cfg->pool_max),
+             LOG_I("max_in_flight", cfg->max_in_flight), LOG_I("batch_max", cfg->batch_max));
+}
 
-out:
-    if (rt->kafka.consumer != NULL) {
-        rt->phase = RT_CLOSING;
-        rd_kafka_consumer_close(rt->kafka.consumer); /* leaves the group */
+/* Stops the executors; false when one is stuck (then nothing of theirs may
+ * be freed: see exec_stop). */
+static bool stop_executors(runtime_t *rt)
+{
+    if (rt->exec == NULL)
+        return true;
+    bool abandoned = false;
+    task_t *left = exec_stop(rt->exec, EXEC_STOP_GRACE_MS, &abandoned);
+    if (abandoned) {
+        /* An executor is stuck beyond the cancel (a database host that
+         * vanished): its jobs, the pool and the loop stay as they are for
+         * the process's exit; nothing was committed for them. */
+        log_warn("an executor did not stop in time: exiting without it",
+                 LOG_I("grace_ms", EXEC_STOP_GRACE_MS));
+        return false;
     }
-    if (rt->exec != NULL) {
-        bool abandoned = false;
-        exec_task_t *left = exec_stop(rt->exec, EXEC_STOP_GRACE_MS, &abandoned);
-        if (abandoned) {
-            /* An executor is stuck beyond the cancel (a database host that
-             * vanished): its jobs, the pool and the loop stay as they are
-             * for the process's exit; nothing was committed for them. */
-            log_warn("an executor did not stop in time: exiting without it",
-                     LOG_I("grace_ms", EXEC_STOP_GRACE_MS));
-            kafka_destroy(&rt->kafka);
-            *pool_in_use = true;
-            log_info("worker stopped", LOG_I("exit_code", rc));
-            return rc;
-        }
-        while (left != NULL) {
-            exec_task_t *t = left;
-            left = t->next;
-            exec_task_free(t); /* their jobs are in rt->jobs */
-        }
+    while (left != NULL) {
+        task_t *t = left;
+        left = t->next;
+        task_free(t); /* their jobs are in rt->jobs */
     }
-    settle_free_deliveries(rt);
+    return true;
+}
+
+/* Frees everything after the loop ran; returns rc, or 1 when the loop does
+ * not close cleanly. */
+static int runtime_free(runtime_t *rt, int rc)
+{
+    deliver_free_all(rt);
     kafka_destroy(&rt->kafka);
     while (rt->jobs != NULL)
-        settle_job_free(rt, rt->jobs);
-    for (int32_t p = 0; p < rt->nparts; p++)
-        offsets_free(rt->parts[p].offsets);
-    free(rt->parts);
+        parts_job_forget(rt, rt->jobs);
+    parts_free(rt);
     sched_free(rt->sched);
     if (rt->http != NULL)
         http_server_close(rt->http, NULL, NULL);
@@ -645,6 +531,30 @@ out:
     }
     metrics_free(rt->metrics);
     free(rt);
+    return rc;
+}
+
+int runtime_run(const config_t *cfg, pool_t *pool, const char *worker_name, bool *pool_in_use)
+{
+    *pool_in_use = false;
+    runtime_t *rt = runtime_new(cfg, pool, worker_name);
+    int rc = 1;
+    if (start(rt) == 0) {
+        subscribe(rt);
+        consume_drain(rt);
+        uv_run(&rt->loop, UV_RUN_DEFAULT);
+        rc = rt->exit_code;
+    }
+    if (rt->kafka.consumer != NULL) {
+        set_phase(rt, RT_CLOSING);
+        rd_kafka_consumer_close(rt->kafka.consumer); /* leaves the group */
+    }
+    if (!stop_executors(rt)) {
+        kafka_destroy(&rt->kafka);
+        *pool_in_use = true;
+    } else {
+        rc = runtime_free(rt, rc);
+    }
     log_info("worker stopped", LOG_I("exit_code", rc));
     return rc;
 }

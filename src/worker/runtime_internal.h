@@ -1,18 +1,22 @@
 /* runtime_internal — the worker runtime's state, shared by the loop
- * (runtime.c), partition handling (parts.c) and outcome handling
- * (settle.c). Loop thread only: nothing here is locked. */
+ * (runtime.c), partitions and the jobs in flight (parts.c), settling a job
+ * (settle.c), its deliveries (deliver.c) and the database's state
+ * (dbwatch.c). Calls go down that list, never back up: the others mark the
+ * runtime dirty, or ask for a drain, and the loop's step acts. Loop thread
+ * only: nothing here is locked. */
 #ifndef TALLY_WORKER_RUNTIME_INTERNAL_H
 #define TALLY_WORKER_RUNTIME_INTERNAL_H
 
-#include "config.h"
-#include "exec.h"
-#include "http.h"
-#include "job.h"
-#include "kafka.h"
-#include "metrics.h"
-#include "offsets.h"
+#include "common/clock.h"
 #include "pool/pool.h"
-#include "scheduler.h"
+#include "worker/config.h"
+#include "worker/exec.h"
+#include "worker/http.h"
+#include "worker/job.h"
+#include "worker/kafka.h"
+#include "worker/metrics.h"
+#include "worker/offsets.h"
+#include "worker/scheduler.h"
 
 #include <stdbool.h>
 #include <stdint.h>
@@ -73,12 +77,23 @@ typedef enum runtime_phase {
     RT_CLOSING,  /* after the loop: rd_kafka_consumer_close is leaving the group */
 } runtime_phase_t;
 
+/* Scratch for parts_flow_apply: an entry per partition slot, grown with
+ * parts (parts_get), so that flow control allocates nothing per call. */
+typedef struct flow_scratch {
+    int32_t *idx;
+    int64_t *in_flight, *bytes;
+    bool *paused, *want, *want_bytes;
+} flow_scratch_t;
+
 typedef struct runtime {
     const config_t *cfg;
     envelope_policy_t policy; /* where results may go (reply_to) */
     pool_t *pool;
     char worker_name[128];
     uv_loop_t loop;
+    uv_thread_t loop_thread; /* the thread that runs the loop (runtime_on_loop) */
+    uv_prepare_t turn;       /* the per-turn step (runtime.c: turn_cb) */
+    bool dirty;              /* the step has work (runtime_mark_dirty) */
     uv_poll_t consumer_poll, producer_poll;
     uv_async_t wake;
     uv_timer_t sched_timer, tick_timer, redeliver_timer, probe_timer;
@@ -91,10 +106,12 @@ typedef struct runtime {
 
     part_t *parts;
     int32_t nparts; /* capacity of parts */
+    flow_scratch_t flow;
     int assigned;
     int64_t in_flight;
     int64_t in_flight_bytes;
-    job_t *jobs; /* every live job */
+    int64_t started; /* jobs in an executor or being published (job_started) */
+    job_t *jobs;     /* every live job */
 
     delivery_t *redeliver; /* waiting for their due time */
     delivery_t *stuck;     /* failed for good: held until their partition moves on */
@@ -113,34 +130,61 @@ typedef struct runtime {
     int64_t revoke_deadline;
 
     runtime_phase_t phase; /* moves forward only */
+    bool drain_asked;      /* runtime_ask_drain: the step begins it */
+    int drain_exit_code;
+    const char *drain_why; /* a static string */
     int64_t drain_deadline;
     int exit_code;
     uint64_t rng;
 } runtime_t;
 
+/* @thread loop */
 static inline bool runtime_draining(const runtime_t *rt)
 {
     return rt->phase >= RT_DRAINING;
 }
 
+/* @thread loop */
 static inline bool runtime_stopped(const runtime_t *rt)
 {
     return rt->phase >= RT_STOPPED;
 }
 
-/* Monotonic milliseconds. */
-int64_t runtime_now_ms(void);
+/* Monotonic milliseconds.
+ * @thread any */
+static inline int64_t runtime_now_ms(void)
+{
+    return clock_mono_ns() / 1000000;
+}
 
-/* Hands ready accounts' jobs to idle executors (or probes a database that is down). */
-void runtime_dispatch(runtime_t *rt);
+/* Whether the caller runs on the loop's thread (for assert).
+ * @thread any */
+static inline bool runtime_on_loop(const runtime_t *rt)
+{
+    uv_thread_t self = uv_thread_self();
+    return uv_thread_equal(&self, &rt->loop_thread);
+}
 
-/* Starts the drain (signal or fatal error); the exit code only grows. */
-void runtime_begin_drain(runtime_t *rt, int exit_code, const char *why);
+/* Something changed that one of the loop's per-turn duties may act on
+ * (dispatch, flow control, a revocation or a drain to finish): the step
+ * (runtime.c, turn_cb) runs them before the loop next waits.
+ * @thread loop */
+static inline void runtime_mark_dirty(runtime_t *rt)
+{
+    rt->dirty = true;
+}
 
-/* Stops the loop once the drain finished or timed out. */
-void runtime_check_drain(runtime_t *rt);
-
-/* Serves the producer's queue: delivery reports. */
-void runtime_producer_drain(runtime_t *rt);
+/* Asks for a drain where it cannot begin at once (in the middle of
+ * publishing): the step begins it. why is a static string.
+ * @thread loop */
+static inline void runtime_ask_drain(runtime_t *rt, int exit_code, const char *why)
+{
+    if (!rt->drain_asked || exit_code > rt->drain_exit_code) {
+        rt->drain_exit_code = exit_code;
+        rt->drain_why = why;
+    }
+    rt->drain_asked = true;
+    rt->dirty = true;
+}
 
 #endif

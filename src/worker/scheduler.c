@@ -1,4 +1,6 @@
-#include "scheduler.h"
+#include "worker/scheduler.h"
+
+#include "common/mem.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -35,15 +37,9 @@ static uint64_t hash_str(const char *s)
 
 sched_t *sched_new(void)
 {
-    sched_t *s = calloc(1, sizeof(*s));
-    if (s == NULL)
-        return NULL;
+    sched_t *s = mem_calloc(1, sizeof(*s));
     s->nbuckets = 64;
-    s->buckets = calloc(s->nbuckets, sizeof(*s->buckets));
-    if (s->buckets == NULL) {
-        free(s);
-        return NULL;
-    }
+    s->buckets = mem_calloc(s->nbuckets, sizeof(*s->buckets));
     return s;
 }
 
@@ -65,9 +61,7 @@ void sched_free(sched_t *s)
 static void rehash(sched_t *s)
 {
     size_t nb = s->nbuckets * 2;
-    sched_account_t **b = calloc(nb, sizeof(*b));
-    if (b == NULL)
-        return; /* keep the longer chains */
+    sched_account_t **b = mem_calloc(nb, sizeof(*b));
     for (size_t i = 0; i < s->nbuckets; i++) {
         for (sched_account_t *a = s->buckets[i], *n; a != NULL; a = n) {
             n = a->hnext;
@@ -88,9 +82,7 @@ static sched_account_t *account_get(sched_t *s, const char *id)
         if (strcmp(a->id, id) == 0)
             return a;
     }
-    sched_account_t *a = calloc(1, sizeof(*a));
-    if (a == NULL)
-        abort(); /* a job cannot be queued without its account: out of memory is fatal */
+    sched_account_t *a = mem_calloc(1, sizeof(*a));
     strncpy(a->id, id, sizeof(a->id) - 1);
     a->hnext = s->buckets[k];
     s->buckets[k] = a;
@@ -170,10 +162,7 @@ static void heap_push(sched_t *s, sched_account_t *a)
 {
     if (s->nheap == s->heapcap) {
         size_t cap = s->heapcap ? s->heapcap * 2 : 16;
-        sched_account_t **h = realloc(s->heap, cap * sizeof(*h));
-        if (h == NULL)
-            abort();
-        s->heap = h;
+        s->heap = mem_realloc(s->heap, cap * sizeof(*s->heap));
         s->heapcap = cap;
     }
     size_t i = s->nheap++;

@@ -1,468 +1,117 @@
-#include "settle.h"
+/* settle — see worker/settle.h. */
+#include "worker/settle.h"
 
-#include "answer.h"
+#include "deliver.h"
 #include "parts.h"
-#include "scheduler.h"
+#include "runtime_internal.h"
 
 #include "common/clock.h"
 #include "common/log.h"
 
-#include <inttypes.h>
-#include <jansson.h>
+#include <assert.h>
 #include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
 
-/* ---- jobs ------------------------------------------------------------- */
-
-void settle_job_free(runtime_t *rt, job_t *job)
+settle_action_t settle_decide(const job_t *job, bool kept, int max_retries)
 {
-    if (job->all_prev != NULL)
-        job->all_prev->all_next = job->all_next;
+    assert(job->state == JOB_RUNNING);
+    if (job->status == JOB_ANSWERED)
+        return SETTLE_PUBLISH;
+    if (!kept)
+        return SETTLE_DROP;
+    if (job->status == JOB_REQUEUE)
+        return SETTLE_REQUEUE;
+    return job->attempts + 1 >= max_retries ? SETTLE_GIVE_UP : SETTLE_BACKOFF;
+}
+
+#define SETTLE_NAME(name, text) text,
+static const char *const action_names[] = {SETTLE_ACTION_MAP(SETTLE_NAME)};
+#undef SETTLE_NAME
+
+const char *settle_action_str(settle_action_t a)
+{
+    return (unsigned)a < sizeof(action_names) / sizeof(action_names[0]) ? action_names[(unsigned)a]
+                                                                        : "unknown";
+}
+
+/* Answered: its result and audit event go out, with a DLQ copy when its
+ * verdict says so. */
+static void publish(runtime_t *rt, job_t *job)
+{
+    job_verdict_answer_t v;
+    job_verdict_answer(job, &v);
+    if (job->verdict != JOB_VERDICT_NONE)
+        log_warn("request answered", LOG_S("account_id", job->env.account.id),
+                 LOG_S("request_id", job->env.id), LOG_S("type", job->env.type),
+                 LOG_S("error_code", tally_errcode_str(job->error_code)),
+                 LOG_B("replayed", job->replayed), LOG_I("partition", job->partition),
+                 LOG_I("offset", job->offset));
     else
-        rt->jobs = job->all_next;
-    if (job->all_next != NULL)
-        job->all_next->all_prev = job->all_prev;
-    rt->in_flight--;
-    rt->in_flight_bytes -= (int64_t)job->value_len;
-    if (parts_job_current(rt, job))
-        rt->parts[job->partition].bytes -= (int64_t)job->value_len;
-    envelope_clear(&job->env);
-    free(job->key);
-    free(job->value);
-    free(job->result_text);
-    free(job->audit_text);
-    free(job);
-}
-
-void settle_job_started(runtime_t *rt, job_t *job, bool started)
-{
-    if (job->started == started)
-        return;
-    job->started = started;
-    if (parts_job_current(rt, job))
-        rt->parts[job->partition].started += started ? 1 : -1;
-}
-
-/* The job is finished (answered and acknowledged, or dead-lettered and
- * acknowledged): its offset may be committed. */
-static void job_done(runtime_t *rt, job_t *job)
-{
-    if (parts_job_current(rt, job)) {
-        part_t *pt = &rt->parts[job->partition];
-        int64_t next;
-        offsets_done(pt->offsets, job->offset);
-        if (offsets_advance(pt->offsets, &next)) {
-            rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(1);
-            rd_kafka_topic_partition_list_add(l, rt->cfg->request_topic, job->partition)->offset =
-                next;
-            rd_kafka_resp_err_t err = rd_kafka_offsets_store(rt->kafka.consumer, l);
-            if (err != RD_KAFKA_RESP_ERR_NO_ERROR)
-                log_warn("offset store failed", LOG_I("partition", job->partition),
-                         LOG_I("offset", next), LOG_S("error", rd_kafka_err2str(err)));
-            else
-                pt->stored = next;
-            rd_kafka_topic_partition_list_destroy(l);
-        }
+        log_debug("request answered", LOG_S("account_id", job->env.account.id),
+                  LOG_S("request_id", job->env.id), LOG_S("type", job->env.type),
+                  LOG_B("replayed", job->replayed), LOG_I("partition", job->partition),
+                  LOG_I("offset", job->offset));
+    metrics_request_done(rt->metrics, job->env.type[0] ? job->env.type : NULL,
+                         job->ok ? "ok" : "error",
+                         job->ok ? NULL : tally_errcode_str(job->error_code),
+                         (double)(clock_mono_ns() - job->received_ns) / 1e9, job->replayed);
+    parts_job_state(rt, job, JOB_PUBLISHING);
+    if (v.dlq) /* before the result: a result that cannot go out needs no second copy */
+        snprintf(job->dlq_reason, sizeof(job->dlq_reason), "%s", v.message);
+    deliver_publish(rt, job, DELIVERY_RESULT);
+    deliver_publish(rt, job, DELIVERY_AUDIT);
+    if (v.dlq) {
+        metrics_dlq(rt->metrics, tally_errcode_str(v.code));
+        deliver_publish(rt, job, DELIVERY_DLQ);
     }
-    settle_job_started(rt, job, false);
-    settle_job_free(rt, job);
 }
 
-/* ---- publishing --------------------------------------------------------- */
-
-/* A cut DLQ copy keeps at most this much of the key and of the value, and
- * leaves this much of the producer's message.max.bytes to headers. */
-#define DLQ_CUT_KEY   1024
-#define DLQ_CUT_VALUE (64 * 1024)
-#define HEADER_ROOM   4096
-
-static const char *const kind_names[] = {"result", "audit event", "DLQ copy"};
-
-static void add_header(rd_kafka_headers_t *h, const char *name, const char *value)
+/* A failed attempt: counted; the last one gives the job its verdict. */
+static void retry(runtime_t *rt, job_t *job, settle_action_t a, int64_t now)
 {
-    rd_kafka_header_add(h, name, -1, value, -1);
-}
-
-static void add_size_header(rd_kafka_headers_t *h, const char *name, size_t n)
-{
-    char num[32];
-    snprintf(num, sizeof(num), "%zu", n);
-    add_header(h, name, num);
-}
-
-static size_t min_size(size_t a, size_t b)
-{
-    return a < b ? a : b;
-}
-
-static void redeliver_cb(uv_timer_t *t);
-static void produce(runtime_t *rt, delivery_t *d);
-static void delivery_failed(runtime_t *rt, delivery_t *d, rd_kafka_resp_err_t err);
-
-/* Arms the redelivery timer for the earliest due delivery. */
-static void arm_redeliver(runtime_t *rt)
-{
-    if (rt->redeliver == NULL || runtime_stopped(rt))
-        return;
-    int64_t due = INT64_MAX;
-    for (delivery_t *d = rt->redeliver; d != NULL; d = d->next)
-        due = d->due_ms < due ? d->due_ms : due;
-    int64_t wait = due - runtime_now_ms();
-    uv_timer_start(&rt->redeliver_timer, redeliver_cb, (uint64_t)(wait > 1 ? wait : 1), 0);
-}
-
-static void redeliver_later(runtime_t *rt, delivery_t *d, const char *why)
-{
-    d->due_ms = runtime_now_ms() + sched_backoff_ms(d->attempts > 0 ? d->attempts : 1,
-                                                    RETRY_BASE_MS, RETRY_CAP_MS, &rt->rng);
-    log_warn("delivery failed, will retry", LOG_S("account_id", d->job->env.account.id),
-             LOG_S("request_id", d->job->env.id), LOG_S("delivery", kind_names[d->kind]),
-             LOG_I("attempt", d->attempts), LOG_S("error", why));
-    d->next = rt->redeliver;
-    rt->redeliver = d;
-    arm_redeliver(rt);
-}
-
-static void redeliver_cb(uv_timer_t *t)
-{
-    runtime_t *rt = t->data;
-    int64_t now = runtime_now_ms();
-    delivery_t *due = NULL;
-    for (delivery_t **pp = &rt->redeliver; *pp != NULL;) {
-        delivery_t *d = *pp;
-        if (d->due_ms <= now) {
-            *pp = d->next;
-            d->next = due;
-            due = d;
-        } else {
-            pp = &d->next;
-        }
-    }
-    while (due != NULL) {
-        delivery_t *d = due;
-        due = d->next;
-        d->next = NULL;
-        produce(rt, d);
-    }
-    arm_redeliver(rt);
-}
-
-static void produce(runtime_t *rt, delivery_t *d)
-{
-    const config_t *cfg = rt->cfg;
-    job_t *job = d->job;
-    rd_kafka_headers_t *h = rd_kafka_headers_new(10);
-    const char *topic;
-    const void *key, *value;
-    size_t key_len, value_len;
-    char num[32];
-    switch (d->kind) {
-    case DELIVERY_RESULT:
-        topic =
-            job->env.reply_to[0] != '\0' && !d->redirected ? job->env.reply_to : cfg->result_topic;
-        key = job->env.account.id;
-        key_len = strlen(job->env.account.id);
-        value = job->result_text;
-        value_len = strlen(job->result_text);
-        add_header(h, "tally-account-id", job->env.account.id);
-        add_header(h, "tally-request-id", job->env.id);
-        add_header(h, "tally-status", job->ok && !d->shortened ? "ok" : "error");
-        if (d->redirected) {
-            add_header(h, "tally-reply-to", job->env.reply_to);
-            add_header(h, "tally-reply-to-error", d->reason);
-        }
-        break;
-    case DELIVERY_AUDIT:
-        topic = cfg->audit_topic;
-        key = job->env.account.id;
-        key_len = strlen(job->env.account.id);
-        value = job->audit_text;
-        value_len = strlen(job->audit_text);
-        break;
-    case DELIVERY_DLQ:
-    default:
-        topic = cfg->dlq_topic;
-        key = job->key;
-        key_len = job->key_len;
-        value = job->value;
-        value_len = job->value_len;
-        if (d->cut > 0) {
-            /* What fits: a prefix of each, the original sizes in headers. */
-            size_t room = rt->kafka.max_message_bytes > HEADER_ROOM
-                              ? rt->kafka.max_message_bytes - HEADER_ROOM
-                              : 0;
-            key_len = min_size(key_len, min_size(DLQ_CUT_KEY, room));
-            value_len =
-                d->cut == 1 ? min_size(value_len, min_size(DLQ_CUT_VALUE, room - key_len)) : 0;
-            if (key_len < job->key_len)
-                add_size_header(h, "tally-dlq-key-size", job->key_len);
-            if (value_len < job->value_len)
-                add_size_header(h, "tally-dlq-value-size", job->value_len);
-            add_header(h, "tally-dlq-cut-reason", d->reason);
-        }
-        add_header(
-            h, "tally-error-code",
-            tally_errcode_str(job->unanswerable ? TALLY_ERR_INVALID_REQUEST : TALLY_ERR_INTERNAL));
-        add_header(h, "tally-error-message", job->env.error_message);
-        add_header(h, "tally-source-topic", cfg->request_topic);
-        snprintf(num, sizeof(num), "%" PRId32, job->partition);
-        add_header(h, "tally-source-partition", num);
-        snprintf(num, sizeof(num), "%" PRId64, job->offset);
-        add_header(h, "tally-source-offset", num);
-        break;
-    }
-    /* No copy: the texts live in the job until every delivery is acknowledged. */
-    rd_kafka_resp_err_t err =
-        rd_kafka_producev(rt->kafka.producer, RD_KAFKA_V_TOPIC(topic), RD_KAFKA_V_KEY(key, key_len),
-                          RD_KAFKA_V_VALUE((void *)value, value_len), RD_KAFKA_V_HEADERS(h),
-                          RD_KAFKA_V_OPAQUE(d), RD_KAFKA_V_MSGFLAGS(0), RD_KAFKA_V_END);
-    if (err == RD_KAFKA_RESP_ERR_NO_ERROR)
-        return;
-    rd_kafka_headers_destroy(h); /* still ours when producev fails */
-    delivery_failed(rt, d, err);
-}
-
-static delivery_t *delivery_new(job_t *job, delivery_kind_t kind)
-{
-    delivery_t *d = calloc(1, sizeof(*d));
-    if (d == NULL)
-        abort(); /* losing a delivery silently is worse than a restart */
-    d->job = job;
-    d->kind = kind;
-    job->pending_acks++;
-    return d;
-}
-
-/* The result d carries cannot be published (why): a short `internal`
- * answer replaces it, and a copy of the request goes to the DLQ (an
- * `internal` answer after the last attempt has one already). */
-static void shorten(runtime_t *rt, delivery_t *d, const char *why)
-{
-    job_t *job = d->job;
-    size_t size = strlen(job->result_text);
-    char *text = answer_unpublishable(&job->env, size, why, job->replayed, clock_wall_ms());
-    if (text == NULL)
-        abort();
-    free(job->result_text);
-    job->result_text = text;
-    d->shortened = true;
-    d->attempts = 0;
-    log_error("the result cannot be published: answering internal",
-              LOG_S("account_id", job->env.account.id), LOG_S("request_id", job->env.id),
-              LOG_I("bytes", (int64_t)size), LOG_S("error", why),
-              LOG_I("partition", job->partition), LOG_I("offset", job->offset));
-    if (job->final_internal || job->unanswerable)
-        return;
-    snprintf(job->env.error_message, sizeof(job->env.error_message),
-             "the result (%zu bytes) could not be published: %.160s", size, why);
-    metrics_dlq(rt->metrics, "internal");
-    produce(rt, delivery_new(job, DELIVERY_DLQ));
-}
-
-/* d failed for good: it stays unacknowledged, so its offset is never
- * committed here (the next owner of the partition runs the request again
- * and replays its stored outcome), but nothing waits for it: not a drain,
- * not a revocation. Counted in /readyz and tally_stuck_deliveries. */
-static void park(runtime_t *rt, delivery_t *d, const char *why)
-{
-    job_t *job = d->job;
-    d->next = rt->stuck;
-    rt->stuck = d;
-    rt->n_stuck++;
-    log_error("delivery failed for good: holding its offset until the partition moves on",
-              LOG_S("account_id", job->env.account.id), LOG_S("request_id", job->env.id),
-              LOG_S("delivery", kind_names[d->kind]), LOG_I("attempts", d->attempts),
-              LOG_S("error", why), LOG_I("partition", job->partition),
-              LOG_I("offset", job->offset));
-    settle_job_started(rt, job, false);
-}
-
-/* A delivery failed (synchronously or in its report): decide how to go on.
- * A transient failure is produced again after a backoff, at most
- * TALLY_MAX_RETRIES times (a full local queue does not count). Then, or at
- * once for a failure that will not pass (too large, a topic refused): a
- * result refused by its reply_to topic goes to the results topic (headers
- * tally-reply-to*); a result refused there is answered `internal` instead
- * (shorten); a DLQ copy is cut to fit, then sent without its value; what
- * still fails is parked (park). */
-static void delivery_failed(runtime_t *rt, delivery_t *d, rd_kafka_resp_err_t err)
-{
-    kafka_err_class_t cls = kafka_classify(rt->kafka.producer, err);
-    const char *why = rd_kafka_err2str(err);
-    job_t *job = d->job;
-    if (cls == KAFKA_ERR_FATAL)
-        runtime_begin_drain(rt, 1, "the producer failed fatally");
-    if (cls == KAFKA_ERR_QUEUE_FULL) {
-        redeliver_later(rt, d, why);
+    job->attempts++;
+    metrics_retry(rt->metrics);
+    if (a == SETTLE_GIVE_UP) {
+        log_error("request failed after all attempts: answering internal",
+                  LOG_S("account_id", job->env.account.id), LOG_S("request_id", job->env.id),
+                  LOG_I("attempts", job->attempts), LOG_S("error", job->fail_reason),
+                  LOG_I("partition", job->partition), LOG_I("offset", job->offset));
+        job->verdict = JOB_VERDICT_INTERNAL_AFTER_RETRIES;
+        parts_job_state(rt, job, JOB_QUEUED);
+        sched_retry(rt->sched, &job->item, now, 0);
         return;
     }
-    bool lasting = cls == KAFKA_ERR_TOPIC;
-    if (!lasting && ++d->attempts < rt->cfg->max_retries) {
-        redeliver_later(rt, d, why);
-        return;
-    }
-    switch (d->kind) {
-    case DELIVERY_RESULT:
-        if (!d->redirected && job->env.reply_to[0] != '\0' &&
-            strcmp(job->env.reply_to, rt->cfg->result_topic) != 0) {
-            d->redirected = true;
-            d->attempts = 0;
-            snprintf(d->reason, sizeof(d->reason), "%s", why);
-            log_warn("reply_to cannot take the result: sent to the results topic",
-                     LOG_S("account_id", job->env.account.id), LOG_S("request_id", job->env.id),
-                     LOG_S("reply_to", job->env.reply_to), LOG_S("error", why));
-            produce(rt, d);
-            return;
-        }
-        if (!d->shortened) {
-            shorten(rt, d, why);
-            produce(rt, d);
-            return;
-        }
-        break;
-    case DELIVERY_DLQ:
-        if (lasting && d->cut < 2) {
-            d->cut++;
-            d->attempts = 0;
-            snprintf(d->reason, sizeof(d->reason), "%s", why);
-            log_error("the DLQ refused a message: sending it cut to fit",
-                      LOG_I("partition", job->partition), LOG_I("offset", job->offset),
-                      LOG_I("key_bytes", (int64_t)job->key_len),
-                      LOG_I("value_bytes", (int64_t)job->value_len), LOG_I("cut", d->cut),
-                      LOG_S("error", why));
-            produce(rt, d);
-            return;
-        }
-        break;
-    case DELIVERY_AUDIT:
-        break;
-    }
-    park(rt, d, why);
+    int64_t delay = sched_backoff_equal_ms(job->attempts, ATTEMPT_BASE_MS, RETRY_CAP_MS, &rt->rng);
+    log_warn("request will be retried", LOG_S("account_id", job->env.account.id),
+             LOG_S("request_id", job->env.id), LOG_I("attempt", job->attempts),
+             LOG_I("delay_ms", delay), LOG_S("error", job->fail_reason));
+    parts_job_state(rt, job, JOB_BACKOFF);
+    sched_retry(rt->sched, &job->item, now, delay);
 }
-
-void settle_publish(runtime_t *rt, job_t *job, delivery_kind_t kind)
-{
-    delivery_t *d = delivery_new(job, kind);
-    if (kind == DELIVERY_RESULT && strlen(job->result_text) > ANSWER_MAX_RESULT)
-        shorten(rt, d, "it is larger than the 1 MiB a result may be");
-    produce(rt, d);
-}
-
-/* Producer delivery report (loop thread, from rd_kafka_poll on the producer). */
-void settle_delivery_cb(rd_kafka_t *rk, const rd_kafka_message_t *msg, void *opaque)
-{
-    runtime_t *rt = opaque;
-    delivery_t *d = msg->_private;
-    if (msg->err != RD_KAFKA_RESP_ERR_NO_ERROR) {
-        delivery_failed(rt, d, msg->err);
-        return;
-    }
-    job_t *job = d->job;
-    free(d);
-    if (--job->pending_acks == 0)
-        job_done(rt, job);
-}
-
-void settle_reap_stuck(runtime_t *rt)
-{
-    for (delivery_t **pp = &rt->stuck; *pp != NULL;) {
-        delivery_t *d = *pp;
-        if (parts_job_current(rt, d->job)) {
-            pp = &d->next;
-            continue;
-        }
-        /* Its partition moved on (revoked, lost): the next owner answers it. */
-        *pp = d->next;
-        rt->n_stuck--;
-        job_t *job = d->job;
-        free(d);
-        if (--job->pending_acks == 0)
-            job_done(rt, job);
-    }
-}
-
-void settle_free_deliveries(runtime_t *rt)
-{
-    delivery_t *lists[] = {rt->redeliver, rt->stuck};
-    for (size_t i = 0; i < sizeof(lists) / sizeof(lists[0]); i++) {
-        while (lists[i] != NULL) {
-            delivery_t *d = lists[i];
-            lists[i] = d->next;
-            free(d);
-        }
-    }
-    rt->redeliver = rt->stuck = NULL;
-    rt->n_stuck = 0;
-}
-
-/* ---- settle: the one place that turns an outcome into actions ----------- */
 
 void settle_job(runtime_t *rt, job_t *job)
 {
-    int64_t now = runtime_now_ms();
-    switch (job->status) {
-    case JOB_ANSWERED:
+    assert(runtime_on_loop(rt));
+    bool kept =
+        parts_job_current(rt, job) && !rt->parts[job->partition].revoking && !runtime_draining(rt);
+    settle_action_t a = settle_decide(job, kept, rt->cfg->max_retries);
+    switch (a) {
+    case SETTLE_PUBLISH:
         sched_finish(rt->sched, &job->item);
-        if (job->final_internal)
-            log_warn("request answered", LOG_S("account_id", job->env.account.id),
-                     LOG_S("request_id", job->env.id), LOG_S("type", job->env.type),
-                     LOG_S("error_code", tally_errcode_str(job->error_code)),
-                     LOG_B("replayed", job->replayed), LOG_I("partition", job->partition),
-                     LOG_I("offset", job->offset));
-        else
-            log_debug("request answered", LOG_S("account_id", job->env.account.id),
-                      LOG_S("request_id", job->env.id), LOG_S("type", job->env.type),
-                      LOG_B("replayed", job->replayed), LOG_I("partition", job->partition),
-                      LOG_I("offset", job->offset));
-        metrics_request_done(rt->metrics, job->env.type[0] ? job->env.type : NULL,
-                             job->ok ? "ok" : "error",
-                             job->ok ? NULL : tally_errcode_str(job->error_code),
-                             (double)(clock_mono_ns() - job->received_ns) / 1e9, job->replayed);
-        settle_publish(rt, job, DELIVERY_RESULT);
-        settle_publish(rt, job, DELIVERY_AUDIT);
-        if (job->final_internal) {
-            metrics_dlq(rt->metrics, "internal");
-            settle_publish(rt, job, DELIVERY_DLQ);
-        }
-        return;
-    case JOB_RETRY:
-    case JOB_REQUEUE:
-        if (!parts_job_current(rt, job) || rt->parts[job->partition].revoking ||
-            runtime_draining(rt)) {
-            /* Its partition is going away: not finished, so not committed;
-             * the next owner runs it. */
-            sched_finish(rt->sched, &job->item);
-            settle_job_started(rt, job, false);
-            settle_job_free(rt, job);
-            return;
-        }
-        settle_job_started(rt, job, false);
-        if (job->status == JOB_REQUEUE) {
-            sched_retry(rt->sched, &job->item, now, 0);
-            return;
-        }
-        job->attempts++;
-        metrics_retry(rt->metrics);
-        if (job->attempts >= rt->cfg->max_retries) {
-            log_error("request failed after all attempts: answering internal",
-                      LOG_S("account_id", job->env.account.id), LOG_S("request_id", job->env.id),
-                      LOG_I("attempts", job->attempts), LOG_S("error", job->fail_reason),
-                      LOG_I("partition", job->partition), LOG_I("offset", job->offset));
-            job->final_internal = true;
-            job->env.error = TALLY_ERR_INTERNAL;
-            job->env.error_field[0] = '\0';
-            snprintf(job->env.error_message, sizeof(job->env.error_message),
-                     "processing failed after %d attempts", job->attempts);
-            sched_retry(rt->sched, &job->item, now, 0);
-            return;
-        }
-        int64_t delay =
-            sched_backoff_equal_ms(job->attempts, ATTEMPT_BASE_MS, RETRY_CAP_MS, &rt->rng);
-        log_warn("request will be retried", LOG_S("account_id", job->env.account.id),
-                 LOG_S("request_id", job->env.id), LOG_I("attempt", job->attempts),
-                 LOG_I("delay_ms", delay), LOG_S("error", job->fail_reason));
-        sched_retry(rt->sched, &job->item, now, delay);
-        return;
+        publish(rt, job);
+        break;
+    case SETTLE_DROP:
+        /* Its partition is going away: not finished, so not committed; the
+         * next owner runs it. */
+        sched_finish(rt->sched, &job->item);
+        parts_job_forget(rt, job);
+        break;
+    case SETTLE_REQUEUE:
+        parts_job_state(rt, job, JOB_QUEUED);
+        sched_retry(rt->sched, &job->item, runtime_now_ms(), 0);
+        break;
+    case SETTLE_BACKOFF:
+    case SETTLE_GIVE_UP:
+        retry(rt, job, a, runtime_now_ms());
+        break;
     }
 }

@@ -1,4 +1,4 @@
-#include "version.h"
+#include "worker/version.h"
 
 const char *tally_version(void)
 {

@@ -22,7 +22,7 @@
 #include "../../src/handlers/handler_internal.h"
 #include "access/account.h"
 #include "access/payments.h"
-#include "answer.h"
+#include "worker/answer.h"
 #include "common/clock.h"
 #include "common/utf8.h"
 #include "envelope/envelope.h"

@@ -9,7 +9,7 @@
 
 #include "ctl_run.h"
 #include "harness.h"
-#include "http.h"
+#include "worker/http.h"
 
 #include <pthread.h>
 #include <stdatomic.h>

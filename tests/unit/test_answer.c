@@ -6,7 +6,7 @@
 #include <stdint.h>
 #include <cmocka.h>
 
-#include "answer.h"
+#include "worker/answer.h"
 
 #include <stdlib.h>
 #include <string.h>

@@ -6,7 +6,7 @@
 #include <stdint.h>
 #include <cmocka.h>
 
-#include "config.h"
+#include "worker/config.h"
 
 #include <stdio.h>
 #include <stdlib.h>

@@ -8,8 +8,8 @@
 #include <stdint.h>
 #include <cmocka.h>
 
-#include "http.h"
-#include "metrics.h"
+#include "worker/http.h"
+#include "worker/metrics.h"
 
 #include <arpa/inet.h>
 #include <errno.h>

@@ -6,7 +6,7 @@
 #include <stdint.h>
 #include <cmocka.h>
 
-#include "kafka.h"
+#include "worker/kafka.h"
 
 #include <fcntl.h>
 #include <unistd.h>

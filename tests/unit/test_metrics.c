@@ -8,7 +8,7 @@
 #include <cmocka.h>
 
 #include "handlers/handler.h"
-#include "metrics.h"
+#include "worker/metrics.h"
 
 #include <ctype.h>
 #include <math.h>

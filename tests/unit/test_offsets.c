@@ -6,8 +6,8 @@
 #include <stdint.h>
 #include <cmocka.h>
 
-#include "flow.h"
-#include "offsets.h"
+#include "worker/flow.h"
+#include "worker/offsets.h"
 
 static void test_contiguous_prefix(void **state)
 {

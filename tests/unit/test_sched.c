@@ -6,7 +6,7 @@
 #include <stdint.h>
 #include <cmocka.h>
 
-#include "scheduler.h"
+#include "worker/scheduler.h"
 
 #include <stdio.h>
 #include <stdlib.h>

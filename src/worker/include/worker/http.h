@@ -65,19 +65,23 @@ typedef struct http_limits {
 /* Binds addr ("127.0.0.1:8080", "0.0.0.0:8080", "[::1]:8080", ":8080" for
  * every IPv4 interface, port 0 for an ephemeral one) and listens on loop.
  * Returns 0 and *out, or -1 with a one-line reason in err (which names addr
- * but no setting). */
+ * but no setting).
+ * @thread loop */
 int http_server_start(uv_loop_t *loop, const char *addr, http_handler_cb cb, void *ctx,
                       http_server_t **out, char *err, size_t errlen);
 
-/* Replaces the limits for connections accepted from now on. */
+/* Replaces the limits for connections accepted from now on.
+ * @thread loop */
 void http_server_set_limits(http_server_t *s, const http_limits_t *limits);
 
-/* The bound TCP port (useful with port 0). */
+/* The bound TCP port (useful with port 0).
+ * @thread loop */
 int http_server_port(const http_server_t *s);
 
 /* Stops listening, closes every open connection, and frees the server once
  * every handle has closed; then calls done_cb(arg) (done_cb may be NULL).
- * After that, uv_loop_close succeeds as far as this server is concerned. */
+ * After that, uv_loop_close succeeds as far as this server is concerned.
+ * @thread loop */
 void http_server_close(http_server_t *s, void (*done_cb)(void *), void *arg);
 
 #endif

@@ -32,8 +32,10 @@
 
 typedef struct metrics metrics_t;
 
-/* A new registry with every series at zero; NULL when out of memory.
- * metrics_free(NULL) is a no-op. */
+/* A new registry with every series at zero (never NULL: common/mem.h).
+ * metrics_free(NULL) is a no-op.
+ * @thread any
+ * @thread any */
 metrics_t *metrics_new(void);
 void metrics_free(metrics_t *m);
 
@@ -41,21 +43,29 @@ void metrics_free(metrics_t *m);
  * as "unknown"; status is "ok" or "error" (anything else counts as "error");
  * error_code (NULL or "" for ok answers) outside the contract's codes counts
  * as "other". seconds is the processing duration; replayed answers also
- * count in tally_replays_total. */
+ * count in tally_replays_total.
+ * @thread any */
 void metrics_request_done(metrics_t *m, const char *type, const char *status,
                           const char *error_code, double seconds, bool replayed);
 
 /* One message copied to the DLQ, by its tally-error-code. error_code outside
- * the contract's codes counts as "other". */
+ * the contract's codes counts as "other".
+ * @thread any */
 void metrics_dlq(metrics_t *m, const char *error_code);
 
-/* One transient failure that will be retried. */
+/* One transient failure that will be retried.
+ * @thread any */
 void metrics_retry(metrics_t *m);
 
+/* @thread any */
 void metrics_set_in_flight(metrics_t *m, int64_t n);
+/* @thread any */
 void metrics_set_paused_partitions(metrics_t *m, int64_t n);
+/* @thread any */
 void metrics_set_stuck_deliveries(metrics_t *m, int64_t n);
+/* @thread any */
 void metrics_set_pool(metrics_t *m, int idle, int active, int connecting);
+/* @thread any */
 void metrics_set_database_up(metrics_t *m, bool up);
 
 /* Consumer lag of one assigned partition (from librdkafka statistics);
@@ -63,11 +73,15 @@ void metrics_set_database_up(metrics_t *m, bool up);
  * At most METRICS_MAX_LAG_SERIES partitions are kept; further ones are
  * ignored. */
 #define METRICS_MAX_LAG_SERIES 1024
+/* @thread any */
 void metrics_set_consumer_lag(metrics_t *m, const char *topic, int32_t partition, int64_t lag);
+/* @thread any */
 void metrics_clear_consumer_lag(metrics_t *m);
 
 /* Renders the exposition text into a malloc'd, NUL-terminated *out (the
- * caller frees it) of *len bytes. Returns 0, or -1 when out of memory. */
+ * caller frees it) of *len bytes. Returns 0, or -1 when the text cannot be
+ * formatted (never for want of memory).
+ * @thread any */
 int metrics_render(metrics_t *m, char **out, size_t *len);
 
 /* The Content-Type of metrics_render's text. */

@@ -15,7 +15,8 @@
 #include <stdint.h>
 
 /* For each of n partitions, sets want_paused[i] from in_flight[i] and the
- * current paused[i]. */
+ * current paused[i].
+ * @thread any */
 void flow_decide(int64_t max_in_flight, size_t n, const int64_t *in_flight, const bool *paused,
                  bool *want_paused);
 

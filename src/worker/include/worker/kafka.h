@@ -13,7 +13,7 @@
 #ifndef TALLY_WORKER_KAFKA_H
 #define TALLY_WORKER_KAFKA_H
 
-#include "config.h"
+#include "worker/config.h"
 
 #include <librdkafka/rdkafka.h>
 #include <stdbool.h>
@@ -39,15 +39,23 @@ typedef struct kafka {
 } kafka_t;
 
 /* Creates both handles and their wake-up pipes. Returns 0, or -1 with one
- * line in err. */
+ * line in err.
+ * @thread loop */
 int kafka_open(kafka_t *k, const config_t *cfg, const kafka_callbacks_t *cb, char *err,
                size_t errlen);
 
-/* Destroys what kafka_open created (the consumer must be closed first). */
+/* Destroys what kafka_open created (the consumer must be closed first).
+ * @thread loop */
 void kafka_destroy(kafka_t *k);
 
-/* Empties a wake-up pipe (non-blocking). */
+/* Empties a wake-up pipe (non-blocking).
+ * @thread loop */
 void kafka_drain_pipe(int fd);
+
+/* Serves the producer's queue: its delivery reports and errors (their
+ * callbacks run here). Nothing to do before kafka_open.
+ * @thread loop */
+void kafka_serve_producer(kafka_t *k);
 
 /* The kind of a delivery or client error. */
 typedef enum kafka_err_class {
@@ -59,6 +67,7 @@ typedef enum kafka_err_class {
     KAFKA_ERR_FATAL,      /* the client instance is unusable */
 } kafka_err_class_t;
 
+/* @thread any */
 kafka_err_class_t kafka_classify(rd_kafka_t *rk, rd_kafka_resp_err_t err);
 
 #endif

@@ -16,25 +16,33 @@
 
 typedef struct offsets offsets_t;
 
+/* A new record; offsets_free(NULL) is a no-op.
+ * @thread loop
+ * @thread loop */
 offsets_t *offsets_new(void);
 void offsets_free(offsets_t *o);
 
 /* Starts tracking offset. Returns 0, or -1 when offset is not greater than
  * every offset tracked so far (a redelivery the caller must not process
- * twice) or memory ran out. */
+ * twice).
+ * @thread loop */
 int offsets_track(offsets_t *o, int64_t offset);
 
-/* Marks a tracked offset done. Returns false when it is not tracked. */
+/* Marks a tracked offset done. Returns false when it is not tracked.
+ * @thread loop */
 bool offsets_done(offsets_t *o, int64_t offset);
 
 /* Drops the contiguous done prefix. Returns true and sets *next to one past
- * the last dropped offset when the prefix was not empty. */
+ * the last dropped offset when the prefix was not empty.
+ * @thread loop */
 bool offsets_advance(offsets_t *o, int64_t *next);
 
-/* Tracked offsets not yet dropped (done or not). */
+/* Tracked offsets not yet dropped (done or not).
+ * @thread loop */
 size_t offsets_in_flight(const offsets_t *o);
 
-/* The highest offset ever tracked, or -1. */
+/* The highest offset ever tracked, or -1.
+ * @thread loop */
 int64_t offsets_last(const offsets_t *o);
 
 #endif

@@ -59,13 +59,17 @@ typedef enum config_result {
 /* Parses argv (getopt_long; resets optind) over the environment envp (a
  * NULL-terminated "KEY=VALUE" array, usually `environ`). On CONFIG_RUN the
  * caller owns *cfg and frees it with config_free; otherwise *cfg holds
- * nothing to free. */
+ * nothing to free. Not reentrant (getopt).
+ * @thread main */
 config_result_t config_load(int argc, char **argv, char **envp, FILE *out, config_t *cfg, char *err,
                             size_t errlen);
 
+/* Frees what config_load filled.
+ * @thread main */
 void config_free(config_t *cfg);
 
-/* Splits "host:port" (host may be "[v6]"); returns 0 or -1. host has room for hostlen. */
+/* Splits "host:port" (host may be "[v6]"); returns 0 or -1. host has room for hostlen.
+ * @thread any */
 int config_split_addr(const char *addr, char *host, size_t hostlen, int *port);
 
 #endif
