@@ -129,19 +129,23 @@ static char *slurp(const char *path)
     return buf;
 }
 
-int pgb_run(const th_pg_t *pg, int per_tx, int clients, int accounts, int seconds, int64_t run_tag,
-            pgb_result_t *out, char *err, size_t errsize)
+char *pgb_tally_script(int per_tx, int clients, int accounts)
+{
+    int slice = accounts / clients;
+    if (slice < per_tx)
+        slice = per_tx; /* distinct accounts inside one transaction */
+    return pgb_script(per_tx, slice);
+}
+
+int pgb_run(const th_pg_t *pg, const char *name, const char *script, int per_tx, int clients,
+            int seconds, int64_t run_tag, pgb_result_t *out, char *err, size_t errsize)
 {
     memset(out, 0, sizeof(*out));
     out->per_tx = per_tx;
     out->clients = clients;
     out->seconds = seconds;
-    int slice = accounts / clients;
-    if (slice < per_tx)
-        slice = per_tx; /* distinct accounts inside one transaction */
-    char *script = pgb_script(per_tx, slice);
-    char *script_path = th_strdupf("%s/pgbench-%d.sql", th_tmpdir(), per_tx);
-    char *out_path = th_strdupf("%s/pgbench-%d.out", th_tmpdir(), per_tx);
+    char *script_path = th_strdupf("%s/pgbench-%s-%d.sql", th_tmpdir(), name, per_tx);
+    char *out_path = th_strdupf("%s/pgbench-%s-%d.out", th_tmpdir(), name, per_tx);
     int rc = -1;
     FILE *f = script != NULL ? fopen(script_path, "w") : NULL;
     if (f == NULL || fputs(script, f) < 0 || fclose(f) != 0) {
@@ -206,7 +210,6 @@ int pgb_run(const th_pg_t *pg, int per_tx, int clients, int accounts, int second
                          (double)(ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1e6;
     rc = 0;
 out:
-    free(script);
     free(script_path);
     free(out_path);
     return rc;
