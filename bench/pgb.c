@@ -28,12 +28,12 @@ static void request(FILE *f, int k)
     /* access_tx_begin: SAVEPOINT and the tenant setting (one pipeline in Tally). */
     fprintf(f, "SAVEPOINT tally_tx;\n");
     fprintf(f, "SELECT set_config('app.account_id', %s, true);\n", acct);
-    /* access_outcome_claim */
+    /* access_outcome_probe */
     fprintf(f,
-            "INSERT INTO tally_request_outcomes (account_id, request_id, type, payload_sha256) "
-            "VALUES (%s, 'req_' || %s, 'payment.record', sha256(convert_to(%s, 'UTF8'))) "
-            "ON CONFLICT (account_id, request_id) DO NOTHING RETURNING true;\n",
-            acct, key, payload);
+            "SELECT type = 'payment.record' AND payload_sha256 = sha256(convert_to(%s, 'UTF8')), "
+            "response FROM tally_request_outcomes WHERE account_id = %s AND request_id = 'req_' "
+            "|| %s;\n",
+            payload, acct, key);
     /* access_payments_record (the balance trigger fires) */
     fprintf(f,
             "INSERT INTO stripe_payments AS p"
