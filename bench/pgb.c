@@ -27,7 +27,10 @@ static void request(FILE *f, int k)
 
     /* access_tx_begin: SAVEPOINT and the tenant setting (one pipeline in Tally). */
     fprintf(f, "SAVEPOINT tally_tx;\n");
-    fprintf(f, "SELECT set_config('app.account_id', %s, true);\n", acct);
+    fprintf(f,
+            "SELECT set_config('app.account_id', %s, true), set_config('enable_seqscan', 'off', "
+            "true);\n",
+            acct);
     /* access_outcome_probe */
     fprintf(f,
             "SELECT type = 'payment.record' AND payload_sha256 = sha256(convert_to(%s, 'UTF8')), "
