@@ -2,6 +2,7 @@
 
 #include "dbwatch.h"
 #include "deliver.h"
+#include "holdwatch.h"
 #include "lag.h"
 #include "parts.h"
 #include "runtime_internal.h"
@@ -141,10 +142,13 @@ static void dispatch(runtime_t *rt)
         return;
     }
     int64_t now = runtime_now_ms();
+    /* The holds first: no batch runs against holds that are not current. */
+    bool holds_current = holdwatch_dispatch(rt, now);
     sched_poll(rt->sched, now);
     int idle;
     size_t ready;
-    while ((idle = exec_idle_count(rt->exec)) > 0 && (ready = sched_ready(rt->sched)) > 0) {
+    while (holds_current && (idle = exec_idle_count(rt->exec)) > 0 &&
+           (ready = sched_ready(rt->sched)) > 0) {
         /* Spread ready accounts over idle executors: batches grow only when
          * there are more ready accounts than executors (group commit under
          * load, batches of one when quiet). */
@@ -185,6 +189,8 @@ static void on_completion(uv_async_t *h)
                 settle_job(rt, t->jobs[i]);
         }
         dbwatch_task_done(rt, t);
+        if (t->kind == TASK_HOLDS)
+            holdwatch_task_done(rt, t);
         task_free(t);
     }
     runtime_mark_dirty(rt);
@@ -256,6 +262,7 @@ static void close_handles(runtime_t *rt)
         rt->http = NULL;
     }
     lag_cancel(rt);
+    holdwatch_close(rt);
 }
 
 /* Stops the loop once the drain finished or timed out: flush, commit,
@@ -377,6 +384,7 @@ static void snapshot(void *ctx, health_snapshot_t *out)
         out->paused += rt->parts[p].assigned && rt->parts[p].paused;
     out->in_flight = rt->in_flight;
     out->stuck_deliveries = rt->n_stuck;
+    out->held_accounts = (int64_t)holds_count(rt->holds);
     pool_stats(rt->pool, &out->pool);
     if (!out->for_metrics)
         return;
@@ -409,6 +417,7 @@ static runtime_t *runtime_new(const config_t *cfg, pool_t *pool, const char *wor
     rt->prune_ms = runtime_now_ms() + PRUNE_FIRST_MS;
     rt->sched = sched_new();
     rt->metrics = metrics_new();
+    rt->holds = holds_new();
     rt->loop_thread = uv_thread_self();
     uv_loop_init(&rt->loop);
     uv_async_init(&rt->loop, &rt->wake, on_completion);
@@ -458,6 +467,7 @@ static int start(runtime_t *rt)
     exec_config_t ec = {.pool = rt->pool,
                         .threads = cfg->pool_max,
                         .worker_name = rt->worker_name,
+                        .holds = rt->holds,
                         .wake = &rt->wake};
     rt->exec = exec_start(&ec);
     if (rt->exec == NULL) {
@@ -471,6 +481,7 @@ static int start(runtime_t *rt)
         return -1;
     }
     start_handles(rt);
+    holdwatch_start(rt);
     return 0;
 }
 
@@ -537,6 +548,8 @@ static int runtime_free(runtime_t *rt, int rc)
         log_error("event loop did not close cleanly");
         rc = 1;
     }
+    holdwatch_free(rt);
+    holds_free(rt->holds);
     metrics_free(rt->metrics);
     free(rt);
     return rc;

@@ -1,7 +1,7 @@
 /* runtime_internal — the worker runtime's state, shared by the loop
  * (runtime.c), partitions and the jobs in flight (parts.c), settling a job
- * (settle.c), its deliveries (deliver.c), the database's state (dbwatch.c)
- * and the consumer lag (lag.c). Calls go down that list, never
+ * (settle.c), its deliveries (deliver.c), the database's state (dbwatch.c),
+ * an operator's holds (holdwatch.c) and the consumer lag (lag.c). Calls go down that list, never
  * back up: the others mark the runtime dirty, or ask for a drain, and the loop's step acts. Loop
  * thread only: nothing here is locked. */
 #ifndef TALLY_WORKER_RUNTIME_INTERNAL_H
@@ -11,6 +11,7 @@
 #include "pool/pool.h"
 #include "worker/config.h"
 #include "worker/exec.h"
+#include "worker/holds.h"
 #include "worker/http.h"
 #include "worker/job.h"
 #include "worker/kafka.h"
@@ -106,6 +107,8 @@ typedef struct runtime {
     http_server_t *http;
     metrics_t *metrics;
     sched_t *sched;
+    holds_t *holds;              /* the held accounts, checked by the executors */
+    struct holdwatch *holdwatch; /* reading and hearing of them (holdwatch.h) */
 
     part_t *parts;
     int32_t nparts; /* capacity of parts */
