@@ -2,10 +2,9 @@
 #include "access/holds.h"
 
 #include "access_internal.h"
-#include "common/log.h"
+#include "errline.h"
 #include "common/mem.h"
 
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -23,36 +22,14 @@ static const char REMOVE_SQL[] =
     "DELETE FROM tally_account_holds WHERE account = $1 RETURNING " HOLD_COLUMNS;
 static const char LIST_SQL[] = "SELECT " HOLD_COLUMNS " FROM tally_account_holds ORDER BY account";
 
-static int fail(char *err, size_t errlen, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-/* One line in err, redacted (a server message may quote the connection string). */
-static int fail(char *err, size_t errlen, const char *fmt, ...)
-{
-    char raw[1024];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(raw, sizeof(raw), fmt, ap);
-    va_end(ap);
-    for (char *p = raw; *p != '\0'; p++) {
-        if (*p == '\n' || *p == '\r')
-            *p = ' ';
-    }
-    size_t len = strlen(raw);
-    while (len > 0 && raw[len - 1] == ' ')
-        raw[--len] = '\0';
-    log_redact(raw, err, errlen);
-    return -1;
-}
-
 static PGconn *open_conn(const char *conninfo, char *err, size_t errlen)
 {
     const char *const keys[] = {"connect_timeout", "application_name", "dbname", NULL};
     const char *const vals[] = {"10", "tallyctl-holds", conninfo, NULL};
     PGconn *pg = PQconnectdbParams(keys, vals, 1);
     if (pg == NULL || PQstatus(pg) != CONNECTION_OK) {
-        fail(err, errlen, "cannot connect to the database: %s",
-             pg != NULL ? PQerrorMessage(pg) : "out of memory");
+        access_errline(err, errlen, "cannot connect to the database: %s",
+                       pg != NULL ? PQerrorMessage(pg) : "out of memory");
         PQfinish(pg);
         return NULL;
     }
@@ -76,7 +53,7 @@ static PGresult *run(PGconn *pg, const char *what, const char *sql, int n,
 {
     PGresult *r = PQexecParams(pg, sql, n, NULL, params, NULL, NULL, 0);
     if (PQresultStatus(r) != want) {
-        fail(err, errlen, "%s: %s", what, PQresultErrorMessage(r));
+        access_errline(err, errlen, "%s: %s", what, PQresultErrorMessage(r));
         PQclear(r);
         return NULL;
     }
@@ -90,7 +67,7 @@ static bool command(PGconn *pg, const char *sql, char *err, size_t errlen)
     /* COMMIT of a transaction in error answers ROLLBACK. */
     bool ok = r != NULL && (strcmp(sql, "COMMIT") != 0 || strcmp(PQcmdStatus(r), "COMMIT") == 0);
     if (r != NULL && !ok)
-        fail(err, errlen, "%s: rolled back", sql);
+        access_errline(err, errlen, "%s: rolled back", sql);
     PQclear(r);
     return ok;
 }
