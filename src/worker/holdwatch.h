@@ -2,7 +2,9 @@
  * CONTRACT.md §7): reading them, and hearing at once when they change.
  *
  * Reading: a TASK_HOLDS on an idle executor (access_holds_read through the
- * pool: one round trip) every HOLDS_REFRESH_MS, and at once when the
+ * pool: one round trip) HOLDS_REFRESH_MS after the last one came back, at
+ * the loop's next turn (the one-second tick at least: 1-2 s when idle),
+ * and at once when the
  * LISTEN connection hears of a change or comes back. No batch is
  * dispatched while the set the executors check is older than
  * HOLDS_STALE_MS (at start: before the first read), and an executor stops

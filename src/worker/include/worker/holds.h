@@ -19,7 +19,7 @@
 #include <stdint.h>
 
 /* The oldest read of the holds a request may run against (CONTRACT.md §7:
- * a hold applies within 5 s; the loop reads them every second). */
+ * a hold applies within 5 s; the loop reads them every 1-2 s). */
 #define HOLDS_STALE_MS 4000
 
 typedef struct holds holds_t;
