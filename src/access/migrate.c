@@ -2,6 +2,7 @@
 #include "access/migrate.h"
 
 #include "access/sqlscan.h"
+#include "errline.h"
 
 #include "common/clock.h"
 #include "common/log.h"
@@ -55,21 +56,10 @@ static int fail(migrator_t *m, const char *fmt, ...) __attribute__((format(print
 
 static int fail(migrator_t *m, const char *fmt, ...)
 {
-    char raw[1024];
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(raw, sizeof(raw), fmt, ap);
+    access_verrline(m->err, m->errlen, fmt, ap);
     va_end(ap);
-    /* One line, and no password even if a server message quoted one. */
-    for (char *p = raw; *p != '\0'; p++) {
-        if (*p == '\n' || *p == '\r')
-            *p = ' ';
-    }
-    size_t n = strlen(raw);
-    while (n > 0 && raw[n - 1] == ' ')
-        raw[--n] = '\0';
-    if (m->err != NULL)
-        log_redact(raw, m->err, m->errlen);
     return -1;
 }
 

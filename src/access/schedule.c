@@ -2,10 +2,9 @@
 #include "access/schedule.h"
 
 #include "access_internal.h"
-#include "common/log.h"
+#include "errline.h"
 #include "common/mem.h"
 
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -15,28 +14,6 @@ static const char DUE_SQL[] =
     " UNION ALL"
     " SELECT account_id, currency, amount, false FROM tally_payouts_unrouted($1, $2)"
     " ORDER BY 1, 2";
-
-static int fail(char *err, size_t errlen, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-/* One line in err, redacted (a server message may quote the connection string). */
-static int fail(char *err, size_t errlen, const char *fmt, ...)
-{
-    char raw[1024];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(raw, sizeof(raw), fmt, ap);
-    va_end(ap);
-    for (char *p = raw; *p != '\0'; p++) {
-        if (*p == '\n' || *p == '\r')
-            *p = ' ';
-    }
-    size_t len = strlen(raw);
-    while (len > 0 && raw[len - 1] == ' ')
-        raw[--len] = '\0';
-    log_redact(raw, err, errlen);
-    return -1;
-}
 
 int access_schedule_due(const char *conninfo, const char *schedule, const char *period,
                         access_due_payout_t **rows, size_t *n, char *err, size_t errlen)
@@ -49,14 +26,14 @@ int access_schedule_due(const char *conninfo, const char *schedule, const char *
     PGresult *r = NULL;
     int rc = 0;
     if (pg == NULL || PQstatus(pg) != CONNECTION_OK) {
-        rc = fail(err, errlen, "cannot connect to the database: %s",
-                  pg != NULL ? PQerrorMessage(pg) : "out of memory");
+        rc = access_errline(err, errlen, "cannot connect to the database: %s",
+                            pg != NULL ? PQerrorMessage(pg) : "out of memory");
         goto out;
     }
     const char *const params[] = {schedule, period};
     r = PQexecParams(pg, DUE_SQL, 2, NULL, params, NULL, NULL, 0);
     if (PQresultStatus(r) != PGRES_TUPLES_OK) {
-        rc = fail(err, errlen, "reading the due payouts: %s", PQresultErrorMessage(r));
+        rc = access_errline(err, errlen, "reading the due payouts: %s", PQresultErrorMessage(r));
         goto out;
     }
     int count = PQntuples(r);

@@ -200,12 +200,15 @@ void log_emit(log_level_t level, const char *msg, ...)
         log_kv_t kv = va_arg(ap, log_kv_t);
         if (kv.kind == LOG_KV_END)
             break;
+        if (kv.kind == LOG_KV_STR_OPT && (kv.s == NULL || kv.s[0] == '\0'))
+            continue;
         if (text_format)
             o = put(buf, o, cap, " %s=", kv.key);
         else
             o = put(buf, o, cap, ",\"%s\":", kv.key);
         switch (kv.kind) {
         case LOG_KV_STR:
+        case LOG_KV_STR_OPT:
             if (kv.s == NULL) {
                 o = put(buf, o, cap, "null");
                 break;

@@ -34,6 +34,11 @@ int ctl_health(int argc, char **argv);
 /* `tallyctl payouts due`: enqueues the payouts a schedule makes due (payouts.c). */
 int ctl_payouts(int argc, char **argv);
 
+/* `tallyctl hold`, `release`, `holds`: an operator's holds on accounts (holds.c). */
+int ctl_hold(int argc, char **argv);
+int ctl_release(int argc, char **argv);
+int ctl_holds(int argc, char **argv);
+
 /* Parses a whole decimal integer in [min, max]; false otherwise. */
 bool ctl_parse_long(const char *s, long min, long max, long *out);
 

@@ -179,7 +179,8 @@ static void progress(enqueue_t *q, bool final)
 /* Judges an envelope as the worker will (envelope_decode under policy). It
  * is refused when the worker would dead-letter it or answer an error about
  * the envelope (a bad id, account_id, v, type, payload, reply_to or
- * correlation_id); it is sent when the worker would run it, or answer a
+ * correlation_id); it is sent when the worker would run it, answer a
+ * job type this tallyctl does not know (the worker may be newer), or answer a
  * problem inside the payload (a duplicate key, a number out of range or a
  * \u0000 there: the worker names the field, as it does for any payload
  * field the job type refuses). On false, why holds the worker's reason;
@@ -188,7 +189,10 @@ static bool judge(const envelope_policy_t *policy, const char *text, size_t len,
                   char *why, size_t whylen)
 {
     envelope_kind_t kind = envelope_decode(policy, NULL, 0, text, len, env);
-    if (kind == ENVELOPE_ANSWER && (env->error == TALLY_ERR_NONE || env->error_in_payload))
+    /* The worker judges types: one newer than this tallyctl may know a job
+     * type it does not (CONTRACT: types are only ever added). */
+    if (kind == ENVELOPE_ANSWER && (env->error == TALLY_ERR_NONE || env->error_in_payload ||
+                                    env->error == TALLY_ERR_UNKNOWN_TYPE))
         return true;
     /* "v: only envelope version 1 is supported"; a reason that names its
      * field first ("type is not a known job type") stands as it is. */
@@ -198,6 +202,21 @@ static bool judge(const envelope_policy_t *policy, const char *text, size_t len,
     else
         snprintf(why, whylen, "%s", env->error_message);
     return false;
+}
+
+/* Says that a judged envelope's type is unknown here and goes out anyway
+ * (line 0: the request built from flags). */
+static void warn_unknown_type(const envelope_t *env, long line)
+{
+    if (env->error != TALLY_ERR_UNKNOWN_TYPE)
+        return;
+    char where[32] = "";
+    if (line > 0)
+        snprintf(where, sizeof(where), "line %ld: ", line);
+    fprintf(stderr,
+            "tallyctl enqueue: %stype \"%s\" is not a job type this tallyctl knows; sent anyway "
+            "(a newer worker may know it, else it answers unknown_type)\n",
+            where, env->type);
 }
 
 /* ---- sending ------------------------------------------------------------ */
@@ -275,6 +294,8 @@ static void send_lines(rd_kafka_t *rk, enqueue_t *q, FILE *in, bool raw, bool dr
             envelope_clear(&env);
             continue;
         }
+        if (!raw)
+            warn_unknown_type(&env, no);
         if (!dry_run) {
             char keybuf[ACCESS_ACCOUNT_ID_MAX * 4 + 1];
             const char *key =
@@ -383,6 +404,7 @@ static char *build_envelope(const flags_t *f, const envelope_policy_t *policy, e
         free(s);
         return NULL;
     }
+    warn_unknown_type(one, 0);
     return s;
 }
 

@@ -24,6 +24,9 @@ static const command_t commands[] = {
     {"dlq", ctl_dlq, "list dead letters with their reasons; redrive chosen ones"},
     {"health", ctl_health, "ask a worker whether it is ready (/readyz)"},
     {"payouts", ctl_payouts, "payouts due: enqueue the payouts a schedule makes due"},
+    {"hold", ctl_hold, "hold an account: its requests are answered account_held"},
+    {"release", ctl_release, "release a held account"},
+    {"holds", ctl_holds, "list the held accounts"},
 };
 
 #define NCOMMANDS (sizeof(commands) / sizeof(commands[0]))

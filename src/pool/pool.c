@@ -192,8 +192,8 @@ static void notice_cb(void *arg, const PGresult *r)
 /* Opens a connection, giving up at the deadline. PQconnectStartParams +
  * PQconnectPoll rather than connect_timeout, which libpq applies per host and
  * per attempt, not to the whole call. */
-static PGconn *connect_with_deadline(const pool_t *p, bool *goodbye, int64_t deadline, char *err,
-                                     size_t errlen)
+static PGconn *connect_with_deadline(const pool_t *p, const char *appname, bool *goodbye,
+                                     int64_t deadline, int timeout_ms, char *err, size_t errlen)
 {
     /* Keywords before "dbname" are defaults that the operator's connection
      * string (expanded from dbname) may override. Keepalives and
@@ -203,8 +203,8 @@ static PGconn *connect_with_deadline(const pool_t *p, bool *goodbye, int64_t dea
     const char *const keys[] = {
         "application_name", "keepalives",       "keepalives_idle", "keepalives_interval",
         "keepalives_count", "tcp_user_timeout", "dbname",          NULL};
-    const char *const vals[] = {p->application_name, "1", "5", "2", "3", "10000",
-                                p->conninfo,         NULL};
+    const char *app = appname != NULL ? appname : p->application_name;
+    const char *const vals[] = {app, "1", "5", "2", "3", "10000", p->conninfo, NULL};
 
     PGconn *pg = PQconnectStartParams(keys, vals, 1);
     if (pg == NULL) {
@@ -223,7 +223,7 @@ static PGconn *connect_with_deadline(const pool_t *p, bool *goodbye, int64_t dea
         int64_t left_ms = (deadline - clock_mono_ns()) / 1000000;
         if (left_ms <= 0) {
             char msg[64];
-            snprintf(msg, sizeof(msg), "timed out after %d ms", p->connect_timeout_ms);
+            snprintf(msg, sizeof(msg), "timed out after %d ms", timeout_ms);
             set_err(err, errlen, "cannot connect to the database", msg);
             PQfinish(pg);
             return NULL;
@@ -317,7 +317,8 @@ int pool_acquire(pool_t *pool, pool_conn_t **out, char *err, size_t errlen)
     pthread_mutex_unlock(&pool->mu);
 
     pool_conn_t *c = mem_calloc(1, sizeof(*c));
-    PGconn *pg = connect_with_deadline(pool, &c->goodbye, deadline, err, errlen);
+    PGconn *pg = connect_with_deadline(pool, NULL, &c->goodbye, deadline, pool->connect_timeout_ms,
+                                       err, errlen);
 
     pthread_mutex_lock(&pool->mu);
     pool->nconnecting--;
@@ -486,8 +487,17 @@ void pool_set_err(char *err, size_t errlen, const char *what, const char *detail
 
 PGconn *pool_open_unpooled(pool_t *pool, char *err, size_t errlen)
 {
-    return connect_with_deadline(
-        pool, NULL, clock_mono_ns() + (int64_t)pool->connect_timeout_ms * 1000000, err, errlen);
+    return pool_connect_aside(pool, NULL, 0, err, errlen);
+}
+
+PGconn *pool_connect_aside(pool_t *pool, const char *application_name, int timeout_ms, char *err,
+                           size_t errlen)
+{
+    if (timeout_ms <= 0)
+        timeout_ms = pool->connect_timeout_ms;
+    return connect_with_deadline(pool, application_name, NULL,
+                                 clock_mono_ns() + (int64_t)timeout_ms * 1000000, timeout_ms, err,
+                                 errlen);
 }
 
 int pool_connect_timeout_ms(const pool_t *pool)

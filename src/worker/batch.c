@@ -73,6 +73,15 @@ static bool open_session(batch_t *b)
     return true;
 }
 
+/* The holds were not read for too long (holds.h): jobs from first on run
+ * again, uncounted, once they are; those answered before commit. */
+static void stale_holds(task_t *t, size_t first)
+{
+    snprintf(t->error, sizeof(t->error), "the holds were not read for %d ms", HOLDS_STALE_MS);
+    for (size_t k = first; k < t->njobs; k++)
+        requeue(t->jobs[k]);
+}
+
 /* Whether the session went with this result. */
 static bool session_lost(run_result_t rr)
 {
@@ -83,6 +92,9 @@ static bool session_lost(run_result_t rr)
 static run_result_t run_one(batch_t *b, size_t i)
 {
     job_t *job = b->t->jobs[i];
+    /* An operator's hold as the worker knows it now (holds.h), judged at
+     * each run: a hold that landed while the job waited stops it. */
+    job_set_held(job, task_held(b->env, job->env.account.id));
     unsigned before = access_session_tx_count(b->s);
     run_result_t rr = run_job(b->s, job, b->env->worker);
     if (rr == RUN_PERMANENT) {
@@ -201,6 +213,10 @@ void batch_run(task_t *t, const task_env_t *env)
     size_t i;
     run_result_t rr = RUN_ANSWERED;
     for (i = 0; i < t->njobs && !task_cancelled(env); i++) {
+        if (!task_holds_current(env)) {
+            stale_holds(t, i);
+            break;
+        }
         if (session_lost(rr = run_one(&b, i)))
             break;
     }

@@ -80,6 +80,7 @@ void dbwatch_task_done(runtime_t *rt, const task_t *t)
 {
     switch (t->kind) {
     case TASK_BATCH:
+    case TASK_HOLDS:
         if (t->db_unavailable)
             set_db_down(rt, t->error, t->pooler_fault);
         else

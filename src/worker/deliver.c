@@ -61,9 +61,9 @@ static void redeliver_later(runtime_t *rt, delivery_t *d, const char *why)
 {
     d->due_ms = runtime_now_ms() + sched_backoff_ms(d->attempts > 0 ? d->attempts : 1,
                                                     RETRY_BASE_MS, RETRY_CAP_MS, &rt->rng);
-    log_warn("delivery failed, will retry", LOG_S("account_id", d->job->env.account.id),
-             LOG_S("request_id", d->job->env.id), LOG_S("delivery", kind_names[d->kind]),
-             LOG_I("attempt", d->attempts), LOG_S("error", why));
+    log_warn("delivery failed, will retry", JOB_LOG_FIELDS(d->job),
+             LOG_S("delivery", kind_names[d->kind]), LOG_I("attempt", d->attempts),
+             LOG_S("error", why));
     d->next = rt->redeliver;
     rt->redeliver = d;
     arm_redeliver(rt);
@@ -160,7 +160,8 @@ static message_t dlq_message(const runtime_t *rt, const delivery_t *d, rd_kafka_
 static void produce(runtime_t *rt, delivery_t *d)
 {
     job_t *job = d->job;
-    rd_kafka_headers_t *h = rd_kafka_headers_new(10);
+    rd_kafka_headers_t *h = rd_kafka_headers_new(12);
+    trace_to_headers(&job->trace, h); /* every delivery carries the request's trace */
     message_t m;
     switch (d->kind) {
     case DELIVERY_RESULT:
@@ -211,10 +212,8 @@ static void shorten(runtime_t *rt, delivery_t *d, const char *why)
     job->result_text = text;
     d->shortened = true;
     d->attempts = 0;
-    log_error("the result cannot be published: answering internal",
-              LOG_S("account_id", job->env.account.id), LOG_S("request_id", job->env.id),
-              LOG_I("bytes", (int64_t)size), LOG_S("error", why),
-              LOG_I("partition", job->partition), LOG_I("offset", job->offset));
+    log_error("the result cannot be published: answering internal", JOB_LOG_FIELDS(job),
+              LOG_I("bytes", (int64_t)size), LOG_S("error", why));
     if (job->dlq_reason[0] != '\0')
         return; /* it has a DLQ copy already */
     snprintf(job->dlq_reason, sizeof(job->dlq_reason),
@@ -234,10 +233,8 @@ static void park(runtime_t *rt, delivery_t *d, const char *why)
     rt->stuck = d;
     rt->n_stuck++;
     log_error("delivery failed for good: holding its offset until the partition moves on",
-              LOG_S("account_id", job->env.account.id), LOG_S("request_id", job->env.id),
-              LOG_S("delivery", kind_names[d->kind]), LOG_I("attempts", d->attempts),
-              LOG_S("error", why), LOG_I("partition", job->partition),
-              LOG_I("offset", job->offset));
+              JOB_LOG_FIELDS(job), LOG_S("delivery", kind_names[d->kind]),
+              LOG_I("attempts", d->attempts), LOG_S("error", why));
     if (job->state != JOB_STUCK)
         parts_job_state(rt, job, JOB_STUCK);
 }
@@ -274,8 +271,8 @@ static void delivery_failed(runtime_t *rt, delivery_t *d, rd_kafka_resp_err_t er
             d->attempts = 0;
             snprintf(d->reason, sizeof(d->reason), "%s", why);
             log_warn("reply_to cannot take the result: sent to the results topic",
-                     LOG_S("account_id", job->env.account.id), LOG_S("request_id", job->env.id),
-                     LOG_S("reply_to", job->env.reply_to), LOG_S("error", why));
+                     JOB_LOG_FIELDS(job), LOG_S("reply_to", job->env.reply_to),
+                     LOG_S("error", why));
             produce(rt, d);
             return;
         }
@@ -291,8 +288,8 @@ static void delivery_failed(runtime_t *rt, delivery_t *d, rd_kafka_resp_err_t er
             d->attempts = 0;
             snprintf(d->reason, sizeof(d->reason), "%s", why);
             log_error("the DLQ refused a message: sending it cut to fit",
-                      LOG_I("partition", job->partition), LOG_I("offset", job->offset),
-                      LOG_I("key_bytes", (int64_t)job->key_len),
+                      LOG_SOPT("trace_id", job->trace.id), LOG_I("partition", job->partition),
+                      LOG_I("offset", job->offset), LOG_I("key_bytes", (int64_t)job->key_len),
                       LOG_I("value_bytes", (int64_t)job->value_len), LOG_I("cut", d->cut),
                       LOG_S("error", why));
             produce(rt, d);

@@ -33,6 +33,7 @@ typedef struct executor {
 struct exec {
     pool_t *pool;
     char *worker_name;
+    holds_t *holds;
     uv_async_t *wake;
     int n;
     executor_t *ex;
@@ -88,8 +89,12 @@ static void *executor_main(void *arg)
 {
     executor_t *x = arg;
     exec_t *e = x->owner;
-    task_env_t env = {
-        .pool = e->pool, .worker = e->worker_name, .cancelled = cancelled, .hold = hold, .arg = x};
+    task_env_t env = {.pool = e->pool,
+                      .worker = e->worker_name,
+                      .holds = e->holds,
+                      .cancelled = cancelled,
+                      .hold = hold,
+                      .arg = x};
     for (;;) {
         pthread_mutex_lock(&x->lock);
         while (x->task == NULL && !x->stop)
@@ -133,6 +138,7 @@ exec_t *exec_start(const exec_config_t *cfg)
     exec_t *e = mem_calloc(1, sizeof(*e));
     e->pool = cfg->pool;
     e->worker_name = mem_strdup(cfg->worker_name);
+    e->holds = cfg->holds;
     e->wake = cfg->wake;
     e->ex = mem_calloc((size_t)cfg->threads, sizeof(*e->ex));
     atomic_init(&e->cancelled, false);

@@ -2,6 +2,7 @@
 #include "worker/health.h"
 
 #include "common/mem.h"
+#include "worker/procstat.h"
 
 #include <jansson.h>
 #include <string.h>
@@ -52,6 +53,11 @@ static void metrics(const health_snapshot_t *s, metrics_t *m, http_response_t *r
     metrics_set_paused_partitions(m, s->paused);
     metrics_set_database_up(m, health_db_up(s));
     metrics_set_stuck_deliveries(m, s->stuck_deliveries);
+    metrics_set_assigned_partitions(m, s->partitions);
+    metrics_set_oldest_in_flight(m, s->oldest_in_flight_s);
+    metrics_set_held_accounts(m, s->held_accounts);
+    procstat_t ps;
+    metrics_set_process(m, procstat_read(&ps) == 0 ? &ps : NULL);
     char *text = NULL;
     size_t len = 0;
     if (metrics_render(m, &text, &len) != 0) {
@@ -77,6 +83,7 @@ void health_answer(const char *path, health_snapshot_cb snapshot, void *ctx, met
         return;
     health_snapshot_t s;
     memset(&s, 0, sizeof(s));
+    s.for_metrics = !ready;
     snapshot(ctx, &s);
     if (ready)
         readyz(&s, resp);

@@ -27,6 +27,8 @@ job_t *job_new(const job_source_t *src, const envelope_policy_t *policy)
     job->offset = src->offset;
     job->generation = src->generation;
     job->received_ns = clock_mono_ns();
+    job->timestamp_ms = src->timestamp_ms;
+    trace_from_headers(src->headers, &job->trace);
     if (src->key != NULL) {
         job->key = copy(src->key, src->key_len);
         job->key_len = src->key_len;
@@ -99,7 +101,21 @@ void job_verdict_answer(const job_t *job, job_verdict_answer_t *out)
         snprintf(out->message, sizeof(out->message),
                  "processing failed for a reason that a retry cannot change");
         break;
+    case JOB_VERDICT_ACCOUNT_HELD:
+        *out = (job_verdict_answer_t){.code = TALLY_ERR_ACCOUNT_HELD};
+        snprintf(out->message, sizeof(out->message),
+                 "an operator holds this account: nothing was applied; send the request again "
+                 "after the hold is released");
+        break;
     }
+}
+
+void job_set_held(job_t *job, bool held)
+{
+    if (held && job->verdict == JOB_VERDICT_NONE)
+        job->verdict = JOB_VERDICT_ACCOUNT_HELD;
+    else if (!held && job->verdict == JOB_VERDICT_ACCOUNT_HELD)
+        job->verdict = JOB_VERDICT_NONE;
 }
 
 /* Names by value: the enums count from 0 in their lists' order. */

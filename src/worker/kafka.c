@@ -29,7 +29,7 @@ typedef struct prop {
 static const prop_t consumer_defaults[] = {
     {"client.id", "tally-worker"},          {"queued.min.messages", "10000"},
     {"queued.max.messages.kbytes", "4096"}, {"fetch.message.max.bytes", "65536"},
-    {"fetch.max.bytes", "1048576"},         {"statistics.interval.ms", "10000"},
+    {"fetch.max.bytes", "1048576"},
 };
 /* What correctness depends on: the user cannot change these. */
 static const prop_t consumer_required[] = {
@@ -153,7 +153,6 @@ static int open_consumer(kafka_t *k, const config_t *cfg, const kafka_callbacks_
     }
     rd_kafka_conf_set_opaque(conf, cb->opaque);
     rd_kafka_conf_set_rebalance_cb(conf, cb->rebalance);
-    rd_kafka_conf_set_stats_cb(conf, cb->stats);
     rd_kafka_conf_set_error_cb(conf, cb->error);
     k->consumer = new_client(RD_KAFKA_CONSUMER, conf, err, errlen);
     if (k->consumer == NULL)

@@ -3,6 +3,7 @@
 #include "common/errcode.h"
 #include "common/mem.h"
 #include "handlers/handler.h"
+#include "worker/procstat.h"
 
 #include <pthread.h>
 #include <stdarg.h>
@@ -19,9 +20,18 @@ static const char *const bucket_le_str[] = {"0.0005", "0.001", "0.0025", "0.005"
                                             "1",      "2.5",   "5",      "10"};
 #define N_BUCKETS (sizeof(bucket_le) / sizeof(bucket_le[0]))
 
-/* Error-code slots: the contract's codes TALLY_ERR_INVALID_REQUEST..INTERNAL
- * at code - 1, then "other". */
-#define N_CODES      ((int)TALLY_ERR_INTERNAL)
+/* A request's age at start: from a few milliseconds (no backlog) to an hour
+ * (a long outage); the request-age alert is at a minute. */
+static const double age_le[] = {0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1,    2.5,
+                                5,     10,   30,    60,   120, 300,  600, 1800, 3600};
+static const char *const age_le_str[] = {"0.005", "0.01", "0.025", "0.05", "0.1",  "0.25",
+                                         "0.5",   "1",    "2.5",   "5",    "10",   "30",
+                                         "60",    "120",  "300",   "600",  "1800", "3600"};
+#define N_AGE_BUCKETS (sizeof(age_le) / sizeof(age_le[0]))
+
+/* Error-code slots: the contract's codes (every one but TALLY_ERR_NONE) at
+ * code - 1, then "other". */
+#define N_CODES      (TALLY_ERRCODE_COUNT - 1)
 #define CODE_OTHER   N_CODES
 #define N_CODE_SLOTS (N_CODES + 1)
 
@@ -57,6 +67,14 @@ struct metrics {
     bool database_up;
     lag_series_t *lags;
     size_t n_lags;
+    uint64_t age_buckets[N_AGE_BUCKETS]; /* non-cumulative */
+    uint64_t age_count;
+    double age_sum;
+    double oldest_in_flight;
+    int64_t assigned;
+    int64_t held;
+    bool have_process;
+    procstat_t process;
 };
 
 metrics_t *metrics_new(void)
@@ -186,6 +204,51 @@ void metrics_set_database_up(metrics_t *m, bool up)
     pthread_mutex_unlock(&m->mu);
 }
 
+void metrics_request_age(metrics_t *m, double seconds)
+{
+    if (!(seconds >= 0)) /* a producer clock ahead of ours, or NaN */
+        seconds = 0;
+    size_t b = 0;
+    while (b < N_AGE_BUCKETS && seconds > age_le[b])
+        b++;
+    pthread_mutex_lock(&m->mu);
+    if (b < N_AGE_BUCKETS)
+        m->age_buckets[b]++;
+    m->age_count++;
+    m->age_sum += seconds;
+    pthread_mutex_unlock(&m->mu);
+}
+
+void metrics_set_oldest_in_flight(metrics_t *m, double seconds)
+{
+    pthread_mutex_lock(&m->mu);
+    m->oldest_in_flight = seconds > 0 ? seconds : 0;
+    pthread_mutex_unlock(&m->mu);
+}
+
+void metrics_set_assigned_partitions(metrics_t *m, int64_t n)
+{
+    pthread_mutex_lock(&m->mu);
+    m->assigned = n;
+    pthread_mutex_unlock(&m->mu);
+}
+
+void metrics_set_held_accounts(metrics_t *m, int64_t n)
+{
+    pthread_mutex_lock(&m->mu);
+    m->held = n;
+    pthread_mutex_unlock(&m->mu);
+}
+
+void metrics_set_process(metrics_t *m, const procstat_t *ps)
+{
+    pthread_mutex_lock(&m->mu);
+    m->have_process = ps != NULL;
+    if (ps != NULL)
+        m->process = *ps;
+    pthread_mutex_unlock(&m->mu);
+}
+
 void metrics_set_consumer_lag(metrics_t *m, const char *topic, int32_t partition, int64_t lag)
 {
     if (topic == NULL)
@@ -310,6 +373,61 @@ static void render_histogram(buf_t *b, const metrics_t *m)
     }
 }
 
+/* tally_request_age_seconds: one series, there from the first scrape. */
+static void render_age(buf_t *b, const metrics_t *m)
+{
+    const char *h = "tally_request_age_seconds";
+    header(b, h, "histogram",
+           "Age of a request when its processing starts: from its Kafka message timestamp "
+           "(CreateTime: the producer's clock; LogAppendTime: the broker's) to its first "
+           "dispatch.");
+    uint64_t cum = 0;
+    for (size_t k = 0; k < N_AGE_BUCKETS; k++) {
+        cum += m->age_buckets[k];
+        put(b, "%s_bucket{le=\"%s\"} %llu\n", h, age_le_str[k], (unsigned long long)cum);
+    }
+    put(b, "%s_bucket{le=\"+Inf\"} %llu\n", h, (unsigned long long)m->age_count);
+    put(b, "%s_sum %.9g\n", h, m->age_sum);
+    put(b, "%s_count %llu\n", h, (unsigned long long)m->age_count);
+}
+
+/* The standard process metrics, named and explained as the Prometheus
+ * client libraries do. */
+static void render_process(buf_t *b, const metrics_t *m)
+{
+    if (!m->have_process)
+        return;
+    const procstat_t *p = &m->process;
+    header(b, "process_start_time_seconds", "gauge",
+           "Start time of the process since unix epoch in seconds.");
+    put(b, "process_start_time_seconds %.3f\n", p->start_time_seconds);
+    header(b, "process_cpu_seconds_total", "counter",
+           "Total user and system CPU time spent in seconds.");
+    put(b, "process_cpu_seconds_total %.2f\n", p->cpu_seconds);
+    header(b, "process_resident_memory_bytes", "gauge", "Resident memory size in bytes.");
+    put(b, "process_resident_memory_bytes %lld\n", (long long)p->resident_bytes);
+    header(b, "process_virtual_memory_bytes", "gauge", "Virtual memory size in bytes.");
+    put(b, "process_virtual_memory_bytes %lld\n", (long long)p->virtual_bytes);
+    header(b, "process_open_fds", "gauge", "Number of open file descriptors.");
+    put(b, "process_open_fds %lld\n", (long long)p->open_fds);
+    header(b, "process_max_fds", "gauge", "Maximum number of open file descriptors.");
+    put(b, "process_max_fds %lld\n", (long long)p->max_fds);
+}
+
+/* The gauges the scrape sets from the runtime's state. */
+static void render_gauges(buf_t *b, const metrics_t *m)
+{
+    header(b, "tally_oldest_in_flight_seconds", "gauge",
+           "Age of the oldest request this worker read and has not finished (0 when none).");
+    put(b, "tally_oldest_in_flight_seconds %.3f\n", m->oldest_in_flight);
+    header(b, "tally_assigned_partitions", "gauge",
+           "Request partitions assigned to this worker (0 beyond the partition count).");
+    put(b, "tally_assigned_partitions %lld\n", (long long)m->assigned);
+    header(b, "tally_held_accounts", "gauge",
+           "Accounts an operator holds (tallyctl hold), as this worker last read them.");
+    put(b, "tally_held_accounts %lld\n", (long long)m->held);
+}
+
 static void render_rest(buf_t *b, const metrics_t *m)
 {
     header(b, "tally_dlq_messages_total", "counter",
@@ -338,8 +456,8 @@ static void render_rest(buf_t *b, const metrics_t *m)
            "their request's offset uncommitted.");
     put(b, "tally_stuck_deliveries %lld\n", (long long)m->stuck);
     header(b, "tally_consumer_lag", "gauge",
-           "Messages behind the high watermark, per assigned partition (librdkafka "
-           "consumer_lag).");
+           "Messages behind the high watermark, per assigned partition: the high watermark "
+           "minus the first offset this worker has not finished, at scrape time.");
     for (size_t i = 0; i < m->n_lags; i++) {
         put(b, "tally_consumer_lag{topic=\"");
         put_label_value(b, m->lags[i].topic);
@@ -356,7 +474,10 @@ int metrics_render(metrics_t *m, char **out, size_t *len)
     pthread_mutex_lock(&m->mu);
     render_requests(&b, m);
     render_histogram(&b, m);
+    render_age(&b, m);
+    render_gauges(&b, m);
     render_rest(&b, m);
+    render_process(&b, m);
     pthread_mutex_unlock(&m->mu);
     if (b.failed) {
         free(b.p);

@@ -95,3 +95,12 @@ int64_t offsets_last(const offsets_t *o)
 {
     return o->last;
 }
+
+int64_t offsets_first_open(const offsets_t *o)
+{
+    for (size_t i = 0; i < o->len; i++) {
+        if (!at(o, i)->done)
+            return at(o, i)->offset;
+    }
+    return o->last >= 0 ? o->last + 1 : -1;
+}

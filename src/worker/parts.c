@@ -24,7 +24,7 @@ part_t *parts_get(runtime_t *rt, int32_t p)
             n *= 2;
         rt->parts = mem_realloc(rt->parts, (size_t)n * sizeof(*rt->parts));
         for (int32_t i = rt->nparts; i < n; i++)
-            rt->parts[i] = (part_t){.stored = -1, .lag = -1};
+            rt->parts[i] = (part_t){.stored = -1, .hwm_queried = -1, .committed = -1};
         flow_scratch_t *f = &rt->flow;
         f->idx = mem_realloc(f->idx, (size_t)n * sizeof(*f->idx));
         f->in_flight = mem_realloc(f->in_flight, (size_t)n * sizeof(*f->in_flight));
@@ -49,7 +49,7 @@ void parts_release(runtime_t *rt, part_t *pt)
         rt->assigned--;
     offsets_free(pt->offsets);
     uint64_t gen = pt->generation;
-    *pt = (part_t){.stored = -1, .lag = -1, .generation = gen + 1};
+    *pt = (part_t){.stored = -1, .hwm_queried = -1, .committed = -1, .generation = gen + 1};
 }
 
 /* ---- the jobs in flight ------------------------------------------------- */
@@ -295,7 +295,7 @@ static void assign(runtime_t *rt, rd_kafka_t *rk, rd_kafka_topic_partition_list_
         pt->assigned = true;
         pt->offsets = offsets_new();
         pt->stored = -1;
-        pt->lag = -1;
+        pt->hwm_queried = pt->committed = -1;
         rt->assigned++;
     }
     rd_kafka_error_t *e = NULL;

@@ -273,9 +273,8 @@ static run_result_t claim_and_run(run_t *r)
 static run_result_t answer_anyway(run_t *r, bool gone)
 {
     job_t *job = r->job;
-    log_warn("audit row of a decided answer failed", LOG_S("account_id", job->env.account.id),
-             LOG_S("request_id", job->env.id), LOG_S("verdict", job_verdict_str(job->verdict)),
-             LOG_S("error", job->fail_reason));
+    log_warn("audit row of a decided answer failed", JOB_LOG_FIELDS(job),
+             LOG_S("verdict", job_verdict_str(job->verdict)), LOG_S("error", job->fail_reason));
     free(r->stored);
     r->stored = answer_stored_error(r->verdict.code, r->verdict.message, "");
     r->ok = r->replayed = false;
@@ -312,8 +311,6 @@ run_result_t run_job(access_session_t *s, job_t *job, const char *worker)
 void run_make_internal(job_t *job)
 {
     log_error("request failed in a way no retry can change: answering internal",
-              LOG_S("account_id", job->env.account.id), LOG_S("request_id", job->env.id),
-              LOG_S("error", job->fail_reason), LOG_I("partition", job->partition),
-              LOG_I("offset", job->offset));
+              JOB_LOG_FIELDS(job), LOG_S("error", job->fail_reason));
     job->verdict = JOB_VERDICT_INTERNAL_PERMANENT;
 }

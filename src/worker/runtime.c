@@ -2,6 +2,8 @@
 
 #include "dbwatch.h"
 #include "deliver.h"
+#include "holdwatch.h"
+#include "lag.h"
 #include "parts.h"
 #include "runtime_internal.h"
 
@@ -35,23 +37,32 @@ static void consume_message(runtime_t *rt, rd_kafka_message_t *m)
     part_t *pt = parts_get(rt, m->partition);
     if (pt == NULL || !pt->assigned || pt->revoking || runtime_draining(rt))
         return; /* not ours to start any more: the next owner reads it again */
+    rd_kafka_headers_t *headers = NULL;
+    if (rd_kafka_message_headers(m, &headers) != RD_KAFKA_RESP_ERR_NO_ERROR)
+        headers = NULL;
     if (offsets_track(pt->offsets, m->offset) != 0) {
-        log_debug("message already seen", LOG_I("partition", m->partition),
-                  LOG_I("offset", m->offset));
+        trace_t trace;
+        trace_from_headers(headers, &trace);
+        log_debug("message already seen", LOG_SOPT("trace_id", trace.id),
+                  LOG_I("partition", m->partition), LOG_I("offset", m->offset));
         return;
     }
+    rd_kafka_timestamp_type_t ts_type;
     job_source_t src = {.partition = m->partition,
                         .offset = m->offset,
                         .generation = pt->generation,
                         .key = m->key,
                         .key_len = m->key_len,
                         .value = m->payload,
-                        .value_len = m->len};
+                        .value_len = m->len,
+                        .timestamp_ms = rd_kafka_message_timestamp(m, &ts_type),
+                        .headers = headers};
     job_t *job = job_new(&src, &rt->policy);
     parts_job_add(rt, job);
     if (job->unanswerable) {
-        log_warn("unanswerable message sent to the DLQ", LOG_I("partition", job->partition),
-                 LOG_I("offset", job->offset), LOG_S("error", job->dlq_reason));
+        log_warn("unanswerable message sent to the DLQ", LOG_SOPT("trace_id", job->trace.id),
+                 LOG_I("partition", job->partition), LOG_I("offset", job->offset),
+                 LOG_S("error", job->dlq_reason));
         parts_job_state(rt, job, JOB_PUBLISHING);
         metrics_dlq(rt->metrics, "invalid_request");
         deliver_publish(rt, job, DELIVERY_DLQ);
@@ -107,6 +118,19 @@ static void sched_timer_cb(uv_timer_t *t)
     runtime_mark_dirty(t->data);
 }
 
+/* A job's first start: how long it waited since its Kafka timestamp
+ * (tally_request_age_seconds). The timestamp is the producer's clock
+ * (CreateTime) or the broker's (LogAppendTime); a clock ahead of ours gives
+ * a negative age, counted as 0. A message without one is not counted. */
+static void observe_age(runtime_t *rt, job_t *job)
+{
+    if (job->started_once)
+        return;
+    job->started_once = true;
+    if (job->timestamp_ms >= 0)
+        metrics_request_age(rt->metrics, (double)(clock_wall_ms() - job->timestamp_ms) / 1000.0);
+}
+
 /* Hands ready accounts' jobs to idle executors (or probes a database that
  * is down), and arms the timer of the next backoff's end. */
 static void dispatch(runtime_t *rt)
@@ -118,10 +142,13 @@ static void dispatch(runtime_t *rt)
         return;
     }
     int64_t now = runtime_now_ms();
+    /* The holds first: no batch runs against holds that are not current. */
+    bool holds_current = holdwatch_dispatch(rt, now);
     sched_poll(rt->sched, now);
     int idle;
     size_t ready;
-    while ((idle = exec_idle_count(rt->exec)) > 0 && (ready = sched_ready(rt->sched)) > 0) {
+    while (holds_current && (idle = exec_idle_count(rt->exec)) > 0 &&
+           (ready = sched_ready(rt->sched)) > 0) {
         /* Spread ready accounts over idle executors: batches grow only when
          * there are more ready accounts than executors (group commit under
          * load, batches of one when quiet). */
@@ -131,8 +158,10 @@ static void dispatch(runtime_t *rt)
         sched_item_t **items = mem_calloc(size, sizeof(*items));
         size_t n = sched_next_batch(rt->sched, now, items, size);
         task_t *t = task_new_batch((job_t **)items, n); /* job_t begins with its sched_item_t */
-        for (size_t k = 0; k < t->njobs; k++)
+        for (size_t k = 0; k < t->njobs; k++) {
             parts_job_state(rt, t->jobs[k], JOB_RUNNING);
+            observe_age(rt, t->jobs[k]);
+        }
         exec_post(rt->exec, exec_idle(rt->exec), t);
     }
     /* Wake up for the next account leaving its backoff, unless every
@@ -160,37 +189,14 @@ static void on_completion(uv_async_t *h)
                 settle_job(rt, t->jobs[i]);
         }
         dbwatch_task_done(rt, t);
+        if (t->kind == TASK_HOLDS)
+            holdwatch_task_done(rt, t);
         task_free(t);
     }
     runtime_mark_dirty(rt);
 }
 
-/* ---- statistics, errors ------------------------------------------------- */
-
-static int stats_cb(rd_kafka_t *rk, char *json, size_t len, void *opaque)
-{
-    runtime_t *rt = opaque;
-    json_t *root = json_loadb(json, len, 0, NULL);
-    json_t *parts = json_object_get(
-        json_object_get(json_object_get(root, "topics"), rt->cfg->request_topic), "partitions");
-    const char *key;
-    json_t *v;
-    metrics_clear_consumer_lag(rt->metrics);
-    json_object_foreach(parts, key, v)
-    {
-        char *end;
-        long p = strtol(key, &end, 10);
-        if (*end != '\0' || p < 0 || p >= rt->nparts || !rt->parts[p].assigned)
-            continue;
-        json_t *lag = json_object_get(v, "consumer_lag");
-        rt->parts[p].lag = json_is_integer(lag) ? json_integer_value(lag) : -1;
-        if (rt->parts[p].lag >= 0)
-            metrics_set_consumer_lag(rt->metrics, rt->cfg->request_topic, (int32_t)p,
-                                     rt->parts[p].lag);
-    }
-    json_decref(root);
-    return 0; /* librdkafka frees json */
-}
+/* ---- client errors --------------------------------------------------------- */
 
 static void error_cb(rd_kafka_t *rk, int err, const char *reason, void *opaque)
 {
@@ -255,6 +261,8 @@ static void close_handles(runtime_t *rt)
         http_server_close(rt->http, NULL, NULL);
         rt->http = NULL;
     }
+    lag_cancel(rt);
+    holdwatch_close(rt);
 }
 
 /* Stops the loop once the drain finished or timed out: flush, commit,
@@ -317,6 +325,7 @@ static void tick_cb(uv_timer_t *t)
     pool_reap_idle(rt->pool);
     dbwatch_tick(rt, now);
     deliver_reap_stuck(rt);
+    lag_tick(rt);
 }
 
 /* ---- one place per loop turn -------------------------------------------
@@ -375,7 +384,15 @@ static void snapshot(void *ctx, health_snapshot_t *out)
         out->paused += rt->parts[p].assigned && rt->parts[p].paused;
     out->in_flight = rt->in_flight;
     out->stuck_deliveries = rt->n_stuck;
+    out->held_accounts = (int64_t)holds_count(rt->holds);
     pool_stats(rt->pool, &out->pool);
+    if (!out->for_metrics)
+        return;
+    int64_t now = clock_mono_ns(), oldest = now;
+    for (const job_t *j = rt->jobs; j != NULL; j = j->all_next)
+        oldest = j->received_ns < oldest ? j->received_ns : oldest;
+    out->oldest_in_flight_s = (double)(now - oldest) / 1e9;
+    lag_render(rt);
 }
 
 static void http_cb(void *ctx, const char *method, const char *path, http_response_t *resp)
@@ -400,6 +417,7 @@ static runtime_t *runtime_new(const config_t *cfg, pool_t *pool, const char *wor
     rt->prune_ms = runtime_now_ms() + PRUNE_FIRST_MS;
     rt->sched = sched_new();
     rt->metrics = metrics_new();
+    rt->holds = holds_new();
     rt->loop_thread = uv_thread_self();
     uv_loop_init(&rt->loop);
     uv_async_init(&rt->loop, &rt->wake, on_completion);
@@ -441,7 +459,6 @@ static int start(runtime_t *rt)
     kafka_callbacks_t cb = {.opaque = rt,
                             .rebalance = parts_rebalance_cb,
                             .delivery = deliver_report_cb,
-                            .stats = stats_cb,
                             .error = error_cb};
     if (kafka_open(&rt->kafka, cfg, &cb, err, sizeof(err)) != 0) {
         log_error("cannot start Kafka clients", LOG_S("error", err));
@@ -450,6 +467,7 @@ static int start(runtime_t *rt)
     exec_config_t ec = {.pool = rt->pool,
                         .threads = cfg->pool_max,
                         .worker_name = rt->worker_name,
+                        .holds = rt->holds,
                         .wake = &rt->wake};
     rt->exec = exec_start(&ec);
     if (rt->exec == NULL) {
@@ -463,6 +481,7 @@ static int start(runtime_t *rt)
         return -1;
     }
     start_handles(rt);
+    holdwatch_start(rt);
     return 0;
 }
 
@@ -529,6 +548,8 @@ static int runtime_free(runtime_t *rt, int rc)
         log_error("event loop did not close cleanly");
         rc = 1;
     }
+    holdwatch_free(rt);
+    holds_free(rt->holds);
     metrics_free(rt->metrics);
     free(rt);
     return rc;

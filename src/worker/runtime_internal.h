@@ -1,9 +1,9 @@
 /* runtime_internal — the worker runtime's state, shared by the loop
  * (runtime.c), partitions and the jobs in flight (parts.c), settling a job
- * (settle.c), its deliveries (deliver.c) and the database's state
- * (dbwatch.c). Calls go down that list, never back up: the others mark the
- * runtime dirty, or ask for a drain, and the loop's step acts. Loop thread
- * only: nothing here is locked. */
+ * (settle.c), its deliveries (deliver.c), the database's state (dbwatch.c),
+ * an operator's holds (holdwatch.c) and the consumer lag (lag.c). Calls go down that list, never
+ * back up: the others mark the runtime dirty, or ask for a drain, and the loop's step acts. Loop
+ * thread only: nothing here is locked. */
 #ifndef TALLY_WORKER_RUNTIME_INTERNAL_H
 #define TALLY_WORKER_RUNTIME_INTERNAL_H
 
@@ -11,6 +11,7 @@
 #include "pool/pool.h"
 #include "worker/config.h"
 #include "worker/exec.h"
+#include "worker/holds.h"
 #include "worker/http.h"
 #include "worker/job.h"
 #include "worker/kafka.h"
@@ -51,7 +52,10 @@ typedef struct part {
     int64_t started; /* jobs handed to executors or being published */
     int64_t bytes;   /* message bytes held by its in-flight jobs */
     int64_t stored;  /* last offset stored for commit, -1 when none */
-    int64_t lag;     /* from librdkafka statistics, -1 unknown */
+    /* For the consumer lag (lag.h), -1 until known: the high watermark and
+     * the group's committed offset as the broker last answered them. */
+    int64_t hwm_queried;
+    int64_t committed;
 } part_t;
 
 typedef enum delivery_kind { DELIVERY_RESULT, DELIVERY_AUDIT, DELIVERY_DLQ } delivery_kind_t;
@@ -103,6 +107,8 @@ typedef struct runtime {
     http_server_t *http;
     metrics_t *metrics;
     sched_t *sched;
+    holds_t *holds;              /* the held accounts, checked by the executors */
+    struct holdwatch *holdwatch; /* reading and hearing of them (holdwatch.h) */
 
     part_t *parts;
     int32_t nparts; /* capacity of parts */
@@ -125,6 +131,9 @@ typedef struct runtime {
     int64_t health_ms; /* last periodic health check started */
     int64_t prune_ms;  /* next prune due */
     bool prune_running;
+
+    struct lag_round *lag_round; /* queries for the consumer lag, off the loop (lag.h) */
+    int64_t lag_next_ms;
 
     rd_kafka_topic_partition_list_t *revoke; /* a deferred revocation */
     int64_t revoke_deadline;

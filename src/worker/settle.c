@@ -39,17 +39,15 @@ static void publish(runtime_t *rt, job_t *job)
 {
     job_verdict_answer_t v;
     job_verdict_answer(job, &v);
-    if (job->verdict != JOB_VERDICT_NONE)
-        log_warn("request answered", LOG_S("account_id", job->env.account.id),
-                 LOG_S("request_id", job->env.id), LOG_S("type", job->env.type),
-                 LOG_S("error_code", tally_errcode_str(job->error_code)),
-                 LOG_B("replayed", job->replayed), LOG_I("partition", job->partition),
-                 LOG_I("offset", job->offset));
-    else
-        log_debug("request answered", LOG_S("account_id", job->env.account.id),
-                  LOG_S("request_id", job->env.id), LOG_S("type", job->env.type),
-                  LOG_B("replayed", job->replayed), LOG_I("partition", job->partition),
-                  LOG_I("offset", job->offset));
+    /* An `internal` answer is worth a warning; a held account's are not
+     * (an operator asked for them, and a flood of them must not flood the
+     * log). */
+    log_emit(v.dlq ? LOG_WARN : LOG_DEBUG, "request answered", JOB_LOG_FIELDS(job),
+             LOG_S("type", job->env.type),
+             LOG_SOPT("error_code", job->ok ? NULL : tally_errcode_str(job->error_code)),
+             LOG_SOPT("verdict",
+                      job->verdict != JOB_VERDICT_NONE ? job_verdict_str(job->verdict) : NULL),
+             LOG_B("replayed", job->replayed), LOG_END);
     metrics_request_done(rt->metrics, job->env.type[0] ? job->env.type : NULL,
                          job->ok ? "ok" : "error",
                          job->ok ? NULL : tally_errcode_str(job->error_code),
@@ -71,10 +69,8 @@ static void retry(runtime_t *rt, job_t *job, settle_action_t a, int64_t now)
     job->attempts++;
     metrics_retry(rt->metrics);
     if (a == SETTLE_GIVE_UP) {
-        log_error("request failed after all attempts: answering internal",
-                  LOG_S("account_id", job->env.account.id), LOG_S("request_id", job->env.id),
-                  LOG_I("attempts", job->attempts), LOG_S("error", job->fail_reason),
-                  LOG_I("partition", job->partition), LOG_I("offset", job->offset));
+        log_error("request failed after all attempts: answering internal", JOB_LOG_FIELDS(job),
+                  LOG_I("attempts", job->attempts), LOG_S("error", job->fail_reason));
         job->verdict = JOB_VERDICT_INTERNAL_AFTER_RETRIES;
         parts_job_state(rt, job, JOB_QUEUED);
         sched_retry(rt->sched, &job->item, now, 0);
@@ -84,8 +80,7 @@ static void retry(runtime_t *rt, job_t *job, settle_action_t a, int64_t now)
      * batch of its own, no other account's request waits with it. */
     job->item.alone = true;
     int64_t delay = sched_backoff_equal_ms(job->attempts, ATTEMPT_BASE_MS, RETRY_CAP_MS, &rt->rng);
-    log_warn("request will be retried", LOG_S("account_id", job->env.account.id),
-             LOG_S("request_id", job->env.id), LOG_I("attempt", job->attempts),
+    log_warn("request will be retried", JOB_LOG_FIELDS(job), LOG_I("attempt", job->attempts),
              LOG_I("delay_ms", delay), LOG_S("error", job->fail_reason));
     parts_job_state(rt, job, JOB_BACKOFF);
     sched_retry(rt->sched, &job->item, now, delay);

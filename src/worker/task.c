@@ -2,6 +2,7 @@
 #include "worker/task.h"
 
 #include "access/admin.h"
+#include "access/holds.h"
 #include "common/clock.h"
 #include "common/mem.h"
 #include "pool/pooler.h"
@@ -35,12 +36,32 @@ task_t *task_new_prune(int days)
     return t;
 }
 
+task_t *task_new_holds(void)
+{
+    task_t *t = mem_calloc(1, sizeof(*t));
+    t->kind = TASK_HOLDS;
+    return t;
+}
+
 void task_free(task_t *t)
 {
     if (t == NULL)
         return;
+    for (size_t i = 0; i < t->nheld; i++)
+        free(t->held[i]);
+    free(t->held);
     free(t->jobs);
     free(t);
+}
+
+bool task_held(const task_env_t *env, const char *account)
+{
+    return holds_held(env->holds, account);
+}
+
+bool task_holds_current(const task_env_t *env)
+{
+    return holds_current(env->holds, clock_mono_ns() / 1000000);
 }
 
 bool task_cancelled(const task_env_t *env)
@@ -90,6 +111,25 @@ static void prune(task_t *t, const task_env_t *env)
     pool_release(env->pool, conn);
 }
 
+static void read_holds(task_t *t, const task_env_t *env)
+{
+    char err[256];
+    pool_conn_t *conn = NULL;
+    if (pool_acquire(env->pool, &conn, err, sizeof(err)) != 0) {
+        t->db_unavailable = true;
+        snprintf(t->error, sizeof(t->error), "%s", err);
+        return;
+    }
+    access_error_t aerr;
+    access_status_t st = access_holds_read(conn, TASK_HOLDS_TIMEOUT_MS, &t->held, &t->nheld, &aerr);
+    pool_release(env->pool, conn);
+    t->ok = st == ACCESS_OK;
+    t->no_holds = st == ACCESS_NOT_FOUND;
+    t->db_unavailable = st == ACCESS_UNAVAILABLE;
+    if (!t->ok)
+        snprintf(t->error, sizeof(t->error), "%s", aerr.message);
+}
+
 void task_run(task_t *t, const task_env_t *env)
 {
     switch (t->kind) {
@@ -101,6 +141,9 @@ void task_run(task_t *t, const task_env_t *env)
         break;
     case TASK_PRUNE:
         prune(t, env);
+        break;
+    case TASK_HOLDS:
+        read_holds(t, env);
         break;
     }
 }

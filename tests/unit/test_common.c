@@ -120,7 +120,8 @@ static void capture_log(bool text, char *out, size_t size)
     assert_true(dup2(fds[1], STDERR_FILENO) >= 0);
     log_setup(LOG_INFO, text);
     log_warn("two\nlines", LOG_S("error", "FATAL:  terminating\n\tserver \"x\""),
-             LOG_S("url", "postgresql://u:s3cret@db/t"), LOG_I("n", 7));
+             LOG_SOPT("trace_id", ""), LOG_S("url", "postgresql://u:s3cret@db/t"),
+             LOG_SOPT("none", NULL), LOG_I("n", 7), LOG_SOPT("trace_id", "0af7"));
     log_setup(LOG_INFO, false);
     assert_true(dup2(saved, STDERR_FILENO) >= 0);
     close(saved);
@@ -140,13 +141,17 @@ static void test_log_one_line_per_call(void **state)
     capture_log(false, out, sizeof(out));
     assert_non_null(strstr(out, "\"level\":\"warn\",\"msg\":\"two\\nlines\""));
     assert_non_null(strstr(out, "\"error\":\"FATAL:  terminating\\n\\tserver \\\"x\\\"\""));
-    assert_non_null(strstr(out, "\"url\":\"postgresql://u:xxxxx@db/t\",\"n\":7}"));
+    /* An optional field is left out when empty, written when not. */
+    assert_non_null(
+        strstr(out, "\"url\":\"postgresql://u:xxxxx@db/t\",\"n\":7,\"trace_id\":\"0af7\"}"));
+    assert_non_null(strstr(out, "server \\\"x\\\"\",\"url\""));
+    assert_null(strstr(out, "none"));
     assert_ptr_equal(strchr(out, '\n'), out + strlen(out) - 1);
     assert_null(strstr(out, "s3cret"));
 
     capture_log(true, out, sizeof(out));
     assert_non_null(strstr(out, " warn  two\\nlines error=FATAL:  terminating\\n\\tserver \"x\""));
-    assert_non_null(strstr(out, " url=postgresql://u:xxxxx@db/t n=7\n"));
+    assert_non_null(strstr(out, " url=postgresql://u:xxxxx@db/t n=7 trace_id=0af7\n"));
     assert_ptr_equal(strchr(out, '\n'), out + strlen(out) - 1);
     assert_null(strstr(out, "s3cret"));
 }

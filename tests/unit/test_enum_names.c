@@ -45,8 +45,10 @@ static void test_errcodes(void **state)
     static const char *const wire[] = {
         "none",         "invalid_request",      "unsupported_version",
         "unknown_type", "idempotency_conflict", "not_found",
-        "conflict",     "insufficient_funds",   "internal"};
-    static const bool stored[] = {true, false, false, false, false, true, true, true, false};
+        "conflict",     "insufficient_funds",   "internal",
+        "account_held"};
+    static const bool stored[] = {true, false, false, false, false, true, true, true, false, false};
+    assert_int_equal(ENUMSTR_COUNT(wire), TALLY_ERRCODE_COUNT);
     for (int i = 0; i < (int)ENUMSTR_COUNT(wire); i++) {
         assert_string_equal(tally_errcode_str((tally_errcode_t)i), wire[i]);
         assert_int_equal(tally_errcode_is_stored((tally_errcode_t)i), stored[i]);

@@ -15,12 +15,14 @@
 typedef struct probe {
     health_snapshot_t s;
     int calls;
+    bool for_metrics; /* what the last call was asked for */
 } probe_t;
 
 static void snapshot(void *ctx, health_snapshot_t *out)
 {
     probe_t *p = ctx;
     p->calls++;
+    p->for_metrics = out->for_metrics;
     *out = p->s;
 }
 
@@ -86,6 +88,7 @@ static void test_ready(void **state)
     assert_int_equal(json_array_size(json_object_get(o, "reasons")), 0);
     json_decref(o);
     assert_int_equal(p.calls, 1);
+    assert_false(p.for_metrics);
 
     /* No partitions is ready all the same (CONTRACT §7). */
     p.s.partitions = 0;
@@ -136,7 +139,10 @@ static void test_metrics_sets_the_gauges(void **state)
     probe_t p = healthy();
     p.s.db_stale = true;
     p.s.pool = (pool_stats_t){.idle = 2, .active = 3, .connecting = 1};
+    p.s.oldest_in_flight_s = 4.25;
+    p.s.held_accounts = 1;
     http_response_t r = answer("/metrics", &p, m);
+    assert_true(p.for_metrics); /* the runtime sets the lag series then */
     assert_int_equal(r.status, 200);
     assert_string_equal(r.content_type, METRICS_CONTENT_TYPE);
     assert_int_equal(r.len, strlen(r.body));
@@ -146,7 +152,12 @@ static void test_metrics_sets_the_gauges(void **state)
                           "\ntally_database_up 0\n",
                           "tally_pool_connections{state=\"idle\"} 2\n",
                           "tally_pool_connections{state=\"active\"} 3\n",
-                          "tally_pool_connections{state=\"connecting\"} 1\n"};
+                          "tally_pool_connections{state=\"connecting\"} 1\n",
+                          "\ntally_assigned_partitions 3\n",
+                          "\ntally_oldest_in_flight_seconds 4.250\n",
+                          "\ntally_held_accounts 1\n",
+                          "\nprocess_open_fds ",
+                          "\nprocess_start_time_seconds "};
     for (size_t i = 0; i < sizeof(want) / sizeof(want[0]); i++) {
         if (strstr(r.body, want[i]) == NULL)
             fail_msg("/metrics lacks %s", want[i]);

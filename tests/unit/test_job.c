@@ -42,7 +42,28 @@ static void test_new_copies_and_decodes(void **state)
     assert_string_equal(job->env.id, "r1");
     assert_int_equal(job->verdict, JOB_VERDICT_NONE);
     assert_string_equal(job->dlq_reason, "");
+    assert_string_equal(job->trace.parent, ""); /* no headers: no trace */
     assert_false(job_started(job));
+    job_free(job);
+}
+
+/* The message's timestamp and trace context come along, for an
+ * unanswerable message too (its DLQ copy carries the trace). */
+static void test_new_keeps_timestamp_and_trace(void **state)
+{
+    rd_kafka_headers_t *h = rd_kafka_headers_new(2);
+    rd_kafka_header_add(h, "traceparent", -1,
+                        "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01", -1);
+    rd_kafka_header_add(h, "tracestate", -1, "a=1", -1);
+    const char *value = "not json";
+    job_source_t src = {
+        .value = value, .value_len = strlen(value), .timestamp_ms = 1796194647123, .headers = h};
+    job_t *job = job_new(&src, NULL);
+    rd_kafka_headers_destroy(h); /* the job holds copies */
+    assert_true(job->unanswerable);
+    assert_int_equal(job->timestamp_ms, 1796194647123);
+    assert_string_equal(job->trace.id, "0af7651916cd43dd8448eb211c80319c");
+    assert_string_equal(job->trace.state, "a=1");
     job_free(job);
 }
 
@@ -126,6 +147,34 @@ static void test_verdict_answers(void **state)
     assert_true(a.dlq);
     /* The envelope stays what the request said. */
     assert_int_equal(job->env.error, TALLY_ERR_UNKNOWN_TYPE);
+
+    job->verdict = JOB_VERDICT_ACCOUNT_HELD;
+    job_verdict_answer(job, &a);
+    assert_int_equal(a.code, TALLY_ERR_ACCOUNT_HELD);
+    assert_non_null(strstr(a.message, "holds this account"));
+    assert_false(a.dlq); /* answered, audited, not dead-lettered */
+    job_free(job);
+}
+
+/* A hold is judged each time the job runs: it gives a job without a
+ * verdict account_held, a release takes that back, and an `internal`
+ * verdict stays what it is. */
+static void test_set_held(void **state)
+{
+    job_t *job = make(NULL, "{\"id\":\"r\",\"account_id\":\"a\",\"type\":\"x\",\"payload\":{}}");
+    job_set_held(job, false);
+    assert_int_equal(job->verdict, JOB_VERDICT_NONE);
+    job_set_held(job, true);
+    assert_int_equal(job->verdict, JOB_VERDICT_ACCOUNT_HELD);
+    job_set_held(job, true);
+    assert_int_equal(job->verdict, JOB_VERDICT_ACCOUNT_HELD);
+    job_set_held(job, false);
+    assert_int_equal(job->verdict, JOB_VERDICT_NONE);
+    job->verdict = JOB_VERDICT_INTERNAL_AFTER_RETRIES;
+    job_set_held(job, true);
+    assert_int_equal(job->verdict, JOB_VERDICT_INTERNAL_AFTER_RETRIES);
+    job_set_held(job, false);
+    assert_int_equal(job->verdict, JOB_VERDICT_INTERNAL_AFTER_RETRIES);
     job_free(job);
 }
 
@@ -138,6 +187,7 @@ static void test_names(void **state)
     assert_string_equal(job_verdict_str(JOB_VERDICT_NONE), "none");
     assert_string_equal(job_verdict_str(JOB_VERDICT_INTERNAL_AFTER_RETRIES),
                         "internal_after_retries");
+    assert_string_equal(job_verdict_str(JOB_VERDICT_ACCOUNT_HELD), "account_held");
     assert_string_equal(job_verdict_str((job_verdict_t)99), "unknown");
 }
 
@@ -145,6 +195,8 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_new_copies_and_decodes),
+        cmocka_unit_test(test_new_keeps_timestamp_and_trace),
+        cmocka_unit_test(test_set_held),
         cmocka_unit_test(test_unanswerable_has_its_dlq_reason),
         cmocka_unit_test(test_only_the_map_is_legal),
         cmocka_unit_test(test_set_state_reports_started_changes),

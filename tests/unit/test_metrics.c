@@ -9,6 +9,7 @@
 
 #include "handlers/handler.h"
 #include "worker/metrics.h"
+#include "worker/procstat.h"
 
 #include <ctype.h>
 #include <math.h>
@@ -213,11 +214,74 @@ static void test_fresh_registry_is_valid_and_zero(void **state)
                               "tally_paused_partitions",
                               "tally_database_up",
                               "tally_stuck_deliveries",
-                              "tally_consumer_lag"};
+                              "tally_consumer_lag",
+                              "tally_request_age_seconds",
+                              "tally_oldest_in_flight_seconds",
+                              "tally_assigned_partitions",
+                              "tally_held_accounts"};
     for (size_t i = 0; i < sizeof(families) / sizeof(families[0]); i++)
         assert_true(family_declared(&P, families[i], true));
+    /* The request-age histogram is there, empty, from the first scrape; the
+     * process figures once the scrape sets them. */
+    assert_true(value_of(&P, "tally_request_age_seconds_bucket{le=\"+Inf\"}") == 0);
+    assert_true(value_of(&P, "tally_request_age_seconds_count") == 0);
+    assert_true(value_of(&P, "tally_held_accounts") == 0);
+    assert_true(value_of(&P, "process_open_fds") == -1);
     metrics_free(m);
     metrics_free(NULL);
+}
+
+/* The histogram of a request's age at start, the gauges the scrape sets,
+ * the standard process_* set, and an account_held answer's code. */
+static void test_age_gauges_and_process(void **state)
+{
+    (void)state;
+    metrics_t *m = metrics_new();
+    const double ages[] = {0.003, 0.2, 0.2, 45, 61, 4000, -2 /* a clock ahead: 0 */};
+    for (size_t i = 0; i < sizeof(ages) / sizeof(ages[0]); i++)
+        metrics_request_age(m, ages[i]);
+    metrics_set_oldest_in_flight(m, 12.5);
+    metrics_set_assigned_partitions(m, 3);
+    metrics_set_held_accounts(m, 2);
+    procstat_t ps = {.start_time_seconds = 1796194647.25,
+                     .cpu_seconds = 1.5,
+                     .resident_bytes = 4096,
+                     .virtual_bytes = 8192,
+                     .open_fds = 9,
+                     .max_fds = 1024};
+    metrics_set_process(m, &ps);
+    metrics_request_done(m, "payment.get", "error", "account_held", 0.001, false);
+    render_parse(m, &P);
+    const char *h = "tally_request_age_seconds";
+    const struct {
+        const char *le;
+        double want;
+    } cum[] = {{"0.005", 2}, {"0.25", 4}, {"30", 4},  {"60", 5},
+               {"120", 6},   {"3600", 6}, {"+Inf", 7}};
+    for (size_t i = 0; i < sizeof(cum) / sizeof(cum[0]); i++) {
+        char s[128];
+        snprintf(s, sizeof(s), "%s_bucket{le=\"%s\"}", h, cum[i].le);
+        if (value_of(&P, s) != cum[i].want)
+            fail_msg("%s is %g, not %g", s, value_of(&P, s), cum[i].want);
+    }
+    assert_true(value_of(&P, "tally_request_age_seconds_count") == 7);
+    double d = value_of(&P, "tally_request_age_seconds_sum") - 4106.403;
+    assert_true(d < 1e-6 && d > -1e-6);
+    assert_true(value_of(&P, "tally_oldest_in_flight_seconds") == 12.5);
+    assert_true(value_of(&P, "tally_assigned_partitions") == 3);
+    assert_true(value_of(&P, "tally_held_accounts") == 2);
+    assert_true(value_of(&P, "process_start_time_seconds") == 1796194647.25);
+    assert_true(value_of(&P, "process_cpu_seconds_total") == 1.5);
+    assert_true(value_of(&P, "process_resident_memory_bytes") == 4096);
+    assert_true(value_of(&P, "process_virtual_memory_bytes") == 8192);
+    assert_true(value_of(&P, "process_open_fds") == 9);
+    assert_true(value_of(&P, "process_max_fds") == 1024);
+    assert_true(value_of(&P, "tally_request_errors_total{type=\"payment.get\","
+                             "error_code=\"account_held\"}") == 1);
+    metrics_set_process(m, NULL); /* /proc unreadable: left out, not zero */
+    render_parse(m, &P);
+    assert_true(value_of(&P, "process_open_fds") == -1);
+    metrics_free(m);
 }
 
 static void test_counter_grows_with_calls(void **state)
@@ -418,6 +482,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_fresh_registry_is_valid_and_zero),
+        cmocka_unit_test(test_age_gauges_and_process),
         cmocka_unit_test(test_counter_grows_with_calls),
         cmocka_unit_test(test_known_type_keeps_its_name),
         cmocka_unit_test(test_histogram_buckets_cumulative),

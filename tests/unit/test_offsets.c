@@ -35,6 +35,28 @@ static void test_contiguous_prefix(void **state)
     offsets_free(o);
 }
 
+/* Where the consumer lag counts from: the first offset not done. */
+static void test_first_open(void **state)
+{
+    (void)state;
+    offsets_t *o = offsets_new();
+    int64_t next;
+    assert_int_equal(offsets_first_open(o), -1); /* nothing taken yet */
+    for (int64_t off = 20; off < 24; off++)
+        assert_int_equal(offsets_track(o, off), 0);
+    assert_int_equal(offsets_first_open(o), 20);
+    assert_true(offsets_done(o, 20));
+    assert_true(offsets_done(o, 22));
+    assert_int_equal(offsets_first_open(o), 21); /* before advance, too */
+    assert_true(offsets_advance(o, &next));
+    assert_int_equal(offsets_first_open(o), 21);
+    assert_true(offsets_done(o, 21));
+    assert_true(offsets_done(o, 23));
+    assert_true(offsets_advance(o, &next));
+    assert_int_equal(offsets_first_open(o), 24); /* everything taken is done */
+    offsets_free(o);
+}
+
 static void test_gaps_and_redelivery(void **state)
 {
     (void)state;
@@ -107,6 +129,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_contiguous_prefix),
+        cmocka_unit_test(test_first_open),
         cmocka_unit_test(test_gaps_and_redelivery),
         cmocka_unit_test(test_ring_growth_and_wrap),
         cmocka_unit_test(test_flow_pauses_heavy_partitions_only),

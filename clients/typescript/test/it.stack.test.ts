@@ -263,7 +263,7 @@ it('results() commits an offset only after the loop body finished', async () => 
   assert.deepEqual(await consume(() => 'break'), ['ts-c-3']);
 });
 
-it('trace context goes out as headers; the result carries it when the worker copies it (CONTRACT.md §7)', async (t) => {
+it('trace context goes out as headers and comes back on the result (CONTRACT.md §7)', async () => {
   const trace = { traceparent: '00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01', tracestate: 'tally=ts' };
   const r = await ok('acct_ts_trace', 'settings.get', {}, { id: 'ts-trace-1', trace });
   const kafka = new kafkajs.Kafka({ brokers: stack.bootstrap.split(','), logLevel: kafkajs.logLevel.WARN });
@@ -285,10 +285,6 @@ it('trace context goes out as headers; the result carries it when the worker cop
   await consumer.disconnect();
   assert.equal(headers.traceparent, trace.traceparent);
   assert.equal(headers.tracestate, trace.tracestate);
-  if (r.trace === undefined) {
-    // The worker copies trace headers once issue 15 lands; until then this half is a todo.
-    t.todo('the worker does not copy traceparent onto results yet (issue 15)');
-    return;
-  }
+  // The worker copies both onto the result (and its audit event and any DLQ copy).
   assert.deepEqual(r.trace, trace);
 });

@@ -18,12 +18,18 @@
     X(TALLY_ERR_NOT_FOUND,            "not_found",            true)  \
     X(TALLY_ERR_CONFLICT,             "conflict",             true)  \
     X(TALLY_ERR_INSUFFICIENT_FUNDS,   "insufficient_funds",   true)  \
-    X(TALLY_ERR_INTERNAL,             "internal",             false)
+    X(TALLY_ERR_INTERNAL,             "internal",             false) \
+    X(TALLY_ERR_ACCOUNT_HELD,         "account_held",         false)
 // clang-format on
 
 #define TALLY_ERRCODE_CONST_(constant, string, stored) constant,
 typedef enum tally_errcode { TALLY_ERRCODE_LIST(TALLY_ERRCODE_CONST_) } tally_errcode_t;
 #undef TALLY_ERRCODE_CONST_
+
+/* How many codes there are, TALLY_ERR_NONE included. */
+#define TALLY_ERRCODE_ONE_(constant, string, stored) +1
+enum { TALLY_ERRCODE_COUNT = 0 TALLY_ERRCODE_LIST(TALLY_ERRCODE_ONE_) };
+#undef TALLY_ERRCODE_ONE_
 
 /* The wire string ("invalid_request", …); "none" for TALLY_ERR_NONE. Never NULL. */
 const char *tally_errcode_str(tally_errcode_t code);

@@ -24,7 +24,14 @@
 
 typedef enum log_level { LOG_LEVEL_LIST(ENUMSTR_CONST) } log_level_t;
 
-typedef enum log_kv_kind { LOG_KV_END, LOG_KV_STR, LOG_KV_INT, LOG_KV_DBL, LOG_KV_BOOL } log_kv_kind_t;
+typedef enum log_kv_kind {
+    LOG_KV_END,
+    LOG_KV_STR,
+    LOG_KV_STR_OPT, /* a string field left out when it is NULL or "" */
+    LOG_KV_INT,
+    LOG_KV_DBL,
+    LOG_KV_BOOL
+} log_kv_kind_t;
 
 typedef struct log_kv {
     const char *key;
@@ -34,11 +41,14 @@ typedef struct log_kv {
     double d;
 } log_kv_t;
 
-#define LOG_S(k, v) ((log_kv_t){.key = (k), .kind = LOG_KV_STR, .s = (v)})
-#define LOG_I(k, v) ((log_kv_t){.key = (k), .kind = LOG_KV_INT, .i = (int64_t)(v)})
-#define LOG_D(k, v) ((log_kv_t){.key = (k), .kind = LOG_KV_DBL, .d = (double)(v)})
-#define LOG_B(k, v) ((log_kv_t){.key = (k), .kind = LOG_KV_BOOL, .i = (v) ? 1 : 0})
-#define LOG_END     ((log_kv_t){.key = 0, .kind = LOG_KV_END})
+/* Fields of a line. LOG_SOPT is a field only some lines have (a request's
+ * trace_id): left out when v is NULL or "". */
+#define LOG_S(k, v)    ((log_kv_t){.key = (k), .kind = LOG_KV_STR, .s = (v)})
+#define LOG_SOPT(k, v) ((log_kv_t){.key = (k), .kind = LOG_KV_STR_OPT, .s = (v)})
+#define LOG_I(k, v)    ((log_kv_t){.key = (k), .kind = LOG_KV_INT, .i = (int64_t)(v)})
+#define LOG_D(k, v)    ((log_kv_t){.key = (k), .kind = LOG_KV_DBL, .d = (double)(v)})
+#define LOG_B(k, v)    ((log_kv_t){.key = (k), .kind = LOG_KV_BOOL, .i = (v) ? 1 : 0})
+#define LOG_END        ((log_kv_t){.key = 0, .kind = LOG_KV_END})
 
 /* Sets the threshold and the format; call once at start-up (default: info, JSON). */
 void log_setup(log_level_t level, bool text);

@@ -114,6 +114,17 @@ int pool_health_check(pool_t *pool, double *latency_ms, char *err, size_t errlen
 
 void pool_stats(pool_t *pool, pool_stats_t *out);
 
+/* Opens a connection with the pool's connection string and defaults
+ * (keepalives, tcp_user_timeout) that the pool neither counts nor keeps —
+ * for a connection with a job of its own, such as the worker's LISTEN
+ * connection — named application_name (NULL: the pool's), within
+ * timeout_ms (0 or less: the pool's connect timeout). Blocks the calling
+ * thread; never call it on the event loop (a host name is resolved
+ * blocking). Returns the connection, which the caller PQfinish()es, or
+ * NULL with err (no secrets). */
+PGconn *pool_connect_aside(pool_t *pool, const char *application_name, int timeout_ms, char *err,
+                           size_t errlen);
+
 /* Copies conninfo into out with any password replaced by "xxxxx", for logs. */
 void pool_redact_conninfo(const char *conninfo, char *out, size_t size);
 

@@ -10,6 +10,8 @@
  *   cancelled (shutdown deadline),      nobody                       JOB_REQUEUE
  *     the database unreachable,
  *     BEGIN
+ *   the holds not read for              nobody: the jobs not run yet JOB_REQUEUE;
+ *     HOLDS_STALE_MS (holds.h)          run again, uncounted         answered ones commit
  *   the connection lost (or a pooler    nobody; the job running      JOB_REQUEUE
  *     fault) while a job ran            then counts only past
  *                                       BATCH_LOSSES_FREE losses

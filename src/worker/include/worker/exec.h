@@ -10,6 +10,7 @@
 #define TALLY_WORKER_EXEC_H
 
 #include "pool/pool.h"
+#include "worker/holds.h"
 #include "worker/task.h"
 
 #include <stdbool.h>
@@ -22,6 +23,7 @@ typedef struct exec_config {
     pool_t *pool;
     int threads;
     const char *worker_name; /* for audit rows and events; copied */
+    holds_t *holds;          /* the held accounts (task_env_t); NULL: none */
     uv_async_t *wake;        /* sent after each completion */
 } exec_config_t;
 

@@ -10,8 +10,10 @@
  *                     partitions: 0, so a rollout that surges one pod, or an
  *                     autoscaler at the partition count, never waits for a
  *                     partition that will not come
- *   /metrics          the snapshot's gauges set in metrics_t, then the
- *                     Prometheus text (metrics.h)
+ *   /metrics          the snapshot's gauges and the process's own figures
+ *                     (procstat.h) set in metrics_t, then the Prometheus
+ *                     text (metrics.h); the snapshot taken for it also
+ *                     sets the per-partition consumer lag (for_metrics)
  *
  * Any other path is left untouched (the server answers 404). */
 #ifndef TALLY_WORKER_HEALTH_H
@@ -25,6 +27,7 @@
 #include <stdint.h>
 
 typedef struct health_snapshot {
+    bool for_metrics;  /* in: taken for /metrics (the lag series are set too) */
     bool db_down;      /* an outage stands: consumption paused, probing */
     bool pooler_fault; /* ...because a pooler loses prepared statements */
     bool db_stale;     /* the database was not heard from recently */
@@ -33,6 +36,8 @@ typedef struct health_snapshot {
     int paused;     /* assigned and paused */
     int64_t in_flight;
     int64_t stuck_deliveries;
+    double oldest_in_flight_s; /* the oldest unfinished request's age; 0 when none */
+    int64_t held_accounts;
     pool_stats_t pool;
 } health_snapshot_t;
 

@@ -15,9 +15,9 @@
  * committed, and the partition's next owner runs it.
  *
  * An answer decided for a job before it runs again — `internal` after its
- * last attempt, or at once after a failure no retry changes — is its
- * verdict, carried beside the envelope: the envelope stays what the
- * request said.
+ * last attempt, or at once after a failure no retry changes, or
+ * `account_held` while an operator holds its account — is its verdict,
+ * carried beside the envelope: the envelope stays what the request said.
  *
  * Threads: the loop owns a job, except while it sits in a batch handed to an
  * executor (task.h): then only that executor writes the fields under
@@ -27,8 +27,10 @@
 #define TALLY_WORKER_JOB_H
 
 #include "common/errcode.h"
+#include "common/log.h"
 #include "envelope/envelope.h"
 #include "worker/scheduler.h"
+#include "worker/trace.h"
 
 #include <stdbool.h>
 #include <stddef.h>
@@ -55,7 +57,8 @@ typedef enum job_state {
 #define JOB_VERDICT_MAP(X)                                                                         \
     X(NONE, "none")                                     /* none: the job runs */                   \
     X(INTERNAL_AFTER_RETRIES, "internal_after_retries") /* TALLY_MAX_RETRIES attempts failed */    \
-    X(INTERNAL_PERMANENT, "internal_permanent")         /* a failure no retry changes */
+    X(INTERNAL_PERMANENT, "internal_permanent")         /* a failure no retry changes */           \
+    X(ACCOUNT_HELD, "account_held") /* an operator holds its account (holds.h): nothing applied */
 
 typedef enum job_verdict {
 #define JOB_VERDICT_ENUM(name, text) JOB_VERDICT_##name,
@@ -84,8 +87,11 @@ typedef struct job {
     char *value;
     size_t value_len;
     int64_t received_ns;
-    envelope_t env;    /* as decoded; never rewritten */
-    bool unanswerable; /* goes to the DLQ unchanged (envelope_decode said so) */
+    int64_t timestamp_ms; /* the message's Kafka timestamp (CreateTime or LogAppendTime), -1 none */
+    trace_t trace;        /* its W3C trace context: copied onto every delivery, id in logs */
+    envelope_t env;       /* as decoded; never rewritten */
+    bool unanswerable;    /* goes to the DLQ unchanged (envelope_decode said so) */
+    bool started_once;    /* dispatched at least once: its age at start was observed */
 
     job_state_t state; /* changed by job_set_state only */
     int attempts;      /* failed attempts so far */
@@ -116,10 +122,21 @@ typedef struct job_source {
     size_t key_len;
     const void *value;
     size_t value_len;
+    int64_t timestamp_ms;              /* -1: none */
+    const rd_kafka_headers_t *headers; /* NULL: none */
 } job_source_t;
 
-/* A new job in state RECEIVED: copies the message and decodes it under
- * policy (envelope_decode); an unanswerable one has its DLQ reason.
+/* The fields that name a job in a log line (common/log.h): account_id,
+ * request_id, trace_id (when the request carried a valid traceparent),
+ * partition and offset. */
+#define JOB_LOG_FIELDS(job)                                                                        \
+    LOG_S("account_id", (job)->env.account.id), LOG_S("request_id", (job)->env.id),                \
+        LOG_SOPT("trace_id", (job)->trace.id), LOG_I("partition", (job)->partition),               \
+        LOG_I("offset", (job)->offset)
+
+/* A new job in state RECEIVED: copies the message, reads its trace context
+ * and decodes it under policy (envelope_decode); an unanswerable one has its
+ * DLQ reason.
  * @thread loop */
 job_t *job_new(const job_source_t *src, const envelope_policy_t *policy);
 
@@ -151,6 +168,14 @@ typedef struct job_verdict_answer {
 /* The answer job's verdict decides (TALLY_ERR_NONE for JOB_VERDICT_NONE).
  * @thread any */
 void job_verdict_answer(const job_t *job, job_verdict_answer_t *out);
+
+/* An operator's hold on job's account, as the worker knows it when the job
+ * runs (held): gives a job without a verdict JOB_VERDICT_ACCOUNT_HELD, and
+ * takes it back when the hold is gone (a job that runs again after the
+ * release is applied). An `internal` verdict stays: nothing is applied
+ * either way.
+ * @thread executor (the job's owner) */
+void job_set_held(job_t *job, bool held);
 
 /* Names for logs; never NULL.
  * @thread any */

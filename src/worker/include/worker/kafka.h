@@ -24,7 +24,6 @@ typedef struct kafka_callbacks {
     void (*rebalance)(rd_kafka_t *rk, rd_kafka_resp_err_t err,
                       rd_kafka_topic_partition_list_t *parts, void *opaque);
     void (*delivery)(rd_kafka_t *rk, const rd_kafka_message_t *msg, void *opaque);
-    int (*stats)(rd_kafka_t *rk, char *json, size_t len, void *opaque);
     void (*error)(rd_kafka_t *rk, int err, const char *reason, void *opaque);
 } kafka_callbacks_t;
 

@@ -3,7 +3,8 @@
  *
  * Every function is thread-safe: counters are updated from executor threads,
  * gauges from the loop thread, and the scrape renders a consistent snapshot
- * under one mutex. Every name carries the `tally_` prefix and no label holds
+ * under one mutex. Every name but the standard process_* ones carries the
+ * `tally_` prefix, and no label holds
  * an account id; label values come from bounded sets (job types, the
  * contract's error codes, pool states, the consumer's own topic partitions),
  * so the number of series stays bounded whatever the traffic:
@@ -22,7 +23,16 @@
  *                                             pooler fault stands; 0 otherwise)
  *   tally_stuck_deliveries                   gauge (failed for good, offset held)
  *   tally_consumer_lag{topic,partition}      gauge (messages)
- *   tally_build_info{version}                gauge, always 1 */
+ *   tally_request_age_seconds                histogram: the message's Kafka timestamp
+ *                                             to the start of its processing
+ *   tally_oldest_in_flight_seconds           gauge
+ *   tally_assigned_partitions                gauge
+ *   tally_held_accounts                      gauge (accounts an operator holds)
+ *   tally_build_info{version}                gauge, always 1
+ *   process_start_time_seconds, process_cpu_seconds_total,
+ *   process_resident_memory_bytes, process_virtual_memory_bytes,
+ *   process_open_fds, process_max_fds        the standard process metrics
+ *                                             (procstat.h), once set */
 #ifndef TALLY_WORKER_METRICS_H
 #define TALLY_WORKER_METRICS_H
 
@@ -68,8 +78,28 @@ void metrics_set_pool(metrics_t *m, int idle, int active, int connecting);
 /* @thread any */
 void metrics_set_database_up(metrics_t *m, bool up);
 
-/* Consumer lag of one assigned partition (from librdkafka statistics);
- * metrics_clear_consumer_lag forgets every partition (after a rebalance).
+/* How old a request was when its processing started: from its Kafka
+ * timestamp to its first dispatch, in seconds (negative, from a producer
+ * whose clock runs ahead, counts as 0).
+ * @thread any */
+void metrics_request_age(metrics_t *m, double seconds);
+
+/* @thread any */
+void metrics_set_oldest_in_flight(metrics_t *m, double seconds);
+/* @thread any */
+void metrics_set_assigned_partitions(metrics_t *m, int64_t n);
+/* @thread any */
+void metrics_set_held_accounts(metrics_t *m, int64_t n);
+
+struct procstat;
+/* The process_* figures (procstat.h); NULL leaves them out (/proc could
+ * not be read).
+ * @thread any */
+void metrics_set_process(metrics_t *m, const struct procstat *ps);
+
+/* Consumer lag of one assigned partition, as the scrape computes it;
+ * metrics_clear_consumer_lag forgets every partition (before each scrape's
+ * new values).
  * At most METRICS_MAX_LAG_SERIES partitions are kept; further ones are
  * ignored. */
 #define METRICS_MAX_LAG_SERIES 1024

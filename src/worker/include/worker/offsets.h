@@ -41,6 +41,12 @@ bool offsets_advance(offsets_t *o, int64_t *next);
  * @thread loop */
 size_t offsets_in_flight(const offsets_t *o);
 
+/* The first offset not done: the oldest tracked one not done, else one past
+ * the highest tracked (everything taken is done), else -1 (nothing taken).
+ * The consumer lag counts from here.
+ * @thread loop */
+int64_t offsets_first_open(const offsets_t *o);
+
 /* The highest offset ever tracked, or -1.
  * @thread loop */
 int64_t offsets_last(const offsets_t *o);
