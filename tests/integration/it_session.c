@@ -455,6 +455,25 @@ static void test_limits_bound_every_transaction(void **state)
     pool_free(pool);
 }
 
+/* Waits (up to 10 s) until the backend whose pid another thread writes to
+ * *pid waits for a lock. */
+static bool lock_waiting(fixture_t *f, const volatile int *pid)
+{
+    for (int i = 0; i < 1000; i++) {
+        if (*pid != 0) {
+            char sql[160];
+            snprintf(sql, sizeof(sql),
+                     "SELECT count(*) FROM pg_stat_activity WHERE pid = %d AND "
+                     "wait_event_type = 'Lock'",
+                     *pid);
+            if (th_pg_i64(f->pg, "postgres", sql) == 1)
+                return true;
+        }
+        usleep(10000);
+    }
+    return false;
+}
+
 static void test_concurrent_claim_waits_for_the_first(void **state)
 {
     fixture_t *f = *state;
@@ -475,20 +494,7 @@ static void test_concurrent_claim_waits_for_the_first(void **state)
     pthread_create(&th, NULL, claim_thread, &cl);
 
     /* Wait (bounded) until the second claim is blocked on our row lock. */
-    bool waiting = false;
-    for (int i = 0; i < 500 && !waiting; i++) {
-        if (cl.backend_pid != 0) {
-            char sql[160];
-            snprintf(sql, sizeof(sql),
-                     "SELECT count(*) FROM pg_stat_activity WHERE pid = %d AND "
-                     "wait_event_type = 'Lock'",
-                     cl.backend_pid);
-            waiting = th_pg_i64(f->pg, "postgres", sql) == 1;
-        }
-        if (!waiting)
-            usleep(10000);
-    }
-    assert_true(waiting);
+    assert_true(lock_waiting(f, &cl.backend_pid));
     assert_int_equal(atomic_load(&cl.done), 0);
 
     OK(access_outcome_store(tx, "req_conc", "payment.get", "{}", "{\"first\":true}", &err));
@@ -571,20 +577,7 @@ static void test_probe_race_second_store_fails(void **state)
     pthread_t th;
     pthread_create(&th, NULL, store_thread, &st);
     /* Wait (bounded) until the second store is blocked on our row. */
-    bool waiting = false;
-    for (int i = 0; i < 1000 && !waiting; i++) {
-        if (st.backend_pid != 0) {
-            char sql[160];
-            snprintf(sql, sizeof(sql),
-                     "SELECT count(*) FROM pg_stat_activity WHERE pid = %d AND "
-                     "wait_event_type = 'Lock'",
-                     st.backend_pid);
-            waiting = th_pg_i64(f->pg, "postgres", sql) == 1;
-        }
-        if (!waiting)
-            usleep(10000);
-    }
-    assert_true(waiting);
+    assert_true(lock_waiting(f, &st.backend_pid));
     assert_int_equal(atomic_load(&st.done), 0);
     end_one(s, tx); /* the first commits */
     pool_release(f->pool, c);
