@@ -178,10 +178,11 @@ access_status_t access_holds_read(struct pool_conn *conn, int timeout_ms, char *
     if (rows == NULL || failed != NULL) {
         st = access_error_from_pg(pg, failed, "holds_read", NULL, err);
         const char *state = err->sqlstate;
-        /* No function (a schema before 0007) or no right to it: no holds
-         * to read, and trying again will not change that. */
-        if (strcmp(state, "42883") == 0 || strcmp(state, "42501") == 0 ||
-            strcmp(state, "3F000") == 0)
+        /* No function (a schema before 0007): there can be no holds, and
+         * trying again will not change that. A right revoked from an
+         * existing function is a failure like any other (the worker fails
+         * closed): holds may exist that it cannot see. */
+        if (strcmp(state, "42883") == 0 || strcmp(state, "3F000") == 0)
             st = err->status = ACCESS_NOT_FOUND;
         if (st == ACCESS_OK)
             st = access_fail(err, ACCESS_FAILED, NULL, "holds_read: no rows");

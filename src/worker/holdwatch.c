@@ -237,7 +237,7 @@ void holdwatch_task_done(runtime_t *rt, task_t *t)
         }
         if (t->no_holds && !hw->unsupported)
             log_error("holds cannot be read: running without them. Run tallyctl migrate "
-                      "(0007_holds.sql) and grant tally_app to the worker's role",
+                      "(0007_holds.sql)",
                       LOG_S("error", t->error));
         hw->unsupported = t->no_holds;
         hw->failing = false;

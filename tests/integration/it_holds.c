@@ -9,7 +9,9 @@
  *   blocked on a row lock, one behind it) stops both.
  * - Every worker sees a hold within 5 s: through NOTIFY; with the
  *   notifying trigger disabled, through the periodic read alone; with the
- *   LISTEN connections killed (they come back, and NOTIFY with them). */
+ *   LISTEN connections killed (they come back, and NOTIFY with them).
+ * - Holds that cannot be read stop every request (fail closed) until they
+ *   can be again. */
 #include "it_e2e_common.h"
 
 #include "ctl_run.h"
@@ -272,6 +274,34 @@ static void test_hold_seen_with_listen_killed(void **state)
     e2e_ok(e2e_call_id(e, "acct_cut", "cut-1", 1, false, "settings.get", "{}"));
 }
 
+/* The holds cannot be read (the worker's role lost its right to them):
+ * past the bound no worker starts a request, any account's, since a hold
+ * may exist that it cannot see; with the right back, the request waiting
+ * meanwhile is applied once. */
+static void test_unreadable_holds_stop_every_request(void **state)
+{
+    hstack_t *s = *state;
+    e2e_t *e = s->e;
+    th_pg_exec(e->pg, "tally_owner",
+               "REVOKE EXECUTE ON FUNCTION tally_held_accounts() FROM tally_app");
+    for (int i = 0; i < e->nworkers; i++)
+        assert_true(th_worker_wait_log(e->w[i], "reading the holds failed", 30000));
+    /* Every worker's last good read is older than the bound from here. */
+    usleep(HOLD_BOUND_MS * 1000);
+    e2e_send_raw(e, -1, "acct_blind", "acct_blind", "blind-1", "payment.record", NULL,
+                 "{\"external_id\":\"b-1\",\"amount\":70,\"currency\":\"usd\"}");
+    th_producer_flush(e->p);
+    assert_null(e2e_await_nth(e, "acct_blind", "blind-1", 0, 5000));
+    assert_int_equal(
+        count(s, "SELECT count(*) FROM stripe_payments WHERE account_id = '%s'", "acct_blind"), 0);
+
+    th_pg_exec(e->pg, "tally_owner",
+               "GRANT EXECUTE ON FUNCTION tally_held_accounts() TO tally_app");
+    e2e_ok(e2e_await_nth(e, "acct_blind", "blind-1", 0, E2E_WAIT_MS));
+    assert_int_equal(
+        count(s, "SELECT count(*) FROM stripe_payments WHERE account_id = '%s'", "acct_blind"), 1);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -279,6 +309,7 @@ int main(void)
         cmocka_unit_test(test_hold_lands_while_queued),
         cmocka_unit_test(test_hold_seen_without_notifications),
         cmocka_unit_test(test_hold_seen_with_listen_killed),
+        cmocka_unit_test(test_unreadable_holds_stop_every_request),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

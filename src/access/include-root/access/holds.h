@@ -65,7 +65,7 @@ struct pool_conn;
  * when none; the caller frees them), read in one round trip on a borrowed
  * pool connection, in a transaction of its own with statement and lock
  * timeouts of timeout_ms. ACCESS_NOT_FOUND: the schema has no holds (a
- * migration not applied yet), or the role may not read them.
+ * migration not applied yet); a role that may not read them is a failure.
  * @thread executor */
 access_status_t access_holds_read(struct pool_conn *conn, int timeout_ms, char ***accounts,
                                   size_t *n, access_error_t *err);
