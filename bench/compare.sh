@@ -10,9 +10,9 @@
 #       -- --rows tally,halfrate --n 30000
 #
 # Each revision's worker is built (RelWithDebInfo, no tests) from `git
-# archive` into build-bench/compare/<rev>/; the steps run one after the other
-# and their tables are printed under "== step LABEL". Output is also kept in
-# .bench/compare.txt.
+# archive` into build-bench/compare/<rev>/ and runs on that revision's
+# migrations; the steps run one after the other and their tables are printed
+# under "== step LABEL". Output is also kept in .bench/compare.txt.
 set -euo pipefail
 
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -79,7 +79,8 @@ for step in "${steps[@]}"; do
         envs+=(--worker-env "$kv")
     done
     echo "== step $label: ${parts[0]} ${parts[*]:1}" | tee -a "$root/.bench/compare.txt"
-    TALLY_WORKER_BIN=$bin "$build/bench/tally-bench" "${envs[@]}" "$@" |
+    TALLY_WORKER_BIN=$bin TALLY_MIGRATIONS_DIR=$(dirname "$(dirname "$bin")")/src/migrations \
+        "$build/bench/tally-bench" "${envs[@]}" "$@" |
         tee -a "$root/.bench/compare.txt" || status=1
 done
 exit $status

@@ -10,6 +10,7 @@
  * missing, deliveries failed, a service that would not start), never because
  * a number is slow. */
 #include "hostile.h"
+#include "lean.h"
 #include "load.h"
 #include "pgb.h"
 #include "procstat.h"
@@ -32,6 +33,7 @@
 #define TALLY_BENCH_CTL_BIN    ""
 #define TALLY_BENCH_MIGRATIONS ""
 #define TALLY_BENCH_TMPDIR     "/tmp"
+#define TALLY_BENCH_LEAN_SQL   "bench/lean-limit.sql"
 #endif
 
 #define MAX_LINES    32
@@ -48,16 +50,18 @@ enum {
     ROW_BACKLOG = 1 << 6,
     ROW_POOLER = 1 << 7,
     ROW_HOSTILE = 1 << 8,
-    ROW_ALL = (1 << 9) - 1,
+    ROW_LEAN = 1 << 9,
+    ROW_ALL = (1 << 10) - 1,
 };
 
 static const struct {
     const char *name;
     unsigned bit;
 } row_names[] = {
-    {"limit", ROW_LIMIT},       {"tally", ROW_TALLY},       {"mixed", ROW_MIXED},
-    {"replicas", ROW_REPLICAS}, {"fairness", ROW_FAIRNESS}, {"halfrate", ROW_HALFRATE},
-    {"backlog", ROW_BACKLOG},   {"pooler", ROW_POOLER},     {"hostile", ROW_HOSTILE},
+    {"limit", ROW_LIMIT},       {"lean", ROW_LEAN},         {"tally", ROW_TALLY},
+    {"mixed", ROW_MIXED},       {"replicas", ROW_REPLICAS}, {"fairness", ROW_FAIRNESS},
+    {"halfrate", ROW_HALFRATE}, {"backlog", ROW_BACKLOG},   {"pooler", ROW_POOLER},
+    {"hostile", ROW_HOSTILE},
 };
 
 typedef struct opts {
@@ -73,7 +77,8 @@ typedef struct opts {
     double quiet_load;
     int quiet_wait;
     bool smoke;
-    bool durable;
+    bool tuned;                   /* PostgreSQL tuned like the tests (fsync off, …) */
+    bool sql_profile;             /* pg_stat_statements: each row's statements */
     const char *env[MAX_ENV + 3]; /* the user's, then the bench's two, then NULL */
     int nenv;
 } opts_t;
@@ -86,6 +91,7 @@ typedef struct line {
     bool has_cpu;
     rig_split_t cpu; /* over the measured window */
     char note[384];
+    char *sql; /* --sql-profile: the row's top statements (malloc'd) */
 } line_t;
 
 typedef struct bench {
@@ -94,7 +100,7 @@ typedef struct bench {
     line_t lines[MAX_LINES];
     int nlines;
     int broken; /* rows that failed */
-    double limit_single, limit_batched, tally_per_s;
+    double limit_batched, lean_batched, tally_per_s;
     int64_t tag; /* unique per run: request ids never collide */
     int rowno;
 } bench_t;
@@ -211,14 +217,17 @@ static void usage(FILE *f)
 {
     fprintf(f, "usage: tally-bench [options]\n"
                "\n"
-               "Measures the limit (pgbench with the SQL of payment.record), Tally end to end,\n"
-               "and the rows below; prints a table whose last line is the ratio of Tally's\n"
-               "throughput to the batched limit. Progress goes to stderr, the table to stdout.\n"
+               "Measures the limits (pgbench with Tally's SQL of payment.record, and with the\n"
+               "lean SQL of bench/lean-limit.sql), Tally end to end, and the rows below, on\n"
+               "PostgreSQL's durable defaults; prints a table whose last line is the ratio of\n"
+               "Tally's throughput to the lean batched limit. Progress goes to stderr, the\n"
+               "table to stdout.\n"
                "\n"
                "  --n N                  requests per Tally row (default 50000)\n"
                "  --accounts N           accounts they are spread over (default 1000)\n"
-               "  --rows LIST            comma-separated, default all: limit, tally, mixed,\n"
-               "                         replicas, fairness, halfrate, backlog, pooler, hostile\n"
+               "  --rows LIST            comma-separated, default all: limit, lean, tally,\n"
+               "                         mixed, replicas, fairness, halfrate, backlog, pooler,\n"
+               "                         hostile\n"
                "  --replicas LIST        replica counts of the replicas row (default 1,2,4)\n"
                "  --partitions N         request topic partitions (default 16)\n"
                "  --brokers N            embedded brokers (default 1; more cost every client\n"
@@ -242,8 +251,11 @@ static void usage(FILE *f)
                "  --fetch-wait-ms N      fetch.wait.max.ms of the workers and the result reader\n"
                "                         (default 10, as in the tests: the embedded broker holds\n"
                "                         an empty fetch that long even when data arrives)\n"
-               "  --durable              PostgreSQL with fsync, synchronous_commit and\n"
-               "                         full_page_writes on (default: tuned like the tests)\n"
+               "  --tuned                PostgreSQL tuned like the tests: fsync,\n"
+               "                         synchronous_commit and full_page_writes off (default:\n"
+               "                         PostgreSQL's durable defaults; --durable says so)\n"
+               "  --sql-profile          load pg_stat_statements and print each row's top\n"
+               "                         statements (time per call and per request)\n"
                "  --quiet-load L         first wait until the 1-minute load average is <= L\n"
                "  --quiet-wait S         ... for at most S seconds (default 600)\n"
                "  --smoke                every row, tiny: a few hundred requests (the ctest)\n"
@@ -363,6 +375,8 @@ static int parse_opts(int argc, char **argv, opts_t *o)
         {"quiet-wait", required_argument, 0, 'Q'},
         {"smoke", no_argument, 0, 's'},
         {"durable", no_argument, 0, 'd'},
+        {"tuned", no_argument, 0, 't'},
+        {"sql-profile", no_argument, 0, 'L'},
         {"help", no_argument, 0, 'h'},
         {0, 0, 0, 0},
     };
@@ -451,7 +465,13 @@ static int parse_opts(int argc, char **argv, opts_t *o)
         case 's':
             break;
         case 'd':
-            o->durable = true;
+            o->tuned = false;
+            break;
+        case 't':
+            o->tuned = true;
+            break;
+        case 'L':
+            o->sql_profile = true;
             break;
         case 'h':
             usage(stdout);
@@ -499,20 +519,38 @@ static void row_start(bench_t *b, const char *what)
     say("row %s (load average %.2f)", what, procstat_loadavg1());
 }
 
-static void row_limit(bench_t *b)
+/* pgbench, once with 1 request per transaction and once with 20: Tally's
+ * own SQL (lean false) or the lean SQL of bench/lean-limit.sql. */
+static void row_limit(bench_t *b, bool lean)
 {
     const int per_tx[2] = {1, 20};
+    char *text = NULL;
+    if (lean) {
+        char err[256];
+        const char *path = getenv("TALLY_BENCH_LEAN_SQL");
+        text = lean_read(path != NULL && *path ? path : TALLY_BENCH_LEAN_SQL, err, sizeof(err));
+        if (text == NULL)
+            fail_msg("bench: %s", err);
+        lean_apply(b->rig.pg, text);
+    }
     for (int i = 0; i < 2; i++) {
-        row_start(b, i == 0 ? "limit, 1 request per transaction" : "limit, 20 per transaction");
+        char name[40];
+        snprintf(name, sizeof(name), "%s %d req/tx", lean ? "lean limit:" : "limit: Tally's SQL,",
+                 per_tx[i]);
+        row_start(b, name);
         rig_pg_settle(&b->rig);
         pgb_result_t r;
         char err[160];
-        line_t *l = new_line(b, i == 0 ? "limit: pgbench 1 req/tx" : "limit: pgbench 20 req/tx");
+        line_t *l = new_line(b, name);
+        char *script = lean ? lean_script(text, per_tx[i], b->o.accounts)
+                            : pgb_tally_script(per_tx[i], b->o.clients, b->o.accounts);
         rig_cpu_t c0, c1;
+        rig_sql_profile_reset(&b->rig);
         rig_cpu_snapshot(&b->rig, &c0);
-        int rc = pgb_run(b->rig.pg, per_tx[i], b->o.clients, b->o.accounts, b->o.pgbench_seconds,
-                         b->tag + i, &r, err, sizeof(err));
+        int rc = pgb_run(b->rig.pg, lean ? "lean" : "tally", script, per_tx[i], b->o.clients,
+                         b->o.pgbench_seconds, b->tag + i, &r, err, sizeof(err));
         rig_cpu_snapshot(&b->rig, &c1);
+        free(script);
         if (rc != 0) {
             snprintf(l->note, sizeof(l->note), "BROKEN: %.150s", err);
             b->broken++;
@@ -521,17 +559,19 @@ static void row_limit(bench_t *b)
         l->requests = (int64_t)((double)r.transactions * per_tx[i]);
         l->seconds = r.seconds;
         l->per_s = r.req_per_s;
+        l->sql = rig_sql_profile(&b->rig, l->requests);
         rig_cpu_split(&c0, &c1, r.pgbench_cpu_s, &l->cpu);
         l->has_cpu = true;
         snprintf(l->note, sizeof(l->note), "%d clients, -M prepared, %.2f ms per transaction%s",
                  r.clients, r.latency_ms, r.failed > 0 ? ", SOME FAILED" : "");
         if (r.failed > 0)
             b->broken++;
-        if (i == 0)
-            b->limit_single = r.req_per_s;
-        else
+        if (i == 1 && lean)
+            b->lean_batched = r.req_per_s;
+        else if (i == 1)
             b->limit_batched = r.req_per_s;
     }
+    free(text);
 }
 
 static load_t *new_load(bench_t *b, int64_t capacity, bool chain, int partitions)
@@ -604,6 +644,7 @@ static double tally_row(bench_t *b, const char *name, int replicas, bool chain, 
     }
     load_watch(l, pids, replicas);
     rig_cpu_t c0, c1;
+    rig_sql_profile_reset(&b->rig);
     rig_cpu_snapshot(&b->rig, &c0);
     int64_t from = load_next_seq(l);
     /* A chain sends a quarter as records; each brings three follow-ups. */
@@ -613,6 +654,7 @@ static double tally_row(bench_t *b, const char *name, int replicas, bool chain, 
     load_stats_t st;
     load_stats(l, from, load_next_seq(l), &st);
     load_line(line, &st);
+    line->sql = rig_sql_profile(&b->rig, st.answered);
     rig_cpu_split(&c0, &c1, 0, &line->cpu);
     line->has_cpu = true;
     if (!judge(b, line, &st, answered, chain))
@@ -975,7 +1017,7 @@ int main(int argc, char **argv)
     FILE *out = stdout;
     machine(out);
     fprintf(out, "load average (1 min) at start: %.2f\n", procstat_loadavg1());
-    rig_pg_start(&b->rig, out, o->durable);
+    rig_pg_start(&b->rig, out, !o->tuned, o->sql_profile);
     fprintf(out,
             "kafka: embedded broker (librdkafka mock cluster, %d broker%s), fresh for each row; "
             "consumers use fetch.wait.max.ms=%d\n",
@@ -986,7 +1028,9 @@ int main(int argc, char **argv)
         fprintf(out, "  %s\n", o->env[i]);
 
     if (o->rows & ROW_LIMIT)
-        row_limit(b);
+        row_limit(b, false);
+    if (o->rows & ROW_LEAN)
+        row_limit(b, true);
     if (o->rows & ROW_TALLY) {
         b->tally_per_s = tally_row(b, "tally: payment.record", 1, false, 0, o->n);
     }
@@ -1028,11 +1072,19 @@ int main(int argc, char **argv)
     fprintf(out, "\n");
     print_cpu(out, b->lines, b->nlines);
     fprintf(out, "\n");
+    for (int i = 0; i < b->nlines; i++) {
+        if (b->lines[i].sql != NULL)
+            fprintf(out, "sql profile: %s\n%s\n", b->lines[i].name, b->lines[i].sql);
+        free(b->lines[i].sql);
+    }
     if (b->tally_per_s > 0 && b->limit_batched > 0)
-        fprintf(out, "ratio: Tally %.0f req/s / batched limit %.0f req/s = %.2f\n", b->tally_per_s,
-                b->limit_batched, b->tally_per_s / b->limit_batched);
+        fprintf(out, "Tally %.0f req/s / batched limit with Tally's SQL %.0f req/s = %.2f\n",
+                b->tally_per_s, b->limit_batched, b->tally_per_s / b->limit_batched);
+    if (b->tally_per_s > 0 && b->lean_batched > 0)
+        fprintf(out, "ratio: Tally %.0f req/s / lean batched limit %.0f req/s = %.2f\n",
+                b->tally_per_s, b->lean_batched, b->tally_per_s / b->lean_batched);
     else
-        fprintf(out, "ratio: - (needs the limit and tally rows)\n");
+        fprintf(out, "ratio: - (needs the lean and tally rows)\n");
     int broken = b->broken;
     free(b);
     if (broken > 0)

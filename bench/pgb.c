@@ -27,13 +27,16 @@ static void request(FILE *f, int k)
 
     /* access_tx_begin: SAVEPOINT and the tenant setting (one pipeline in Tally). */
     fprintf(f, "SAVEPOINT tally_tx;\n");
-    fprintf(f, "SELECT set_config('app.account_id', %s, true);\n", acct);
-    /* access_outcome_claim */
     fprintf(f,
-            "INSERT INTO tally_request_outcomes (account_id, request_id, type, payload_sha256) "
-            "VALUES (%s, 'req_' || %s, 'payment.record', sha256(convert_to(%s, 'UTF8'))) "
-            "ON CONFLICT (account_id, request_id) DO NOTHING RETURNING true;\n",
-            acct, key, payload);
+            "SELECT set_config('app.account_id', %s, true), set_config('enable_seqscan', 'off', "
+            "true);\n",
+            acct);
+    /* access_outcome_probe */
+    fprintf(f,
+            "SELECT type = 'payment.record' AND payload_sha256 = sha256(convert_to(%s, 'UTF8')), "
+            "response FROM tally_request_outcomes WHERE account_id = %s AND request_id = 'req_' "
+            "|| %s;\n",
+            payload, acct, key);
     /* access_payments_record (the balance trigger fires) */
     fprintf(f,
             "INSERT INTO stripe_payments AS p"
@@ -129,19 +132,23 @@ static char *slurp(const char *path)
     return buf;
 }
 
-int pgb_run(const th_pg_t *pg, int per_tx, int clients, int accounts, int seconds, int64_t run_tag,
-            pgb_result_t *out, char *err, size_t errsize)
+char *pgb_tally_script(int per_tx, int clients, int accounts)
+{
+    int slice = accounts / clients;
+    if (slice < per_tx)
+        slice = per_tx; /* distinct accounts inside one transaction */
+    return pgb_script(per_tx, slice);
+}
+
+int pgb_run(const th_pg_t *pg, const char *name, const char *script, int per_tx, int clients,
+            int seconds, int64_t run_tag, pgb_result_t *out, char *err, size_t errsize)
 {
     memset(out, 0, sizeof(*out));
     out->per_tx = per_tx;
     out->clients = clients;
     out->seconds = seconds;
-    int slice = accounts / clients;
-    if (slice < per_tx)
-        slice = per_tx; /* distinct accounts inside one transaction */
-    char *script = pgb_script(per_tx, slice);
-    char *script_path = th_strdupf("%s/pgbench-%d.sql", th_tmpdir(), per_tx);
-    char *out_path = th_strdupf("%s/pgbench-%d.out", th_tmpdir(), per_tx);
+    char *script_path = th_strdupf("%s/pgbench-%s-%d.sql", th_tmpdir(), name, per_tx);
+    char *out_path = th_strdupf("%s/pgbench-%s-%d.out", th_tmpdir(), name, per_tx);
     int rc = -1;
     FILE *f = script != NULL ? fopen(script_path, "w") : NULL;
     if (f == NULL || fputs(script, f) < 0 || fclose(f) != 0) {
@@ -206,7 +213,6 @@ int pgb_run(const th_pg_t *pg, int per_tx, int clients, int accounts, int second
                          (double)(ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1e6;
     rc = 0;
 out:
-    free(script);
     free(script_path);
     free(out_path);
     return rc;

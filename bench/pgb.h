@@ -33,10 +33,15 @@ typedef struct pgb_result {
  * slices of `slice` per client. Malloc'd; the caller frees it. */
 char *pgb_script(int per_tx, int slice);
 
-/* Runs pgbench -n -M prepared -c clients -j 1 -T seconds with that script
- * against pg as tally_worker, tags its ids with run_tag (unique per run) and
- * fills *out. Returns 0, or -1 with a reason in err. */
-int pgb_run(const th_pg_t *pg, int per_tx, int clients, int accounts, int seconds, int64_t run_tag,
-            pgb_result_t *out, char *err, size_t errsize);
+/* The script of pgb_script for accounts split among clients. Malloc'd. */
+char *pgb_tally_script(int per_tx, int clients, int accounts);
+
+/* Runs pgbench -n -M prepared -c clients -j 1 -T seconds with script (per_tx
+ * requests per transaction; name names its files) against pg's database
+ * "tally" as tally_worker, with the variables i=0 and run=run_tag (unique per
+ * run: Tally's script tags its ids with it), and fills *out. Returns 0, or
+ * -1 with a reason in err. */
+int pgb_run(const th_pg_t *pg, const char *name, const char *script, int per_tx, int clients,
+            int seconds, int64_t run_tag, pgb_result_t *out, char *err, size_t errsize);
 
 #endif

@@ -12,9 +12,17 @@
 
 #define READY_TIMEOUT_MS 120000
 
-void rig_pg_start(rig_t *s, FILE *out, bool durable)
+void rig_pg_start(rig_t *s, FILE *out, bool durable, bool sql_profile)
 {
     s->pg = durable ? th_pg_start_durable() : th_pg_start();
+    if (sql_profile) {
+        th_pg_exec(s->pg, "postgres",
+                   "ALTER SYSTEM SET shared_preload_libraries = 'pg_stat_statements'");
+        th_pg_halt(s->pg);
+        th_pg_resume(s->pg);
+        th_pg_exec(s->pg, "postgres", "CREATE EXTENSION pg_stat_statements");
+        s->sql_profile = true;
+    }
     th_pg_migrate(s->pg);
     /* The postmaster is a backend's parent. */
     pid_t backend = (pid_t)th_pg_i64(s->pg, "postgres", "SELECT pg_backend_pid()");
@@ -24,11 +32,36 @@ void rig_pg_start(rig_t *s, FILE *out, bool durable)
         s->pg, "postgres",
         "SELECT string_agg(name || '=' || setting || coalesce(unit, ''), ' ' ORDER BY name) "
         "FROM pg_settings WHERE name IN ('fsync', 'synchronous_commit', 'full_page_writes', "
-        "'shared_buffers', 'max_connections', 'wal_level', 'autovacuum')");
+        "'shared_buffers', 'max_connections', 'wal_level', 'autovacuum', "
+        "'shared_preload_libraries')");
     fprintf(out, "postgresql: %s on 127.0.0.1:%d, %s: %s\n", version, th_pg_port(s->pg),
             durable ? "durable" : "tuned like the tests", settings);
     free(version);
     free(settings);
+}
+
+void rig_sql_profile_reset(rig_t *s)
+{
+    if (s->sql_profile)
+        th_pg_exec(s->pg, "postgres", "SELECT pg_stat_statements_reset()");
+}
+
+char *rig_sql_profile(rig_t *s, int64_t requests)
+{
+    if (!s->sql_profile || requests <= 0)
+        return NULL;
+    char *sql = th_strdupf(
+        "SELECT string_agg(format('  %%8s calls %%8s us/call %%7s us/req %%7s rows  %%s', calls,"
+        " round((total_exec_time * 1000 / calls)::numeric, 1),"
+        " round((total_exec_time * 1000 / %lld)::numeric, 1), rows,"
+        " left(regexp_replace(query, '\\s+', ' ', 'g'), 110)), E'\\n' ORDER BY total_exec_time"
+        " DESC) FROM (SELECT * FROM pg_stat_statements WHERE dbid = (SELECT oid FROM pg_database"
+        " WHERE datname = 'tally') AND query NOT LIKE '%%pg_stat_statements%%'"
+        " ORDER BY total_exec_time DESC LIMIT 14) t",
+        (long long)requests);
+    char *text = th_pg_text(s->pg, "postgres", sql);
+    free(sql);
+    return text;
 }
 
 void rig_pg_settle(rig_t *s)

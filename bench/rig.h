@@ -18,6 +18,7 @@
 typedef struct rig {
     th_pg_t *pg;
     pid_t pg_pid;              /* the postmaster */
+    bool sql_profile;          /* pg_stat_statements loaded */
     th_pgbouncer_t *pgbouncer; /* between the workers and PostgreSQL, when started */
     th_broker_t *broker;
     int partitions;
@@ -31,8 +32,18 @@ typedef struct rig {
 
 /* Starts PostgreSQL (durable: with fsync, synchronous_commit and
  * full_page_writes on; else tuned like the tests), applies the migrations
- * and grants the worker's role; prints the server's settings on out. */
-void rig_pg_start(rig_t *s, FILE *out, bool durable);
+ * and grants the worker's role; prints the server's settings on out. With
+ * sql_profile the server loads pg_stat_statements (a restart) for
+ * rig_sql_profile. */
+void rig_pg_start(rig_t *s, FILE *out, bool durable, bool sql_profile);
+
+/* With sql_profile: forgets the statistics so far. Nothing otherwise. */
+void rig_sql_profile_reset(rig_t *s);
+
+/* With sql_profile: the top statements in database "tally" since the last
+ * reset by total time, each with its calls, time per call and time per
+ * request (of requests), as lines of text (malloc'd). NULL otherwise. */
+char *rig_sql_profile(rig_t *s, int64_t requests);
 
 /* PgBouncer in transaction pooling with pool_size server connections in
  * front of the rig's PostgreSQL; rig_pgbouncer_url writes the workers'

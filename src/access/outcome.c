@@ -1,5 +1,11 @@
 /* outcome — see access/outcome.h; table tally_request_outcomes (0001_core.sql).
  *
+ * The worker probes, then stores once (one write per outcome); the store is
+ * an upsert that never replaces a response, so of two sessions that both
+ * probed nothing, the second waits on the first's row (the unique index)
+ * and then stores no row: its attempt fails and is undone, and its retry
+ * probes the stored outcome and replays it.
+ *
  * The claim is an INSERT … ON CONFLICT DO NOTHING of a row without a
  * response. Our uncommitted row makes a concurrent claim of the same key wait
  * on it (the unique index), so one processor at a time holds a key. When the
@@ -24,6 +30,14 @@ static const access_stmt_t CLAIM_SELECT = {
     .name = "outcome_claim_select",
     .sql = "SELECT type = $3 AND payload_sha256 = sha256(convert_to($4, 'UTF8')), response "
            "FROM tally_request_outcomes WHERE account_id = $1 AND request_id = $2 FOR UPDATE",
+    .nargs = 3,
+};
+
+/* The probe of the one-write scheme: a plain read, no lock, no write. */
+static const access_stmt_t PROBE = {
+    .name = "outcome_probe",
+    .sql = "SELECT type = $3 AND payload_sha256 = sha256(convert_to($4, 'UTF8')), response "
+           "FROM tally_request_outcomes WHERE account_id = $1 AND request_id = $2",
     .nargs = 3,
 };
 
@@ -92,6 +106,26 @@ access_status_t access_outcome_claim(access_tx_t *tx, const char *request_id, co
         return ACCESS_OK;
     }
     return access_fail(err, ACCESS_RETRY, NULL, "outcome: the stored outcome kept vanishing");
+}
+
+access_status_t access_outcome_probe(access_tx_t *tx, const char *request_id, const char *type,
+                                     const char *payload, access_outcome_kind_t *kind,
+                                     char **response, access_error_t *err)
+{
+    access_error_clear(err);
+    *response = NULL;
+    *kind = ACCESS_OUTCOME_NEW;
+    PGresult *r = access_exec(tx, &PROBE, ACCESS_ARGS(request_id, type, payload), err);
+    if (r == NULL)
+        return err->status;
+    if (PQntuples(r) == 1 && !access_get_bool(r, 0, 0)) {
+        *kind = ACCESS_OUTCOME_MISMATCH;
+    } else if (PQntuples(r) == 1 && !access_get_null(r, 0, 1)) {
+        *response = access_get_dup(r, 0, 1);
+        *kind = ACCESS_OUTCOME_STORED;
+    } /* else none, or a claim committed without a response: the store completes it */
+    PQclear(r);
+    return ACCESS_OK;
 }
 
 access_status_t access_outcome_store(access_tx_t *tx, const char *request_id, const char *type,

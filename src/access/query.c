@@ -100,12 +100,18 @@ static const struct {
     /* The tenant, and the bounds on every wait of the transaction (pool.h):
      * per transaction, so that they hold behind a transaction pooler too.
      * They run inside the savepoint: ROLLBACK TO undoes them, and the
-     * rollback's SET_TENANT sets them again. */
+     * rollback's SET_TENANT sets them again. Sequential scans are off: a
+     * tenant statement reads one account's rows through an index led by
+     * account_id, and a prepared statement's generic plan made while the
+     * statistics say a table is empty (a fresh database, freshly vacuumed)
+     * would otherwise scan the whole table on every call from then on (the
+     * outcome probe: 600-800 us a call at 40 000 rows instead of ~10). */
     [ACCESS_CTL_SET_TENANT] = {"ctl_set_tenant",
                                "SELECT set_config('app.account_id', $1, true),"
                                " set_config('statement_timeout', $2, true),"
                                " set_config('lock_timeout', $3, true),"
-                               " set_config('idle_in_transaction_session_timeout', $4, true)",
+                               " set_config('idle_in_transaction_session_timeout', $4, true),"
+                               " set_config('enable_seqscan', 'off', true)",
                                NULL},
     /* COMMIT of a transaction in error answers ROLLBACK. */
     [ACCESS_CTL_COMMIT] = {"ctl_commit", "COMMIT", "COMMIT"},

@@ -57,7 +57,7 @@ static const setting_t settings[] = {
      OFF(shutdown_timeout_ms), "time to finish started requests on shutdown or revocation"},
     {"TALLY_OUTCOME_RETENTION_DAYS", "outcome-retention-days", K_INT, "30", 1, 36500,
      OFF(outcome_retention_days), "days stored outcomes are kept for replay"},
-    {"TALLY_BATCH_MAX", "batch-max", K_INT, "20", 1, 1000, OFF(batch_max),
+    {"TALLY_BATCH_MAX", "batch-max", K_INT, "50", 1, 1000, OFF(batch_max),
      "requests of different accounts committed in one transaction (group commit)"},
     {"TALLY_STATEMENT_TIMEOUT_MS", "statement-timeout-ms", K_INT, "5000", 1, 3600000,
      OFF(statement_timeout_ms), "longest a request's database round trip may run (then retried)"},

@@ -227,8 +227,9 @@ static run_result_t execute(run_t *r, const char *canonical)
     return RUN_ANSWERED;
 }
 
-/* Claims the id, then replays its stored outcome, refuses a reused id, or
- * runs the handler; writes the audit row. */
+/* Probes the id, then replays its stored outcome, refuses a reused id, or
+ * runs the handler (whose stored outcome holds the key); writes the audit
+ * row. */
 static run_result_t claim_and_run(run_t *r)
 {
     job_t *job = r->job;
@@ -236,9 +237,12 @@ static run_result_t claim_and_run(run_t *r)
     access_outcome_kind_t kind;
     char *prior = NULL;
     run_result_t rr = RUN_ANSWERED;
-    if (access_outcome_claim(r->tx, job->env.id, job->env.type, canonical, &kind, &prior,
+    /* One write per outcome: a probe, then the store after the handler; a
+     * concurrent processor of the same key makes the store fail, which
+     * undoes this attempt, and the retry replays (access/outcome.h). */
+    if (access_outcome_probe(r->tx, job->env.id, job->env.type, canonical, &kind, &prior,
                              &r->err) != ACCESS_OK) {
-        rr = infra(job, "outcome claim", &r->err);
+        rr = infra(job, "outcome probe", &r->err);
     } else if (kind == ACCESS_OUTCOME_STORED) {
         r->stored = prior;
         r->replayed = true;

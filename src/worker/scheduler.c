@@ -247,14 +247,14 @@ size_t sched_next_batch(sched_t *s, int64_t now_ms, sched_item_t **out, size_t m
 {
     sched_poll(s, now_ms);
     size_t n = 0;
-    while (n < max) {
+    while (n < max && s->ring_head != NULL && !(n > 0 && s->ring_head->head->alone)) {
         sched_account_t *a = ring_pop(s);
-        if (a == NULL)
-            break;
         sched_item_t *it = a->head;
         unlink_item(s, a, it);
         a->state = ACCT_RUNNING;
         out[n++] = it;
+        if (it->alone)
+            break;
     }
     return n;
 }

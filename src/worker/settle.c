@@ -76,6 +76,9 @@ static void retry(runtime_t *rt, job_t *job, settle_action_t a, int64_t now)
         sched_retry(rt->sched, &job->item, now, 0);
         return;
     }
+    /* Its next attempt may wait a lock or statement timeout again: in a
+     * batch of its own, no other account's request waits with it. */
+    job->item.alone = true;
     int64_t delay = sched_backoff_equal_ms(job->attempts, ATTEMPT_BASE_MS, RETRY_CAP_MS, &rt->rng);
     log_warn("request will be retried", JOB_LOG_FIELDS(job), LOG_I("attempt", job->attempts),
              LOG_I("delay_ms", delay), LOG_S("error", job->fail_reason));

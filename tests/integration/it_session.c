@@ -455,6 +455,25 @@ static void test_limits_bound_every_transaction(void **state)
     pool_free(pool);
 }
 
+/* Waits (up to 10 s) until the backend whose pid another thread writes to
+ * *pid waits for a lock. */
+static bool lock_waiting(fixture_t *f, const volatile int *pid)
+{
+    for (int i = 0; i < 1000; i++) {
+        if (*pid != 0) {
+            char sql[160];
+            snprintf(sql, sizeof(sql),
+                     "SELECT count(*) FROM pg_stat_activity WHERE pid = %d AND "
+                     "wait_event_type = 'Lock'",
+                     *pid);
+            if (th_pg_i64(f->pg, "postgres", sql) == 1)
+                return true;
+        }
+        usleep(10000);
+    }
+    return false;
+}
+
 static void test_concurrent_claim_waits_for_the_first(void **state)
 {
     fixture_t *f = *state;
@@ -475,20 +494,7 @@ static void test_concurrent_claim_waits_for_the_first(void **state)
     pthread_create(&th, NULL, claim_thread, &cl);
 
     /* Wait (bounded) until the second claim is blocked on our row lock. */
-    bool waiting = false;
-    for (int i = 0; i < 500 && !waiting; i++) {
-        if (cl.backend_pid != 0) {
-            char sql[160];
-            snprintf(sql, sizeof(sql),
-                     "SELECT count(*) FROM pg_stat_activity WHERE pid = %d AND "
-                     "wait_event_type = 'Lock'",
-                     cl.backend_pid);
-            waiting = th_pg_i64(f->pg, "postgres", sql) == 1;
-        }
-        if (!waiting)
-            usleep(10000);
-    }
-    assert_true(waiting);
+    assert_true(lock_waiting(f, &cl.backend_pid));
     assert_int_equal(atomic_load(&cl.done), 0);
 
     OK(access_outcome_store(tx, "req_conc", "payment.get", "{}", "{\"first\":true}", &err));
@@ -500,6 +506,102 @@ static void test_concurrent_claim_waits_for_the_first(void **state)
     assert_int_equal(cl.kind, ACCESS_OUTCOME_STORED);
     assert_string_equal(cl.stored, "{\"first\":true}");
     free(cl.stored);
+}
+
+/* The second of two processors of one key in the one-write scheme (the
+ * worker's: probe, effects, store): its effect and its store in one tenant
+ * transaction; done records how its store ended. */
+typedef struct storer {
+    fixture_t *f;
+    atomic_int done; /* 0 running, else 1 + the store's access_status_t */
+    int backend_pid;
+    access_outcome_kind_t probed;
+} storer_t;
+
+static void *store_thread(void *arg)
+{
+    storer_t *st = arg;
+    access_error_t err;
+    access_account_t a = tenant("race_a");
+    pool_conn_t *c = borrow(st->f);
+    st->backend_pid = backend_pid(c);
+    access_session_t *s;
+    access_tx_t *tx;
+    char *stored = NULL;
+    access_status_t rc = ACCESS_FAILED;
+    access_log_entry_t effect = {.request_id = "race-effect-2", .type = "payment.get",
+                                 .status = "ok", .worker = "it", .at_ms = clock_wall_ms()};
+    if (access_session_begin(c, &s, &err) == ACCESS_OK &&
+        access_tx_begin(s, &a, &tx, &err) == ACCESS_OK &&
+        access_outcome_probe(tx, "req_race", "payment.get", "{}", &st->probed, &stored, &err) ==
+            ACCESS_OK &&
+        access_logs_insert(tx, &effect, &err) == ACCESS_OK) {
+        rc = access_outcome_store(tx, "req_race", "payment.get", "{}", "{\"second\":true}", &err);
+        /* As run.c: a failed store undoes the attempt, effect and all. */
+        if (rc != ACCESS_OK)
+            access_tx_rollback(tx, &err);
+        access_tx_end(tx, &err);
+        access_session_commit(s, &err);
+    }
+    free(stored);
+    atomic_store(&st->done, 1 + (int)rc);
+    pool_release(st->f->pool, c);
+    return NULL;
+}
+
+/* One write per outcome: two processors of one key both probe NEW (the
+ * first's row is not committed yet); the second's store waits on the
+ * first's row, then stores nothing (ACCESS_CONFLICT) and its effect is
+ * undone; its retry probes the first's outcome: a replay, never a second
+ * application. */
+static void test_probe_race_second_store_fails(void **state)
+{
+    fixture_t *f = *state;
+    access_error_t err;
+    access_account_t a = tenant("race_a");
+    pool_conn_t *c = borrow(f);
+    access_session_t *s;
+    access_tx_t *tx;
+    access_outcome_kind_t kind;
+    char *stored = NULL;
+
+    tx = begin_one(c, &s, &a);
+    OK(access_outcome_probe(tx, "req_race", "payment.get", "{}", &kind, &stored, &err));
+    assert_int_equal(kind, ACCESS_OUTCOME_NEW);
+    access_log_entry_t effect = {.request_id = "race-effect-1", .type = "payment.get",
+                                 .status = "ok", .worker = "it", .at_ms = clock_wall_ms()};
+    OK(access_logs_insert(tx, &effect, &err));
+    OK(access_outcome_store(tx, "req_race", "payment.get", "{}", "{\"first\":true}", &err));
+
+    storer_t st = {.f = f};
+    pthread_t th;
+    pthread_create(&th, NULL, store_thread, &st);
+    /* Wait (bounded) until the second store is blocked on our row. */
+    assert_true(lock_waiting(f, &st.backend_pid));
+    assert_int_equal(atomic_load(&st.done), 0);
+    end_one(s, tx); /* the first commits */
+    pool_release(f->pool, c);
+
+    pthread_join(th, NULL);
+    assert_int_equal(st.probed, ACCESS_OUTCOME_NEW);
+    assert_int_equal(atomic_load(&st.done), 1 + (int)ACCESS_CONFLICT);
+    assert_int_equal(th_pg_i64(f->pg, "postgres",
+                               "SELECT count(*) FROM payment_system_logs WHERE request_id LIKE "
+                               "'race-effect-%' AND account_id = 'race_a'"),
+                     1);
+    /* The retry replays the first's outcome. */
+    c = borrow(f);
+    tx = begin_one(c, &s, &a);
+    OK(access_outcome_probe(tx, "req_race", "payment.get", "{}", &kind, &stored, &err));
+    assert_int_equal(kind, ACCESS_OUTCOME_STORED);
+    assert_string_equal(stored, "{\"first\":true}");
+    free(stored);
+    stored = NULL;
+    OK(access_outcome_probe(tx, "req_race", "payment.record", "{}", &kind, &stored, &err));
+    assert_int_equal(kind, ACCESS_OUTCOME_MISMATCH);
+    assert_null(stored);
+    end_one(s, tx);
+    pool_release(f->pool, c);
 }
 
 static void test_concurrent_claim_after_abort_is_new(void **state)
@@ -778,6 +880,7 @@ int main(void)
         cmocka_unit_test(test_limits_bound_every_transaction),
         cmocka_unit_test(test_concurrent_claim_waits_for_the_first),
         cmocka_unit_test(test_concurrent_claim_after_abort_is_new),
+        cmocka_unit_test(test_probe_race_second_store_fails),
         cmocka_unit_test(test_logs_list_pages),
         cmocka_unit_test(test_prune_outcomes),
         cmocka_unit_test(test_lost_connection_is_unavailable),

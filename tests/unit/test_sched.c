@@ -129,6 +129,37 @@ static void test_batches_take_distinct_accounts(void **state)
     sched_free(s);
 }
 
+/* A retried job (marked alone) never shares a batch: one ready behind
+ * others ends their batch, and runs in the next one by itself. */
+static void test_alone_runs_in_a_batch_of_its_own(void **state)
+{
+    (void)state;
+    sched_t *s = sched_new();
+    job_t j[5];
+    push(s, &j[0], "a", 0);
+    push(s, &j[1], "b", 0);
+    push(s, &j[2], "c", 0);
+    push(s, &j[3], "d", 0);
+    sched_item_t *out[8];
+    assert_int_equal(sched_next_batch(s, 0, out, 1), 1); /* a runs, fails */
+    j[0].item.alone = true;
+    sched_retry(s, &j[0].item, 0, 0); /* a: the ring's tail, behind b, c, d */
+    push(s, &j[4], "e", 0);
+    size_t n = sched_next_batch(s, 0, out, 8);
+    assert_int_equal(n, 3);
+    assert_ptr_equal(out[0], &j[1].item);
+    assert_ptr_equal(out[1], &j[2].item);
+    assert_ptr_equal(out[2], &j[3].item);
+    n = sched_next_batch(s, 0, out, 8);
+    assert_int_equal(n, 1);
+    assert_ptr_equal(out[0], &j[0].item);
+    n = sched_next_batch(s, 0, out, 8);
+    assert_int_equal(n, 1);
+    assert_ptr_equal(out[0], &j[4].item);
+    assert_int_equal(sched_ready(s), 0);
+    sched_free(s);
+}
+
 static void test_retry_goes_to_head_and_backs_off(void **state)
 {
     (void)state;
@@ -286,6 +317,7 @@ int main(void)
         cmocka_unit_test(test_fifo_per_account_and_one_at_a_time),
         cmocka_unit_test(test_round_robin_fairness),
         cmocka_unit_test(test_batches_take_distinct_accounts),
+        cmocka_unit_test(test_alone_runs_in_a_batch_of_its_own),
         cmocka_unit_test(test_retry_goes_to_head_and_backs_off),
         cmocka_unit_test(test_drop_queued_items),
         cmocka_unit_test(test_many_accounts),

@@ -22,6 +22,17 @@ access_status_t access_outcome_claim(access_tx_t *tx, const char *request_id, co
                                      const char *payload, access_outcome_kind_t *kind,
                                      char **response, access_error_t *err);
 
+/* Reads the outcome of request_id in tx's account without locking or
+ * writing anything (the worker's one-write scheme): NEW when none is stored
+ * (nor a response in a claimed row), else STORED or MISMATCH as above. The
+ * key is held only by access_outcome_store, which a concurrent store of the
+ * same key makes fail (ACCESS_CONFLICT, after waiting for it to commit):
+ * the caller's effects must be in the same tenant transaction, to be undone
+ * with it. */
+access_status_t access_outcome_probe(access_tx_t *tx, const char *request_id, const char *type,
+                                     const char *payload, access_outcome_kind_t *kind,
+                                     char **response, access_error_t *err);
+
 /* Stores the response text for request_id (insert, or complete a claimed key).
  * A response already stored is never replaced: ACCESS_CONFLICT. In a
  * pipelined session the write is queued and access_tx_end reports this. */

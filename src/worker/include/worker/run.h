@@ -5,9 +5,10 @@
  *   an answer decided before the job runs (its verdict, an envelope error,
  *     a payload its type's schema refuses):
  *       the audit row only
- *   otherwise claim the id (access_outcome_claim), then
+ *   otherwise probe the id (access_outcome_probe), then
  *       replay the stored outcome | refuse a reused id | run the handler
- *       and store its outcome (ok and the errors stored for replay)
+ *       and store its outcome (ok and the errors stored for replay; the
+ *       store holds the key: a concurrent one fails this attempt)
  *     and write the audit row
  *   end the tenant transaction (RELEASE)
  *

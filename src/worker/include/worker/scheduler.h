@@ -10,7 +10,9 @@
  *
  * A retried job goes back to the head of its account's queue and the account
  * waits out a delay (sched_backoff_ms: exponential, full jitter;
- * sched_backoff_equal_ms: with a floor).
+ * sched_backoff_equal_ms: with a floor). An item marked `alone` (a job being
+ * retried after a lock or statement timeout) is never batched with another
+ * account's: whatever it waits for again, nobody waits with it.
  *
  * Pure and single-threaded (the loop thread owns it). Jobs embed a
  * sched_item_t; the scheduler never allocates or frees them. */
@@ -27,6 +29,7 @@ typedef struct sched_account sched_account_t;
 typedef struct sched_item {
     struct sched_item *prev, *next; /* in the account's queue */
     sched_account_t *account;
+    bool alone; /* runs in a batch of its own (the caller sets it) */
 } sched_item_t;
 
 /* A new scheduler, empty.
@@ -43,7 +46,9 @@ void sched_push(sched_t *s, sched_item_t *item, const char *account);
 
 /* Moves accounts whose backoff ended by now_ms to the ring, then takes the
  * head job of up to max ready accounts in round-robin order into out; those
- * accounts are running until sched_finish or sched_retry. Returns the count.
+ * accounts are running until sched_finish or sched_retry. An `alone` item
+ * ends the batch before it (it comes first in the next one) or is the whole
+ * batch. Returns the count.
  * @thread loop */
 size_t sched_next_batch(sched_t *s, int64_t now_ms, sched_item_t **out, size_t max);
 
