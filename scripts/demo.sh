@@ -5,9 +5,10 @@
 # sample requests of scripts/demo-requests.jsonl (every job type, a few
 # deliberate errors and replays, a payment refunded in parts whose parties'
 # shares never drift) and prints their results, runs the scheduled payouts
-# twice (the second run is all replays), shows one malformed message in the
-# dead-letter topic and the worker's request counters, and shuts everything
-# down again, also on failure or Ctrl-C.
+# twice (the second run is all replays), holds one account and releases it,
+# shows one malformed message in the dead-letter topic and the worker's
+# request counters, and shuts everything down again, also on failure or
+# Ctrl-C.
 #
 #   bash scripts/demo.sh          # one readable line per result
 #   bash scripts/demo.sh --json   # the results as published, one JSON object per line
@@ -467,6 +468,38 @@ step_payouts() {
         die "the scheduled payout's answers did not arrive"
 }
 
+# An operator's hold: acct_demo_c is held, its request is answered
+# account_held (audited, nothing applied); after the release the same request
+# is applied. tallyctl connects as tally_owner, like migrate.
+step_holds() {
+    local owner="postgresql://tally_owner@127.0.0.1:$pg_port/tally" json=() held=""
+    [ $raw_json -eq 1 ] && json=(--json)
+    say "holds: tallyctl hold acct_demo_c, one request, tallyctl release, the same request again"
+    MIGRATION_DATABASE_URL="$owner" "$ctl" hold acct_demo_c --reason "demo: a tenant paused" \
+        --by demo || die "tallyctl hold failed"
+    MIGRATION_DATABASE_URL="$owner" "$ctl" holds || die "tallyctl holds failed"
+    for _ in $(seq 1 100); do # the contract's bound is 5 s; NOTIFY takes milliseconds
+        held=$(metric tally_held_accounts)
+        [ "$held" = 1 ] && break
+        sleep 0.1
+    done
+    [ "$held" = 1 ] || die "the worker did not see the hold in 10 s"
+    # Answered account_held: enqueue --wait exits 1 for an error answer.
+    KAFKA_BOOTSTRAP_SERVERS="$bootstrap" "$ctl" enqueue --quiet --account acct_demo_c \
+        --type balance.get --id demo-held-1 --payload '{}' --wait "${json[@]}" &&
+        die "a held account's request was applied"
+    MIGRATION_DATABASE_URL="$owner" "$ctl" release acct_demo_c || die "tallyctl release failed"
+    for _ in $(seq 1 100); do
+        held=$(metric tally_held_accounts)
+        [ "$held" = 0 ] && break
+        sleep 0.1
+    done
+    [ "$held" = 0 ] || die "the worker did not see the release in 10 s"
+    KAFKA_BOOTSTRAP_SERVERS="$bootstrap" "$ctl" enqueue --quiet --account acct_demo_c \
+        --type balance.get --id demo-held-1 --payload '{}' --wait "${json[@]}" ||
+        die "the released account's request was not applied"
+}
+
 # One malformed message (no account_id), sent unchecked: the worker cannot
 # answer it, so it goes to the dead-letter topic.
 step_dlq() {
@@ -488,14 +521,24 @@ step_dlq() {
     fi
 }
 
-# The worker's request counters, from its Prometheus endpoint.
-step_metrics() {
-    say "the worker's /metrics, tally_requests_total (counters at zero left out):"
+# The worker's /metrics body.
+metrics_body() {
     local body
     exec 3<>"/dev/tcp/127.0.0.1/$http_port" || die "cannot reach the worker's HTTP port"
     printf 'GET /metrics HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n' >&3
     body=$(timeout 5 cat <&3)
     exec 3<&-
+    printf '%s\n' "$body"
+}
+
+# The value of an unlabelled metric.
+metric() { metrics_body | awk -v m="$1" '$1 == m { print $2 }'; }
+
+# The worker's request counters, from its Prometheus endpoint.
+step_metrics() {
+    say "the worker's /metrics, tally_requests_total (counters at zero left out):"
+    local body
+    body=$(metrics_body)
     grep -q '^tally_requests_total' <<<"$body" || die "no tally_requests_total in /metrics"
     grep '^tally_requests_total' <<<"$body" | grep -v ' 0$'
 
@@ -529,6 +572,7 @@ step_schema
 step_worker
 step_send
 step_payouts
+step_holds
 step_typescript
 step_dlq
 step_metrics
