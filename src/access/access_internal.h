@@ -100,6 +100,12 @@ typedef struct access_item {
     char account[ACCESS_ACCOUNT_ID_MAX + 1];
 } access_item_t;
 
+typedef enum access_deferred_state {
+    ACCESS_DEFERRED_NONE,
+    ACCESS_DEFERRED_QUEUED, /* waits in the queue for the next message */
+    ACCESS_DEFERRED_DONE,   /* its result (or failure) is in the session */
+} access_deferred_state_t;
+
 struct access_session {
     pool_conn_t *conn;
     PGconn *pg;
@@ -119,6 +125,15 @@ struct access_session {
     /* The pool's limits (pool_limits_t) as text for SET_TENANT: statement,
      * lock and idle-in-transaction timeouts in milliseconds. */
     char limits[3][16];
+    /* The read access_exec_deferred queued, and where its result waits
+     * until access_take_deferred once it travelled. */
+    struct {
+        access_deferred_state_t state;
+        unsigned owner;
+        PGresult *result;
+        access_error_t err;
+    } deferred;
+    unsigned round_trips; /* messages sent to the server (pipelines) */
 };
 
 /* One SQLSTATE (and optionally one constraint) turned into a business outcome. */
@@ -173,6 +188,24 @@ PGresult *access_exec(access_tx_t *tx, const access_stmt_t *st, const char *cons
 access_status_t access_exec_write(access_tx_t *tx, const access_stmt_t *st, const char *const *args,
                                   int expect_rows, const access_errmap_t *mismatch,
                                   access_error_t *err);
+
+/* Queues a read whose result the caller takes later (access_take_deferred),
+ * so that it travels with the tx's next statement instead of a round trip of
+ * its own; an eager session runs it at once. One at a time per session (a
+ * second replaces the first). Fails only when the tx cannot take a
+ * statement; the read's own failure is reported by access_take_deferred
+ * (and, being the open tx's, puts the tx in error like any statement). */
+access_status_t access_exec_deferred(access_tx_t *tx, const access_stmt_t *st,
+                                     const char *const *args, access_error_t *err);
+
+/* The deferred read's result (PGRES_TUPLES_OK or PGRES_COMMAND_OK; the
+ * caller PQclear()s it), sending the queue first when it is still in it; or
+ * NULL with err filled: the read failed, or what travelled before it did
+ * (the session may then be broken), or nothing was deferred in this tx. */
+PGresult *access_take_deferred(access_tx_t *tx, access_error_t *err);
+
+/* Forgets the deferred read: drops it from the queue, frees its result. */
+void access_deferred_clear(access_session_t *s);
 
 /* Queues a control statement of tenant transaction owner (0: the
  * session's) run for account (NULL: none needed). False when the queue is

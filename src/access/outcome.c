@@ -108,14 +108,30 @@ access_status_t access_outcome_claim(access_tx_t *tx, const char *request_id, co
     return access_fail(err, ACCESS_RETRY, NULL, "outcome: the stored outcome kept vanishing");
 }
 
+access_status_t access_outcome_probe_send(access_tx_t *tx, const char *request_id,
+                                          const char *type, const char *payload,
+                                          access_error_t *err)
+{
+    return access_exec_deferred(tx, &PROBE, ACCESS_ARGS(request_id, type, payload), err);
+}
+
 access_status_t access_outcome_probe(access_tx_t *tx, const char *request_id, const char *type,
                                      const char *payload, access_outcome_kind_t *kind,
                                      char **response, access_error_t *err)
 {
-    access_error_clear(err);
     *response = NULL;
     *kind = ACCESS_OUTCOME_NEW;
-    PGresult *r = access_exec(tx, &PROBE, ACCESS_ARGS(request_id, type, payload), err);
+    if (access_outcome_probe_send(tx, request_id, type, payload, err) != ACCESS_OK)
+        return err->status;
+    return access_outcome_probe_take(tx, kind, response, err);
+}
+
+access_status_t access_outcome_probe_take(access_tx_t *tx, access_outcome_kind_t *kind,
+                                          char **response, access_error_t *err)
+{
+    *response = NULL;
+    *kind = ACCESS_OUTCOME_NEW;
+    PGresult *r = access_take_deferred(tx, err);
     if (r == NULL)
         return err->status;
     if (PQntuples(r) == 1 && !access_get_bool(r, 0, 0)) {

@@ -264,6 +264,7 @@ static access_status_t pipe_exchange(access_session_t *s, pipe_cmd_t *all, int t
     }
     if (!PQpipelineSync(pg))
         return pipe_lost(s, "pipeline", err);
+    s->round_trips++;
 
     /* Each command's results end with a NULL; the sync ends the pipeline. */
     int i = 0, nulls = 0;
@@ -304,6 +305,23 @@ static void item_free(access_item_t *it)
 {
     free(it->args);
     it->args = NULL;
+}
+
+/* The deferred read c travelled: keeps its result, or the failure that
+ * left it without one (its own, or the earlier one that aborted it). */
+static void deferred_land(access_session_t *s, pipe_cmd_t *c, const access_error_t *err)
+{
+    PQclear(s->deferred.result);
+    s->deferred.result = c->result;
+    c->result = NULL;
+    s->deferred.state = ACCESS_DEFERRED_DONE;
+    s->deferred.owner = c->item.owner;
+    access_error_clear(&s->deferred.err);
+    if (s->deferred.result == NULL) {
+        s->deferred.err = *err;
+        if (err->status == ACCESS_OK)
+            access_fail(&s->deferred.err, ACCESS_FAILED, NULL, "%s: no result", c->item.st->name);
+    }
 }
 
 /* Sends the queue, then cmds, and reads everything back. A failed control
@@ -359,8 +377,11 @@ static access_status_t pipe_run(access_session_t *s, pipe_cmd_t *cmds, int n, ac
             s->tx.in_error = true;
         }
     }
-    for (int i = 0; i < q; i++)
+    for (int i = 0; i < q; i++) {
+        if (all[i].item.ctl < 0 && all[i].item.expect_rows == KEEP_RESULT)
+            deferred_land(s, &all[i], err);
         item_free(&all[i].item);
+    }
     if (st != ACCESS_OK)
         free_results(cmds, n);
     return st;
@@ -383,9 +404,11 @@ void access_queue_drop_writes(access_session_t *s, unsigned owner)
     int k = 0;
     for (int i = 0; i < s->nqueue; i++) {
         access_item_t *it = &s->queue[i];
-        if (it->ctl < 0 && (owner == 0 || it->owner == owner))
+        if (it->ctl < 0 && (owner == 0 || it->owner == owner)) {
+            if (it->expect_rows == KEEP_RESULT)
+                s->deferred.state = ACCESS_DEFERRED_NONE;
             item_free(it);
-        else
+        } else
             s->queue[k++] = *it;
     }
     s->nqueue = k;
@@ -485,6 +508,70 @@ access_status_t access_exec_write(access_tx_t *tx, const access_stmt_t *st, cons
     c.item.args = copy_args(args, st->nargs);
     s->queue[s->nqueue++] = c.item;
     return ACCESS_OK;
+}
+
+void access_deferred_clear(access_session_t *s)
+{
+    int k = 0;
+    for (int i = 0; i < s->nqueue; i++) {
+        access_item_t *it = &s->queue[i];
+        if (it->ctl < 0 && it->expect_rows == KEEP_RESULT)
+            item_free(it);
+        else
+            s->queue[k++] = *it;
+    }
+    s->nqueue = k;
+    PQclear(s->deferred.result);
+    s->deferred.result = NULL;
+    s->deferred.state = ACCESS_DEFERRED_NONE;
+}
+
+access_status_t access_exec_deferred(access_tx_t *tx, const access_stmt_t *st,
+                                     const char *const *args, access_error_t *err)
+{
+    access_error_clear(err);
+    if (!tx_usable(tx, st, err))
+        return err->status;
+    access_session_t *s = tx->session;
+    access_deferred_clear(s);
+    pipe_cmd_t c = statement(tx, st, args, KEEP_RESULT, NULL);
+    c.item.args = copy_args(args, st->nargs);
+    s->queue[s->nqueue++] = c.item;
+    s->deferred.state = ACCESS_DEFERRED_QUEUED;
+    s->deferred.owner = s->ntx;
+    /* Eager sessions read at once; a full queue goes out now as well. The
+     * outcome lands in the session either way. */
+    if (!s->pipelined || s->nqueue + 4 >= ACCESS_MAX_QUEUE) {
+        access_error_t ignored;
+        (void)access_flush(s, -1, &ignored);
+    }
+    return ACCESS_OK;
+}
+
+PGresult *access_take_deferred(access_tx_t *tx, access_error_t *err)
+{
+    access_error_clear(err);
+    access_session_t *s = tx->session;
+    if (s->deferred.owner != s->ntx || s->deferred.state == ACCESS_DEFERRED_NONE) {
+        access_fail(err, ACCESS_FAILED, NULL, "no deferred read in this tenant transaction");
+        return NULL;
+    }
+    if (s->deferred.state == ACCESS_DEFERRED_QUEUED) {
+        if (s->broken) {
+            access_fail(err, ACCESS_FAILED, NULL, "the session has failed");
+            return NULL;
+        }
+        access_error_t ignored;
+        (void)access_flush(s, -1, &ignored); /* it lands in s->deferred */
+    }
+    PGresult *r = s->deferred.result;
+    s->deferred.result = NULL;
+    s->deferred.state = ACCESS_DEFERRED_NONE;
+    if (r == NULL)
+        *err = s->deferred.err;
+    if (r == NULL && err->status == ACCESS_OK)
+        access_fail(err, ACCESS_FAILED, NULL, "the deferred read did not travel");
+    return r;
 }
 
 bool access_get_null(const PGresult *r, int row, int col)

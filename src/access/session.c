@@ -9,6 +9,8 @@
  *   access_tx_begin        [BEGIN|RELEASE] SAVEPOINT;    nothing sent: they go with
  *                          set_config: 1 round trip      the tx's first statement
  *   access_exec_write      1 round trip                  queued
+ *   access_exec_deferred   1 round trip                  queued (a read; its result
+ *                                                        waits for access_take_deferred)
  *   access_tx_rollback     ROLLBACK TO SAVEPOINT;        queued
  *                          set_config: 1 round trip
  *   access_tx_end          nothing sent (RELEASE         nothing sent: the tx's writes
@@ -18,9 +20,9 @@
  *                          in a pipelined session the last tx's writes first: 1 more
  *
  * so a session of k tenant transactions costs k + 1 round trips of its own
- * (eager), and a worker request — its claim (with the previous request's
- * outcome, audit row and RELEASE in front) and its statement — two
- * (pipelined). set_config takes the account as a bound parameter, which the
+ * (eager), and a worker request one (pipelined): its handler's statement,
+ * with the previous request's outcome, audit row and RELEASE, its own
+ * SAVEPOINT, tenant setting and outcome probe in front. set_config takes the account as a bound parameter, which the
  * simple query protocol (the only one that accepts several statements in one
  * message) cannot do; pipelining the extended protocol gets the single round
  * trip without ever splicing the account into SQL text.
@@ -122,6 +124,11 @@ unsigned access_session_tx_count(const access_session_t *s)
     return s->ntx;
 }
 
+unsigned access_session_round_trips(const access_session_t *s)
+{
+    return s->round_trips;
+}
+
 unsigned access_session_failed_tx(const access_session_t *s)
 {
     return s->failed;
@@ -144,6 +151,7 @@ access_status_t access_tx_begin(access_session_t *s, const access_account_t *acc
     if (s->tx.open)
         return access_fail(err, ACCESS_FAILED, NULL, "tx: another tenant transaction is open");
 
+    access_deferred_clear(s); /* an earlier tx's read nobody took */
     s->ntx++;
     s->tx.account = *account;
     s->tx.open = true;
@@ -206,6 +214,9 @@ access_status_t access_tx_end(access_tx_t *tx, access_error_t *err)
         tx->open = false;
         return access_fail(err, ACCESS_FAILED, NULL, "tx: the session has failed");
     }
+    /* A deferred read nobody took has nothing to travel for. */
+    if (s->deferred.owner == s->ntx)
+        access_deferred_clear(s);
     if (tx->in_error) {
         /* Keeping the effects of a failed statement is a caller bug; RELEASE
          * would fail later, far from the cause. */
@@ -300,6 +311,7 @@ access_status_t access_session_commit(access_session_t *s, access_error_t *err)
             return st;
         }
     }
+    access_deferred_clear(s);
     free(s);
     return ACCESS_OK;
 }
@@ -309,6 +321,7 @@ void access_session_abort(access_session_t *s)
     if (s == NULL)
         return;
     access_queue_drop_writes(s, 0);
+    access_deferred_clear(s);
     PGconn *pg = s->pg;
     if (s->sent && PQstatus(pg) == CONNECTION_OK) {
         if (PQpipelineStatus(pg) != PQ_PIPELINE_OFF || PQtransactionStatus(pg) == PQTRANS_ACTIVE) {

@@ -57,9 +57,9 @@ static bool open_session(batch_t *b)
         requeue_all(t, why);
         return false;
     }
-    /* Pipelined: a request costs two round trips (its claim, with the
-     * previous request's outcome and audit row in front, and its
-     * statement), the batch two more (the last writes, COMMIT). */
+    /* Pipelined: a request costs one round trip (its statement, with the
+     * previous request's outcome and audit row and its own probe in
+     * front), the batch two more (the last writes, COMMIT). */
     if (access_session_begin_pipelined(b->conn, &b->s, &aerr) != ACCESS_OK) {
         snprintf(why, sizeof(why), "session: %.200s", aerr.message);
         t->db_unavailable = aerr.status == ACCESS_UNAVAILABLE;

@@ -182,14 +182,12 @@ static run_result_t audit_only(run_t *r)
     return end_tx(r);
 }
 
-/* Runs the handler; on an answer to keep, stores the outcome. */
-static run_result_t execute(run_t *r, const char *canonical)
+/* Settles what the handler did (hs, result) for an id the probe found
+ * new; on an answer to keep, stores the outcome. */
+static run_result_t execute(run_t *r, const char *canonical, handler_status_t hs,
+                            const json_t *result)
 {
     job_t *job = r->job;
-    json_t *result = NULL;
-    handler_status_t hs =
-        handler_execute(job->env.handler, r->tx, job->env.payload, &result, &r->herr);
-    run_result_t rr = RUN_ANSWERED;
     switch (hs) {
     case HANDLER_OK:
         r->ok = true;
@@ -199,23 +197,18 @@ static run_result_t execute(run_t *r, const char *canonical)
         r->code = r->herr.code;
         r->stored = answer_stored_error(r->code, r->herr.message, r->herr.field);
         if (access_tx_rollback(r->tx, &r->err) != ACCESS_OK)
-            rr = infra(job, "rollback", &r->err);
+            return infra(job, "rollback", &r->err);
         break;
     case HANDLER_RETRY:
     case HANDLER_FAILED:
         snprintf(job->fail_reason, sizeof(job->fail_reason), "%s: %.200s",
                  hs == HANDLER_RETRY ? "transient" : "failed", r->herr.message);
-        rr = RUN_RETRY;
-        break;
+        return RUN_RETRY;
     case HANDLER_UNAVAILABLE:
         snprintf(job->fail_reason, sizeof(job->fail_reason), "connection lost: %.200s",
                  r->herr.message);
-        rr = RUN_LOST;
-        break;
+        return RUN_LOST;
     }
-    json_decref(result);
-    if (rr != RUN_ANSWERED)
-        return rr;
     if (r->stored == NULL) {
         snprintf(job->fail_reason, sizeof(job->fail_reason), "out of memory");
         return RUN_RETRY;
@@ -227,37 +220,66 @@ static run_result_t execute(run_t *r, const char *canonical)
     return RUN_ANSWERED;
 }
 
-/* Probes the id, then replays its stored outcome, refuses a reused id, or
- * runs the handler (whose stored outcome holds the key); writes the audit
- * row. */
-static run_result_t claim_and_run(run_t *r)
+/* The id was used before (the probe found prior, or another type or
+ * payload): whatever the handler did is undone, and the stored outcome is
+ * replayed or the reuse refused. Takes prior. */
+static run_result_t answer_used_id(run_t *r, access_outcome_kind_t kind, char *prior)
 {
     job_t *job = r->job;
-    char *canonical = json_dumps(job->env.payload, JSON_SORT_KEYS | JSON_COMPACT);
-    access_outcome_kind_t kind;
-    char *prior = NULL;
-    run_result_t rr = RUN_ANSWERED;
-    /* One write per outcome: a probe, then the store after the handler; a
-     * concurrent processor of the same key makes the store fail, which
-     * undoes this attempt, and the retry replays (access/outcome.h). */
-    if (access_outcome_probe(r->tx, job->env.id, job->env.type, canonical, &kind, &prior,
-                             &r->err) != ACCESS_OK) {
-        rr = infra(job, "outcome probe", &r->err);
-    } else if (kind == ACCESS_OUTCOME_STORED) {
-        r->stored = prior;
-        r->replayed = true;
-        if (!answer_stored_status(r->stored, &r->ok, &r->code)) {
-            snprintf(job->fail_reason, sizeof(job->fail_reason), "stored outcome is unreadable");
-            rr = RUN_RETRY;
-        }
-    } else if (kind == ACCESS_OUTCOME_MISMATCH) {
+    if (access_tx_rollback(r->tx, &r->err) != ACCESS_OK) {
+        free(prior);
+        return infra(job, "rollback", &r->err);
+    }
+    if (kind == ACCESS_OUTCOME_MISMATCH) {
+        free(prior);
         r->code = TALLY_ERR_IDEMPOTENCY_CONFLICT;
         r->stored = answer_stored_error(r->code,
                                         "this id was already used in this account with another "
                                         "type or payload",
                                         "id");
+        return RUN_ANSWERED;
+    }
+    r->stored = prior;
+    r->replayed = true;
+    if (!answer_stored_status(r->stored, &r->ok, &r->code)) {
+        snprintf(job->fail_reason, sizeof(job->fail_reason), "stored outcome is unreadable");
+        return RUN_RETRY;
+    }
+    return RUN_ANSWERED;
+}
+
+/* Probes the id and runs the handler in the same round trip (the probe
+ * travels with the handler's first statement), then replays its stored
+ * outcome or refuses a reused id — undoing what the handler did — or keeps
+ * the handler's answer, whose stored outcome holds the key; writes the
+ * audit row. A replay thus costs a handler run that is rolled back; a new
+ * request, the common case, one round trip less. */
+static run_result_t claim_and_run(run_t *r)
+{
+    job_t *job = r->job;
+    char *canonical = json_dumps(job->env.payload, JSON_SORT_KEYS | JSON_COMPACT);
+    run_result_t rr;
+    /* One write per outcome: a probe, then the store after the handler; a
+     * concurrent processor of the same key makes the store fail, which
+     * undoes this attempt, and the retry replays (access/outcome.h). */
+    if (access_outcome_probe_send(r->tx, job->env.id, job->env.type, canonical, &r->err) !=
+        ACCESS_OK) {
+        rr = infra(job, "outcome probe", &r->err);
     } else {
-        rr = execute(r, canonical);
+        json_t *result = NULL;
+        handler_status_t hs =
+            handler_execute(job->env.handler, r->tx, job->env.payload, &result, &r->herr);
+        access_outcome_kind_t kind;
+        char *prior = NULL;
+        if (access_outcome_probe_take(r->tx, &kind, &prior, &r->err) != ACCESS_OK) {
+            rr = infra(job, "outcome probe", &r->err);
+        } else if (kind != ACCESS_OUTCOME_NEW && hs != HANDLER_UNAVAILABLE) {
+            rr = answer_used_id(r, kind, prior);
+        } else {
+            free(prior);
+            rr = execute(r, canonical, hs, result);
+        }
+        json_decref(result);
     }
     free(canonical);
     if (rr != RUN_ANSWERED)

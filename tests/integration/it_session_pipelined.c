@@ -284,6 +284,61 @@ static void test_a_failed_last_write_never_commits(void **state)
                      0);
 }
 
+/* The worker's probe costs no round trip of its own: it travels with the
+ * tx's next statement, and _take finds its result there; with nothing in
+ * between, _take sends it. A rollback forgets a probe not yet sent. */
+static void test_the_probe_travels_with_the_next_statement(void **state)
+{
+    fixture_t *f = *state;
+    access_error_t err;
+    access_account_t a = tenant("pipe_probe");
+    pool_conn_t *c = borrow(f);
+    access_session_t *s;
+    access_tx_t *tx;
+    access_outcome_kind_t kind;
+    char *stored = NULL;
+
+    OK(access_session_begin_pipelined(c, &s, &err));
+    OK(access_tx_begin(s, &a, &tx, &err));
+    OK(access_outcome_probe_send(tx, "req_pp", "payment.record", "{}", &err));
+    assert_int_equal(access_session_round_trips(s), 0);
+    access_log_row_t rows[1];
+    int n;
+    bool more;
+    access_page_t page = {.limit = 1};
+    OK(access_logs_list(tx, NULL, &page, rows, &n, &more, &err));
+    assert_int_equal(access_session_round_trips(s), 1);
+    OK(access_outcome_probe_take(tx, &kind, &stored, &err));
+    assert_int_equal(access_session_round_trips(s), 1); /* it came back with the list */
+    assert_int_equal(kind, ACCESS_OUTCOME_NEW);
+    assert_null(stored);
+    OK(access_outcome_store(tx, "req_pp", "payment.record", "{}", "{\"status\":\"ok\"}", &err));
+    OK(access_tx_end(tx, &err));
+    OK(access_session_commit(s, &err));
+
+    /* Nothing in between: _take sends it. The stored row, then another
+     * payload's, then a probe forgotten by a rollback. */
+    OK(access_session_begin_pipelined(c, &s, &err));
+    OK(access_tx_begin(s, &a, &tx, &err));
+    OK(access_outcome_probe_send(tx, "req_pp", "payment.record", "{}", &err));
+    OK(access_outcome_probe_take(tx, &kind, &stored, &err));
+    assert_int_equal(access_session_round_trips(s), 1);
+    assert_int_equal(kind, ACCESS_OUTCOME_STORED);
+    assert_string_equal(stored, "{\"status\":\"ok\"}");
+    free(stored);
+    OK(access_outcome_probe_send(tx, "req_pp", "payment.record", "{\"a\":1}", &err));
+    OK(access_outcome_probe_take(tx, &kind, &stored, &err));
+    assert_int_equal(kind, ACCESS_OUTCOME_MISMATCH);
+    assert_null(stored);
+    OK(access_outcome_probe_send(tx, "req_pp", "payment.record", "{}", &err));
+    OK(access_tx_rollback(tx, &err));
+    assert_int_not_equal(access_outcome_probe_take(tx, &kind, &stored, &err), ACCESS_OK);
+    assert_int_equal(access_session_round_trips(s), 2);
+    OK(access_tx_end(tx, &err));
+    OK(access_session_commit(s, &err));
+    pool_release(f->pool, c);
+}
+
 static void test_rollback_discards_and_undoes(void **state)
 {
     fixture_t *f = *state;
@@ -379,6 +434,7 @@ int main(void)
         cmocka_unit_test(test_a_failed_write_at_tx_end_undoes_only_its_tx),
         cmocka_unit_test(test_a_carried_write_that_fails_fails_the_session),
         cmocka_unit_test(test_a_failed_last_write_never_commits),
+        cmocka_unit_test(test_the_probe_travels_with_the_next_statement),
         cmocka_unit_test(test_rollback_discards_and_undoes),
         cmocka_unit_test(test_a_lost_connection_ends_the_session),
     };

@@ -512,6 +512,65 @@ static void test_replay_and_idempotency(void **state)
     free(pay_id);
 }
 
+/* The probe travels with the handler's first statement, so a replayed or
+ * reused id runs its handler too: what that run did must be undone. A
+ * settings.update replayed after a later update would otherwise put the
+ * old schedule back. */
+#define SET_REQ(id, schedule)                                                                      \
+    "{\"id\":\"" id "\",\"account_id\":\"acct_ru\",\"type\":\"settings.update\","       \
+    "\"payload\":{\"payout_schedule\":\"" schedule "\"}}"
+
+static void test_replay_undoes_its_handler_run(void **state)
+{
+    wstack_t *s = *state;
+    const char *schedule_sql =
+        "SELECT payout_schedule FROM account_payment_settings WHERE account_id = 'acct_ru'";
+    send_request(s->p, -1, "acct_ru", SET_REQ("ru-1", "weekly"));
+    th_producer_flush(s->p);
+    assert_string_equal(msg_str(answer_of(s, "ru-1", "acct_ru", NULL), "status"), "ok");
+    send_request(s->p, -1, "acct_ru", SET_REQ("ru-2", "monthly"));
+    th_producer_flush(s->p);
+    assert_string_equal(msg_str(answer_of(s, "ru-2", "acct_ru", NULL), "status"), "ok");
+
+    /* ru-1 again: its stored answer (weekly), and the schedule stays monthly. */
+    send_request(s->p, -1, "acct_ru", SET_REQ("ru-1", "weekly"));
+    th_producer_flush(s->p);
+    assert_int_equal(collector_wait_count(s->results, "id", "ru-1", "acct_ru", 2, 30000), 2);
+    int replayed = 0;
+    for (int i = 0; i < s->results->n; i++) {
+        const th_msg_t *m = &s->results->msgs[i];
+        if (msg_str(m, "id") && strcmp(msg_str(m, "id"), "ru-1") == 0 &&
+            json_is_true(json_object_get(m->json, "replayed"))) {
+            replayed++;
+            json_t *set = json_object_get(json_object_get(m->json, "result"), "settings");
+            assert_string_equal(json_string_value(json_object_get(set, "payout_schedule")),
+                                "weekly");
+        }
+    }
+    assert_int_equal(replayed, 1);
+    char *now = th_pg_text(s->pg, "postgres", schedule_sql);
+    assert_string_equal(now, "monthly");
+    free(now);
+
+    /* ru-1 with another payload: idempotency_conflict, nothing applied. */
+    send_request(s->p, -1, "acct_ru", SET_REQ("ru-1", "daily"));
+    th_producer_flush(s->p);
+    assert_int_equal(collector_wait_count(s->results, "id", "ru-1", "acct_ru", 3, 30000), 3);
+    int conflicts = 0;
+    for (int i = 0; i < s->results->n; i++) {
+        const th_msg_t *m = &s->results->msgs[i];
+        if (msg_str(m, "id") && strcmp(msg_str(m, "id"), "ru-1") == 0 &&
+            strcmp(msg_str(m, "status"), "error") == 0) {
+            expect_error(m, "idempotency_conflict", NULL);
+            conflicts++;
+        }
+    }
+    assert_int_equal(conflicts, 1);
+    now = th_pg_text(s->pg, "postgres", schedule_sql);
+    assert_string_equal(now, "monthly");
+    free(now);
+}
+
 static void test_health_endpoints(void **state)
 {
     wstack_t *s = *state;
@@ -622,6 +681,7 @@ int main(void)
         cmocka_unit_test(test_internal_after_retries),
         cmocka_unit_test(test_trace_context),
         cmocka_unit_test(test_replay_and_idempotency),
+        cmocka_unit_test(test_replay_undoes_its_handler_run),
         cmocka_unit_test(test_health_endpoints),
         cmocka_unit_test(test_refuses_bad_role_and_settings),
         cmocka_unit_test(test_sigterm_exits_zero),

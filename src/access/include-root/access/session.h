@@ -65,6 +65,10 @@ bool access_session_pooler_fault(const access_session_t *s);
  * number n. */
 unsigned access_session_tx_count(const access_session_t *s);
 
+/* Messages the session sent to the server so far (each a pipeline that
+ * waits for its answer: one round trip). */
+unsigned access_session_round_trips(const access_session_t *s);
+
 /* The number of the ended tenant transaction whose carried writes failed
  * the session, or 0. */
 unsigned access_session_failed_tx(const access_session_t *s);

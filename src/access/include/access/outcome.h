@@ -33,6 +33,20 @@ access_status_t access_outcome_probe(access_tx_t *tx, const char *request_id, co
                                      const char *payload, access_outcome_kind_t *kind,
                                      char **response, access_error_t *err);
 
+/* The same probe in two halves, so that it costs no round trip of its own:
+ * _send queues it to travel with the tx's next statement (a pipelined
+ * session; an eager one reads at once), _take returns what it found
+ * (sending it first if nothing went since). The worker runs the handler in
+ * between and undoes the handler's effects (access_tx_rollback) when the
+ * probe found the id already used. _send fails only when tx cannot take a
+ * statement; the read's own failure, or one of what travelled before it,
+ * comes from _take. */
+access_status_t access_outcome_probe_send(access_tx_t *tx, const char *request_id,
+                                          const char *type, const char *payload,
+                                          access_error_t *err);
+access_status_t access_outcome_probe_take(access_tx_t *tx, access_outcome_kind_t *kind,
+                                          char **response, access_error_t *err);
+
 /* Stores the response text for request_id (insert, or complete a claimed key).
  * A response already stored is never replaced: ACCESS_CONFLICT. In a
  * pipelined session the write is queued and access_tx_end reports this. */
