@@ -74,15 +74,12 @@ static void put_int(text_t *t, int64_t v)
     text_put(t, digits + i, sizeof(digits) - i);
 }
 
-/* s as a JSON string, escaped as dump.c's dump_string does without flags.
- * False (and nothing written) for NULL or invalid UTF-8, which json_string
- * refuses. */
-static bool put_string(text_t *t, const char *s)
+/* s[0..n) as a JSON string, escaped as dump.c's dump_string does without
+ * flags. False (and nothing written) for invalid UTF-8, which json_string
+ * refuses and dump_string fails on. */
+static bool put_stringn(text_t *t, const char *s, size_t n)
 {
-    if (s == NULL)
-        return false;
     size_t start = t->len;
-    size_t n = strlen(s);
     const unsigned char *p = (const unsigned char *)s;
     text_reserve(t, n + 2);
     t->s[t->len++] = '"';
@@ -139,6 +136,12 @@ static bool put_string(text_t *t, const char *s)
     text_put(t, s + run, n - run);
     TEXT_LIT(t, "\"");
     return true;
+}
+
+/* As put_stringn; false for NULL too, which json_string refuses. */
+static bool put_string(text_t *t, const char *s)
+{
+    return s != NULL && put_stringn(t, s, strlen(s));
 }
 
 /* Starts a member: the comma unless it is the object's first, then the key
@@ -202,21 +205,86 @@ static void put_real(text_t *t, double v)
     text_put(t, buf, (size_t)n);
 }
 
+/* Deeper than this, or a cycle, is left to jansson. */
+#define VALUE_MAX_DEPTH 2048
+
+/* v as json_dumps(v, DUMP_FLAGS | JSON_ENCODE_ANY) writes it, without its
+ * loop check, which costs a hash table insert per container. False when
+ * the old deep copy and dump might fail or differ: a string jansson
+ * refuses, a key holding NUL, a cycle. */
+static bool put_value(text_t *t, const json_t *v, int depth)
+{
+    switch (json_typeof(v)) {
+    case JSON_OBJECT: {
+        if (depth >= VALUE_MAX_DEPTH)
+            return false;
+        TEXT_LIT(t, "{");
+        bool first = true;
+        for (void *it = json_object_iter((json_t *)v); it != NULL;
+             it = json_object_iter_next((json_t *)v, it)) {
+            if (!first)
+                TEXT_LIT(t, ",");
+            first = false;
+            /* A key holding NUL: the old deep copy cut it short (strlen). */
+            const char *key = json_object_iter_key(it);
+            size_t key_len = json_object_iter_key_len(it);
+            if (memchr(key, '\0', key_len) != NULL || !put_stringn(t, key, key_len))
+                return false;
+            TEXT_LIT(t, ":");
+            if (!put_value(t, json_object_iter_value(it), depth + 1))
+                return false;
+        }
+        TEXT_LIT(t, "}");
+        return true;
+    }
+    case JSON_ARRAY: {
+        if (depth >= VALUE_MAX_DEPTH)
+            return false;
+        TEXT_LIT(t, "[");
+        size_t n = json_array_size(v);
+        for (size_t i = 0; i < n; i++) {
+            if (i > 0)
+                TEXT_LIT(t, ",");
+            if (!put_value(t, json_array_get(v, i), depth + 1))
+                return false;
+        }
+        TEXT_LIT(t, "]");
+        return true;
+    }
+    case JSON_STRING:
+        return put_stringn(t, json_string_value(v), json_string_length(v));
+    case JSON_INTEGER:
+        put_int(t, json_integer_value(v));
+        return true;
+    case JSON_REAL:
+        put_real(t, json_real_value(v));
+        return true;
+    case JSON_TRUE:
+        TEXT_LIT(t, "true");
+        return true;
+    case JSON_FALSE:
+        TEXT_LIT(t, "false");
+        return true;
+    case JSON_NULL:
+        TEXT_LIT(t, "null");
+        return true;
+    }
+    return false;
+}
+
 char *answer_stored_ok(const json_t *result)
 {
     text_t t = {0};
     text_reserve(&t, 1023);
     TEXT_LIT(&t, "{\"status\":\"ok\",\"result\":");
-    /* Dumped in place: the deep copy bought nothing. JSON_ENCODE_ANY because
-     * the copy was dumped as a member, where any value goes. */
-    if (result != NULL &&
-        json_dump_callback(result, text_sink, &t, DUMP_FLAGS | JSON_ENCODE_ANY) == 0) {
+    /* Written in place: the deep copy bought nothing. */
+    if (result != NULL && put_value(&t, result, 0)) {
         TEXT_LIT(&t, "}");
         return text_finish(&t);
     }
     free(t.s);
-    /* A cycle (the copy fails: no member) or a string jansson refuses (the
-     * whole dump fails): rare, and left to jansson as before. */
+    /* No result, a cycle (the copy fails: no member) or a string jansson
+     * refuses (the whole dump fails): rare, and left to jansson as before. */
     json_t *o = json_object();
     json_object_set_new(o, "status", json_string("ok"));
     json_object_set_new(o, "result", json_deep_copy(result));
