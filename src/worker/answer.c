@@ -74,6 +74,10 @@ static void put_int(text_t *t, int64_t v)
     text_put(t, digits + i, sizeof(digits) - i);
 }
 
+/* dump_string's two-character escapes; 0 where it writes \u00XX. */
+static const char SHORT_ESCAPE[128] = {['"'] = '"',  ['\\'] = '\\', ['\b'] = 'b', ['\f'] = 'f',
+                                       ['\n'] = 'n', ['\r'] = 'r',  ['\t'] = 't'};
+
 /* s[0..n) as a JSON string, escaped as dump.c's dump_string does without
  * flags. False (and nothing written) for invalid UTF-8, which json_string
  * refuses and dump_string fails on. */
@@ -100,31 +104,9 @@ static bool put_stringn(text_t *t, const char *s, size_t n)
             continue;
         }
         text_put(t, s + run, i - run);
-        char seq[7] = {'\\', 0};
+        char seq[6] = {'\\', SHORT_ESCAPE[c], 0};
         size_t len = 2;
-        switch (c) {
-        case '"':
-            seq[1] = '"';
-            break;
-        case '\\':
-            seq[1] = '\\';
-            break;
-        case '\b':
-            seq[1] = 'b';
-            break;
-        case '\f':
-            seq[1] = 'f';
-            break;
-        case '\n':
-            seq[1] = 'n';
-            break;
-        case '\r':
-            seq[1] = 'r';
-            break;
-        case '\t':
-            seq[1] = 't';
-            break;
-        default:
+        if (seq[1] == 0) {
             memcpy(seq + 1, "u00", 3);
             seq[4] = "0123456789ABCDEF"[c >> 4];
             seq[5] = "0123456789ABCDEF"[c & 0xF];
