@@ -524,6 +524,7 @@ void access_deferred_clear(access_session_t *s)
     PQclear(s->deferred.result);
     s->deferred.result = NULL;
     s->deferred.state = ACCESS_DEFERRED_NONE;
+    access_error_clear(&s->deferred.err);
 }
 
 access_status_t access_exec_deferred(access_tx_t *tx, const access_stmt_t *st,
@@ -534,6 +535,10 @@ access_status_t access_exec_deferred(access_tx_t *tx, const access_stmt_t *st,
         return err->status;
     access_session_t *s = tx->session;
     access_deferred_clear(s);
+    if (s->nqueue == ACCESS_MAX_QUEUE) {
+        s->broken = true; /* never by construction: access_exec_write keeps room */
+        return access_fail(err, ACCESS_FAILED, NULL, "%s: the queue is full", st->name);
+    }
     pipe_cmd_t c = statement(tx, st, args, KEEP_RESULT, NULL);
     c.item.args = copy_args(args, st->nargs);
     s->queue[s->nqueue++] = c.item;
