@@ -636,6 +636,36 @@ static bool number_char(uint8_t c)
     return (c >= '0' && c <= '9') || c == '-' || c == '+' || c == '.' || c == 'e' || c == 'E';
 }
 
+static size_t digits(const char *s, size_t i, size_t n)
+{
+    while (i < n && s[i] >= '0' && s[i] <= '9')
+        i++;
+    return i;
+}
+
+/* Whether s[0..n) is one JSON number (RFC 8259 §6):
+ * -?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)? — and not, say, "9-1e999",
+ * a number followed by another that jansson lexes on its own. */
+static bool number_lexeme(const char *s, size_t n)
+{
+    size_t i = s[0] == '-', j;
+    if (i >= n || s[i] < '0' || s[i] > '9')
+        return false;
+    i = s[i] == '0' ? i + 1 : digits(s, i, n);
+    if (i < n && s[i] == '.') {
+        if ((j = digits(s, i + 1, n)) == i + 1)
+            return false;
+        i = j;
+    }
+    if (i < n && (s[i] == 'e' || s[i] == 'E')) {
+        i += i + 1 < n && (s[i + 1] == '+' || s[i + 1] == '-') ? 2 : 1;
+        if ((j = digits(s, i, n)) == i)
+            return false;
+        i = j;
+    }
+    return i == n;
+}
+
 /* An independent lenient reading of a value jansson refuses as it is:
  * jansson itself, allowing duplicates (the last one wins) and reading
  * integers as reals, after every \u0000 escape became \u0001 and with each
@@ -674,7 +704,7 @@ static json_t *permissive_parse(const uint8_t *value, size_t vlen)
         size_t start = end;
         while (start > 0 && number_char((uint8_t)t[start - 1]))
             start--;
-        if (start == end)
+        if (start == end || !number_lexeme(t + start, end - start))
             break;
         t[start] = '0';
         memset(t + start + 1, ' ', end - start - 1);
