@@ -399,19 +399,28 @@ bool access_queue_ctl(access_session_t *s, access_ctl_t ctl, unsigned owner, con
     return true;
 }
 
-void access_queue_drop_writes(access_session_t *s, unsigned owner)
+/* Drops, unsent, the queued writes and deferred read of tx owner (0: every
+ * tx's), or only the deferred read. */
+static void drop_queued(access_session_t *s, unsigned owner, bool deferred_only)
 {
     int k = 0;
     for (int i = 0; i < s->nqueue; i++) {
         access_item_t *it = &s->queue[i];
-        if (it->ctl < 0 && (owner == 0 || it->owner == owner)) {
-            if (it->expect_rows == KEEP_RESULT)
+        bool deferred = it->ctl < 0 && it->expect_rows == KEEP_RESULT;
+        if (it->ctl < 0 && (owner == 0 || it->owner == owner) && (deferred || !deferred_only)) {
+            if (deferred)
                 s->deferred.state = ACCESS_DEFERRED_NONE;
             item_free(it);
-        } else
+        } else {
             s->queue[k++] = *it;
+        }
     }
     s->nqueue = k;
+}
+
+void access_queue_drop_writes(access_session_t *s, unsigned owner)
+{
+    drop_queued(s, owner, false);
 }
 
 bool access_queue_has_writes(const access_session_t *s, unsigned owner)
@@ -512,19 +521,13 @@ access_status_t access_exec_write(access_tx_t *tx, const access_stmt_t *st, cons
 
 void access_deferred_clear(access_session_t *s)
 {
-    int k = 0;
-    for (int i = 0; i < s->nqueue; i++) {
-        access_item_t *it = &s->queue[i];
-        if (it->ctl < 0 && it->expect_rows == KEEP_RESULT)
-            item_free(it);
-        else
-            s->queue[k++] = *it;
-    }
-    s->nqueue = k;
+    /* NONE: nothing queued, no result (every request passes here twice). */
+    if (s->deferred.state == ACCESS_DEFERRED_NONE)
+        return;
+    drop_queued(s, 0, true);
     PQclear(s->deferred.result);
     s->deferred.result = NULL;
     s->deferred.state = ACCESS_DEFERRED_NONE;
-    access_error_clear(&s->deferred.err);
 }
 
 access_status_t access_exec_deferred(access_tx_t *tx, const access_stmt_t *st,
@@ -544,6 +547,7 @@ access_status_t access_exec_deferred(access_tx_t *tx, const access_stmt_t *st,
     s->queue[s->nqueue++] = c.item;
     s->deferred.state = ACCESS_DEFERRED_QUEUED;
     s->deferred.owner = s->ntx;
+    access_error_clear(&s->deferred.err);
     /* Eager sessions read at once; a full queue goes out now as well. The
      * outcome lands in the session either way. */
     if (!s->pipelined || s->nqueue + 4 >= ACCESS_MAX_QUEUE) {
